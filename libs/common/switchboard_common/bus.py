@@ -1,0 +1,76 @@
+"""NATS and FastStream wiring shared by the services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from faststream.nats import NatsBroker, PubAck
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from pydantic import BaseModel
+
+from switchboard_common.streams import ALL_STREAMS, ConsumerSpec, ensure_consumer, ensure_streams
+
+log = logging.getLogger(__name__)
+
+MSG_ID = "Nats-Msg-Id"
+
+
+def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0) -> NatsBroker:
+    """A broker that reconnects forever once connected and drains on close, so SIGTERM
+    finishes in-flight handlers (up to `graceful_timeout_s`) before the process exits."""
+    return NatsBroker(
+        nats_url,
+        name=name,
+        graceful_timeout=graceful_timeout_s,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=2,
+        log_level=logging.DEBUG,
+    )
+
+
+async def connect_with_backoff(broker: NatsBroker, timeout_s: float) -> NatsClient:
+    """Start-up waits for NATS instead of crashing, so services may start in any order."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return await broker.connect()
+        except Exception as exc:  # nats raises several unrelated types for "not there yet"
+            if time.monotonic() + delay > deadline:
+                raise ConnectionError(f"NATS not reachable: {exc}") from exc
+            log.info("waiting for NATS (%s)", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, ...] = ()
+                            ) -> JetStreamContext:
+    """Idempotently create all streams and this service's consumers."""
+    js = broker.connection.jetstream()
+    await ensure_streams(js, ALL_STREAMS)
+    for spec in consumers:
+        await ensure_consumer(js, spec)
+    return js
+
+
+async def publish_command(broker: NatsBroker, message: BaseModel, subject: str, *,
+                          msg_id: str, stream: str, timeout: float = 5.0) -> PubAck:
+    """Publish to JetStream and wait for the store's ack. `msg_id` makes a re-publish within
+    the stream's duplicate window a no-op (the ack then says `duplicate=True`)."""
+    ack: Any = await broker.publish(
+        message.model_dump_json().encode(), subject, headers={MSG_ID: msg_id},
+        stream=stream, timeout=timeout,
+    )
+    assert isinstance(ack, PubAck)
+    return ack
+
+
+async def publish_fast(nc: NatsClient, subject: str, message: BaseModel) -> None:
+    """Core NATS, fire-and-forget: the token path. No ack, no retry; loss is covered by
+    the turn's retry/resume protocol, not by this call."""
+    await nc.publish(subject, message.model_dump_json().encode())

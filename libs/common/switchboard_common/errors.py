@@ -1,0 +1,41 @@
+"""Typed error codes shared by the bus and the WebSocket protocol."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    # client input (gateway)
+    INVALID_JSON = "invalid_json"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_MESSAGE = "invalid_message"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    UNKNOWN_TURN = "unknown_turn"
+    # turn processing
+    TURN_TIMEOUT = "turn_timeout"
+    INTERNAL = "internal_error"
+    UNAVAILABLE = "service_unavailable"
+    # model provider (llm_stream)
+    PROVIDER_RATE_LIMITED = "provider_rate_limited"
+    PROVIDER_OVERLOADED = "provider_overloaded"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    PROVIDER_TIMEOUT = "provider_timeout"
+    PROVIDER_BAD_REQUEST = "provider_bad_request"
+    PROVIDER_AUTH = "provider_auth"
+    PROVIDER_ERROR = "provider_error"
+
+
+class SwitchboardError(Exception):
+    """Base of typed domain errors; `code` goes on the wire, the message is for people."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None,
+                 retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        if retryable is not None:
+            self.retryable = retryable

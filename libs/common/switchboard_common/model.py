@@ -1,0 +1,90 @@
+"""Model subjects: asking a provider for one streamed completion, and its result.
+
+| subject                   | kind               | producer -> consumer   |
+|---------------------------|--------------------|------------------------|
+| model.requested.<org>     | command, JetStream | context -> llm_stream  |
+| model.completed.<org>     | event, JetStream   | llm_stream -> context  |
+
+Token deltas for the request go to `turns.events.<org>.<turn>` (see `turns`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from switchboard_common.envelope import Envelope, Id
+from switchboard_common.errors import ErrorCode
+from switchboard_common.turns import Usage
+
+MODEL_REQUESTED = "model.requested.{org}"
+MODEL_COMPLETED = "model.completed.{org}"
+
+
+def model_requested_subject(org: str) -> str:
+    return f"model.requested.{org}"
+
+
+def model_completed_subject(org: str) -> str:
+    return f"model.completed.{org}"
+
+
+def model_msg_id(turn_id: str, iteration: int) -> str:
+    """One model call per (turn, iteration): a re-published request is dropped by JetStream."""
+    return f"model:{turn_id}:{iteration}"
+
+
+def result_msg_id(turn_id: str, iteration: int) -> str:
+    return f"model-result:{turn_id}:{iteration}"
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class ModelRequest(Envelope):
+    """Command: stream one completion for a turn. Owned by llm_stream."""
+
+    turn_id: Id
+    user_id: Id
+    client_id: Id
+    conversation_id: Id
+    iteration: int = 0
+    system: str
+    messages: list[ChatMessage]
+    model: str | None = None
+    """Preferred model; None lets the provider pick its configured default."""
+    max_tokens: int = 512
+    deadline_at: datetime
+
+
+class ProviderFailure(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: ErrorCode
+    message: str
+    retryable: bool
+    status: int | None = None
+
+
+class ModelResult(Envelope):
+    """Event: the completion finished (or failed for good)."""
+
+    turn_id: Id
+    user_id: Id
+    client_id: Id
+    conversation_id: Id
+    iteration: int = 0
+    provider: str
+    model: str
+    text: str = ""
+    stop_reason: str | None = None
+    usage: Usage = Usage()
+    last_seq: int = 0
+    attempts: int = 1
+    error: ProviderFailure | None = None

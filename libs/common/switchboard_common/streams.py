@@ -1,0 +1,137 @@
+"""JetStream streams and consumers, declared once here and created idempotently at start-up.
+
+Commands use work-queue retention (a message leaves the stream when its one owner acks it);
+events use limits retention with an age bound so a consumer that starts later still sees them.
+Every consumer acks explicitly, has a bounded `max_deliver`, and messages that exhaust their
+deliveries (or are rejected) are copied to `dlq.<stream>.<consumer>` by `dead_letter`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError
+
+log = logging.getLogger(__name__)
+
+DAY = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    retention: RetentionPolicy
+    storage: StorageType
+    max_age_s: float
+    duplicate_window_s: float = 120.0
+    max_msgs_per_subject: int = -1
+    description: str = ""
+
+    def config(self) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            description=self.description,
+            subjects=list(self.subjects),
+            retention=self.retention,
+            storage=self.storage,
+            max_age=self.max_age_s,
+            duplicate_window=self.duplicate_window_s,
+            max_msgs_per_subject=self.max_msgs_per_subject,
+            discard=DiscardPolicy.OLD,
+        )
+
+
+TURNS = StreamSpec(
+    "SB_TURNS", ("turns.requested.>",), RetentionPolicy.WORK_QUEUE, StorageType.FILE, DAY,
+    description="turn commands (gateway -> context), deduplicated by the client's idempotency key",
+)
+MODEL = StreamSpec(
+    "SB_MODEL", ("model.requested.>",), RetentionPolicy.WORK_QUEUE, StorageType.FILE, DAY,
+    description="model calls (context -> llm_stream)",
+)
+RESULTS = StreamSpec(
+    "SB_RESULTS", ("model.completed.>",), RetentionPolicy.WORK_QUEUE, StorageType.FILE, DAY,
+    description="model results (llm_stream -> context)",
+)
+HISTORY = StreamSpec(
+    "SB_HISTORY", ("turns.completed.>",), RetentionPolicy.LIMITS, StorageType.FILE, 7 * DAY,
+    description="finished turns, for indexing and audit",
+)
+ACTIONS = StreamSpec(
+    "SB_ACTIONS", ("actions.proposed.>", "actions.results.>"), RetentionPolicy.LIMITS,
+    StorageType.FILE, 7 * DAY, description="proposed actions and their results",
+)
+INGEST = StreamSpec(
+    "SB_INGEST", ("events.ingest.>",), RetentionPolicy.LIMITS, StorageType.FILE, 7 * DAY,
+    duplicate_window_s=600.0, description="external events to index as per-client memory",
+)
+TURN_EVENTS = StreamSpec(
+    "SB_TURN_EVENTS", ("turns.events.>",), RetentionPolicy.LIMITS, StorageType.MEMORY, 900.0,
+    duplicate_window_s=0.0, max_msgs_per_subject=20_000,
+    description="client stream events kept 15 minutes so a reconnecting client can resume",
+)
+DLQ = StreamSpec(
+    "SB_DLQ", ("dlq.>",), RetentionPolicy.LIMITS, StorageType.FILE, 14 * DAY,
+    description="messages that exhausted their deliveries or were rejected",
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (TURNS, MODEL, RESULTS, HISTORY, ACTIONS, INGEST,
+                                       TURN_EVENTS, DLQ)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer: every replica of the owning service fetches from it, so they
+    share the work, and a message unacked after `ack_wait_s` goes to another replica."""
+
+    stream: StreamSpec
+    name: str
+    filter_subject: str
+    ack_wait_s: float = 30.0
+    max_deliver: int = 5
+    max_ack_pending: int = 1000
+    backoff_s: tuple[float, ...] = field(default=())
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.name,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
+            filter_subject=self.filter_subject,
+            backoff=list(self.backoff_s) or None,
+        )
+
+
+async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
+    """Create or update every stream. Safe to run from every replica of every service."""
+    for spec in specs:
+        try:
+            await js.add_stream(spec.config())
+        except BadRequestError:
+            # Exists with another config (e.g. an older deploy): bring it up to date.
+            await js.update_stream(spec.config())
+    log.debug("streams ready: %s", ", ".join(s.name for s in specs))
+
+
+async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    """Create the durable consumer, or update its editable settings (ack wait, max deliver...)."""
+    try:
+        await js.add_consumer(spec.stream.name, spec.config())
+    except BadRequestError:
+        await js.delete_consumer(spec.stream.name, spec.name)
+        await js.add_consumer(spec.stream.name, spec.config())

@@ -1,0 +1,143 @@
+"""Turn subjects: the turn command, the finished-turn event and the per-turn client stream.
+
+| subject                              | kind                 | producer -> consumer             |
+|--------------------------------------|----------------------|----------------------------------|
+| turns.requested.<org>                | command, JetStream   | gateway -> context               |
+| turns.completed.<org>                | event, JetStream     | context -> memory_indexer, ...   |
+| turns.events.<org>.<turn>            | core NATS, also kept | llm_stream, context -> gateway   |
+
+`turns.events.*` payloads are exactly the server->client WebSocket frames, so the gateway
+forwards them without re-encoding. They are published on core NATS (fire-and-forget) and
+captured by the memory-backed SB_TURN_EVENTS stream (bounded, expiring) so a client that
+reconnects can resume after its last `seq`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from switchboard_common.envelope import SCHEMA_VERSION, Envelope, Id
+from switchboard_common.errors import ErrorCode
+
+TURN_REQUESTED = "turns.requested.{org}"
+TURN_COMPLETED = "turns.completed.{org}"
+TURN_EVENTS = "turns.events.{org}.{turn}"
+
+DEFAULT_CONVERSATION = "main"
+
+
+def turn_requested_subject(org: str) -> str:
+    return f"turns.requested.{org}"
+
+
+def turn_completed_subject(org: str) -> str:
+    return f"turns.completed.{org}"
+
+
+def turn_events_subject(org: str, turn: str) -> str:
+    return f"turns.events.{org}.{turn}"
+
+
+def turn_msg_id(org: str, user: str, idempotency_key: str) -> str:
+    """Nats-Msg-Id of a turn request: the same client key gives the same JetStream id."""
+    return f"turn:{org}:{user}:{idempotency_key}"
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+class TurnRequest(Envelope):
+    """Command: process one user message. Owned by the context service."""
+
+    turn_id: Id
+    user_id: Id
+    client_id: Id
+    conversation_id: Id = DEFAULT_CONVERSATION
+    text: str
+    idempotency_key: str
+    deadline_at: datetime
+
+
+class TurnCompleted(Envelope):
+    """Event: a turn finished and was appended to the conversation."""
+
+    turn_id: Id
+    user_id: Id
+    client_id: Id
+    conversation_id: Id
+    user_text: str
+    assistant_text: str
+    model: str
+    usage: Usage
+
+
+# ---- per-turn client stream (also the WebSocket server->client frames) ----
+
+
+class _StreamEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: int = SCHEMA_VERSION
+    org_id: str
+    turn_id: str
+
+
+class TurnStarted(_StreamEvent):
+    type: Literal["turn_started"] = "turn_started"
+    client_id: str
+    conversation_id: str
+    idempotency_key: str
+    duplicate: bool = False
+
+
+class Delta(_StreamEvent):
+    """One piece of streamed text. `seq` grows by one per event within a turn, across
+    attempts, so a reconnecting client resumes with `last_seq` and never sees a gap."""
+
+    type: Literal["delta"] = "delta"
+    seq: int
+    text: str
+
+
+class TurnRetry(_StreamEvent):
+    """The turn is being generated again (crash or transient provider failure):
+    the client must discard the partial text it has shown for this turn."""
+
+    type: Literal["turn_retry"] = "turn_retry"
+    seq: int
+    attempt: int
+    reason: str
+
+
+class TurnDone(_StreamEvent):
+    type: Literal["turn_completed"] = "turn_completed"
+    seq: int
+    model: str
+    provider: str
+    stop_reason: str | None
+    usage: Usage
+    text: str
+
+
+class TurnError(_StreamEvent):
+    type: Literal["error"] = "error"
+    seq: int = 0
+    code: ErrorCode
+    message: str
+    retryable: bool = False
+
+
+StreamEvent = Annotated[
+    TurnStarted | Delta | TurnRetry | TurnDone | TurnError, Field(discriminator="type")
+]
+STREAM_EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
+TERMINAL_TYPES = frozenset({"turn_completed", "error"})

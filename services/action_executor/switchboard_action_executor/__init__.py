@@ -1,0 +1,2 @@
+"""action_executor: decides and executes proposed actions (tool registry, autonomy policy,
+approvals, audit). In the spine it consumes proposals and logs them."""

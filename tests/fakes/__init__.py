@@ -1,0 +1,1 @@
+"""Local servers that stand in for paid services, speaking their real protocols."""

@@ -1,28 +1,45 @@
-"""Real NATS and Valkey for the test session: started from the installed binaries on free
-ports, or taken from NATS_URL / VALKEY_URL when set (e.g. by CI or a developer's own servers).
-Tests isolate themselves with unique org ids rather than separate servers."""
+"""Real NATS and Valkey for the tests, started from the installed binaries on free ports, or
+taken from NATS_URL / VALKEY_URL when set.
+
+NATS is per test: work-queue streams allow one consumer per subject, so a test that plays
+a service's part must not meet the consumers another test left behind. A fresh nats-server
+starts in well under a second. With NATS_URL set, the SB_* streams on that server are deleted
+before each test instead (so never point NATS_URL at a server whose data you want).
+Valkey is shared by the session; tests isolate their keys with a unique org id."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 import redis.asyncio as redis
 
 from switchboard_cli.embedded import start_nats, start_valkey
 
 
-@pytest.fixture(scope="session")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
     if url := os.environ.get("NATS_URL"):
+        asyncio.run(_delete_switchboard_streams(url))
         yield url
         return
-    server = start_nats(tmp_path_factory.mktemp("nats"))
+    server = start_nats(tmp_path / "nats-data")
     yield server.url
     server.stop()
+
+
+async def _delete_switchboard_streams(url: str) -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    for name in await js.streams_info():
+        if name.config.name and name.config.name.startswith("SB_"):
+            await js.delete_stream(name.config.name)
+    await nc.close()
 
 
 @pytest.fixture(scope="session")

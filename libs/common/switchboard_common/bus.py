@@ -7,16 +7,38 @@ import logging
 import time
 from typing import Any
 
+from faststream import ExceptionMiddleware
 from faststream.nats import NatsBroker, PubAck
+from faststream.nats.annotations import NatsBroker as BrokerAnnotation
+from faststream.nats.annotations import NatsMessage
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from switchboard_common.dead_letter import dead_letter
 from switchboard_common.streams import ALL_STREAMS, ConsumerSpec, ensure_consumer, ensure_streams
 
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
+
+
+reject_invalid = ExceptionMiddleware()
+
+
+@reject_invalid.add_handler(ValidationError)
+async def _reject_malformed(exc: ValidationError, message: NatsMessage,
+                            broker: BrokerAnnotation) -> None:
+    """A message that does not match its contract will never succeed: copy it to the
+    dead-letter stream and terminate it at once instead of redelivering it max_deliver times.
+    (Copied here, not from the advisory: a work queue drops a terminated message at once.)"""
+    raw = message.raw_message
+    meta = raw.metadata
+    log.warning("malformed message on %s rejected: %d validation error(s)",
+                raw.subject, exc.error_count())
+    await dead_letter(broker.connection, meta.stream, meta.consumer, meta.sequence.stream,
+                      raw.subject, raw.data, raw.headers, reason="INVALID_MESSAGE")
+    await message.reject()
 
 
 def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0) -> NatsBroker:
@@ -27,9 +49,10 @@ def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0) -> N
         name=name,
         graceful_timeout=graceful_timeout_s,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
         connect_timeout=2,
         log_level=logging.DEBUG,
+        middlewares=[reject_invalid],
     )
 
 

@@ -1,10 +1,12 @@
 """Dead-letter path: JetStream drops a message from a consumer when it exhausts
-`max_deliver` (or a handler terminates it) and announces that with an advisory. This copies the
-original message to `dlq.<stream>.<consumer>` (stream SB_DLQ) with the reason in headers, so
-nothing is silently lost and one poison message never blocks the ones behind it."""
+`max_deliver` and announces that with an advisory; this copies the original message to
+`dlq.<stream>.<consumer>` (stream SB_DLQ) with the reason in headers. Malformed messages are
+copied by `bus.reject_invalid` before they are terminated. So nothing is silently lost and one
+poison message never blocks the ones behind it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
@@ -18,50 +20,48 @@ from switchboard_common.streams import ConsumerSpec
 
 log = logging.getLogger(__name__)
 
-_ADVISORIES = {
-    "MAX_DELIVERIES": "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}",
-    "MSG_TERMINATED": "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{stream}.{consumer}",
-}
+_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
 
 
-def dlq_subject(spec: ConsumerSpec) -> str:
-    return f"dlq.{spec.stream.name}.{spec.name}"
+def dlq_subject(stream: str, consumer: str) -> str:
+    return f"dlq.{stream}.{consumer}"
+
+
+async def dead_letter(nc: NatsClient, stream: str, consumer: str, seq: int, subject: str,
+                      data: bytes, headers: dict[str, str] | None, reason: str) -> None:
+    """Copy one message to the DLQ with where it came from and why. Idempotent per (stream,
+    seq) through Nats-Msg-Id, so two replicas reacting to one advisory store it once."""
+    out = dict(headers or {})
+    out.update({
+        "Sb-Dlq-Reason": reason, "Sb-Dlq-Stream": stream, "Sb-Dlq-Consumer": consumer,
+        "Sb-Dlq-Seq": str(seq), "Sb-Dlq-Subject": subject,
+        "Nats-Msg-Id": f"dlq:{stream}:{seq}",
+    })
+    await nc.jetstream().publish(dlq_subject(stream, consumer), data, headers=out)
+    log.warning("message %s/%s seq %d dead-lettered (%s)", stream, consumer, seq, reason)
 
 
 async def watch_dead_letters(nc: NatsClient, specs: tuple[ConsumerSpec, ...]
                              ) -> list[Subscription]:
-    """Subscribe (as a queue group, so one replica handles each advisory) for our consumers."""
+    """Copy messages that exhausted max_deliver to the DLQ (one replica per advisory)."""
     js = nc.jetstream()
     subs: list[Subscription] = []
     for spec in specs:
-        for reason, pattern in _ADVISORIES.items():
-            async def on_advisory(msg: Msg, spec: ConsumerSpec = spec, reason: str = reason
-                                  ) -> None:
-                data = json.loads(msg.data)
-                seq = int(data["stream_seq"])
-                try:
-                    original = await js.get_msg(spec.stream.name, seq)
-                except NotFoundError:
-                    log.warning("dead letter %s seq %d already gone", spec.name, seq)
-                    return
-                headers = dict(original.headers or {})
-                headers.update({
-                    "Sb-Dlq-Reason": reason,
-                    "Sb-Dlq-Stream": spec.stream.name,
-                    "Sb-Dlq-Seq": str(seq),
-                    "Sb-Dlq-Subject": original.subject or "",
-                    "Nats-Msg-Id": f"dlq:{spec.stream.name}:{seq}",
-                })
-                await js.publish(dlq_subject(spec), original.data or b"", headers=headers)
-                if spec.stream.retention is RetentionPolicy.WORK_QUEUE:
-                    # A work queue keeps an unacked message until max_age; it now lives in
-                    # the DLQ. (Limits streams keep it: other consumers may still want it.)
-                    try:
-                        await js.delete_msg(spec.stream.name, seq)
-                    except NotFoundError:
-                        pass
-                log.warning("message %s seq %d dead-lettered (%s)", spec.name, seq, reason)
+        async def on_advisory(msg: Msg, spec: ConsumerSpec = spec) -> None:
+            seq = int(json.loads(msg.data)["stream_seq"])
+            try:
+                original = await js.get_msg(spec.stream.name, seq)
+            except NotFoundError:
+                log.warning("dead letter %s seq %d already gone", spec.name, seq)
+                return
+            await dead_letter(nc, spec.stream.name, spec.name, seq, original.subject or "",
+                              original.data or b"", original.headers, reason="MAX_DELIVERIES")
+            if spec.stream.retention is RetentionPolicy.WORK_QUEUE:
+                # A work queue keeps an unacked message until max_age; it now lives in the
+                # DLQ. (Limits streams keep it: other consumers may still want it.)
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_msg(spec.stream.name, seq)
 
-            subject = pattern.format(stream=spec.stream.name, consumer=spec.name)
-            subs.append(await nc.subscribe(subject, queue=f"dlq-{spec.name}", cb=on_advisory))
+        subject = _MAX_DELIVERIES.format(stream=spec.stream.name, consumer=spec.name)
+        subs.append(await nc.subscribe(subject, queue=f"dlq-{spec.name}", cb=on_advisory))
     return subs

@@ -1,0 +1,42 @@
+"""switchboard up | chat | asyncapi"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run NATS, Valkey and the five services on loopback")
+    up.add_argument("--data-dir", type=Path, default=None,
+                    help="JetStream store, Valkey data and logs (default .switchboard/data, "
+                         "or $SWITCHBOARD_DATA_DIR)")
+    up.add_argument("--port", type=int, default=None, help="gateway port (default 8080)")
+    up.add_argument("--no-restart", action="store_true",
+                    help="do not restart a service that exits")
+
+    chat = sub.add_parser("chat", help="chat with the assistant in the terminal")
+    chat.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    chat.add_argument("--client", default="demo-client", help="the client (executive) id")
+    chat.add_argument("--org", default="dev")
+    chat.add_argument("--user", default="dev")
+
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        from switchboard_cli.up import default_data_dir, run_up
+
+        return run_up(args.data_dir or default_data_dir(), args.port,
+                      restart_crashed=not args.no_restart)
+    if args.command == "chat":
+        from switchboard_cli.chat import run_chat_cli
+
+        return int(run_chat_cli(args.url, client_id=args.client, org=args.org, user=args.user))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

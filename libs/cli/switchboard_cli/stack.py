@@ -1,0 +1,136 @@
+"""The whole system as local processes: NATS, Valkey and the five services, each its own OS
+process, all on loopback, all data under one directory. Used by `switchboard up` and by the
+integration tests (which kill and restart single services)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from switchboard_cli.embedded import ServerProcess, free_port, start_nats, start_valkey
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("memory_indexer", "action_executor", "llm_stream", "context", "gateway")
+"""Start order: consumers first, the edge last, so the gateway is ready when it is reachable."""
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # If the supervisor is killed (even with SIGKILL) its children get SIGTERM: no orphans.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    env: dict[str, str]
+    gateway_url: str
+    nats: ServerProcess | None = None
+    valkey: ServerProcess | None = None
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    log_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_dir = self.data_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start_service(self, name: str) -> subprocess.Popen[bytes]:
+        out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"switchboard_{name}"], env=self.env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        out.close()
+        self.procs[name] = proc
+        return proc
+
+    def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        proc.send_signal(sig)
+        proc.wait(30)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Until the gateway reports NATS and Valkey reachable and every service is alive."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see "
+                                       f"{self.log_dir / (name + '.log')}")
+            try:
+                with urllib.request.urlopen(self.gateway_url + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"gateway not ready within {timeout_s}s")
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """Services first (SIGTERM: they drain NATS and finish in-flight work), then Valkey
+        (writes its dump) and NATS."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + grace_s
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0fs, killing it", name, grace_s)
+                proc.kill()
+                proc.wait()
+        for server in (self.valkey, self.nats):
+            if server is not None:
+                server.stop()
+
+
+def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: str | None = None,
+                valkey_url: str | None = None, env: dict[str, str] | None = None,
+                services: tuple[str, ...] = SERVICES, persist: bool = True) -> Stack:
+    """Start servers (unless URLs are given) and the services; does not wait for readiness."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    nats = valkey = None
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if nats_url is None:
+        nats = start_nats(data_dir, 4222 if port_free(4222) else None, log_dir / "nats.log")
+        nats_url = nats.url
+    if valkey_url is None:
+        valkey = start_valkey(data_dir, 6379 if port_free(6379) else None,
+                              log_dir / "valkey.log", persist=persist)
+        valkey_url = valkey.url
+    gateway_port = gateway_port or (8080 if port_free(8080) else free_port())
+    child_env = {**os.environ, "NATS_URL": nats_url, "VALKEY_URL": valkey_url,
+                 "GATEWAY_PORT": str(gateway_port), "PYTHONUNBUFFERED": "1", **(env or {})}
+    stack = Stack(data_dir, child_env, f"http://127.0.0.1:{gateway_port}", nats, valkey)
+    try:
+        for name in services:
+            stack.start_service(name)
+    except Exception:
+        stack.stop()
+        raise
+    return stack

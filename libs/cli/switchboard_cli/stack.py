@@ -110,20 +110,23 @@ class Stack:
 
 def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: str | None = None,
                 valkey_url: str | None = None, env: dict[str, str] | None = None,
-                services: tuple[str, ...] = SERVICES, persist: bool = True) -> Stack:
-    """Start servers (unless URLs are given) and the services; does not wait for readiness."""
+                services: tuple[str, ...] = SERVICES, persist: bool = True,
+                well_known_ports: bool = True) -> Stack:
+    """Start servers (unless URLs are given) and the services; does not wait for readiness.
+    `well_known_ports` tries 4222/6379/8080 first (a laptop); tests pass False."""
     data_dir.mkdir(parents=True, exist_ok=True)
     nats = valkey = None
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     if nats_url is None:
-        nats = start_nats(data_dir, 4222 if port_free(4222) else None, log_dir / "nats.log")
+        port = 4222 if well_known_ports and port_free(4222) else None
+        nats = start_nats(data_dir, port, log_dir / "nats.log")
         nats_url = nats.url
     if valkey_url is None:
-        valkey = start_valkey(data_dir, 6379 if port_free(6379) else None,
-                              log_dir / "valkey.log", persist=persist)
+        port = 6379 if well_known_ports and port_free(6379) else None
+        valkey = start_valkey(data_dir, port, log_dir / "valkey.log", persist=persist)
         valkey_url = valkey.url
-    gateway_port = gateway_port or (8080 if port_free(8080) else free_port())
+    gateway_port = gateway_port or (8080 if well_known_ports and port_free(8080) else free_port())
     child_env = {**os.environ, "NATS_URL": nats_url, "VALKEY_URL": valkey_url,
                  "GATEWAY_PORT": str(gateway_port), "PYTHONUNBUFFERED": "1", **(env or {})}
     stack = Stack(data_dir, child_env, f"http://127.0.0.1:{gateway_port}", nats, valkey)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import ExceptionMiddleware
@@ -41,7 +42,8 @@ async def _reject_malformed(exc: ValidationError, message: NatsMessage,
     await message.reject()
 
 
-def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0) -> NatsBroker:
+def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,
+                reconnected_cb: Callable[[], Awaitable[None]] | None = None) -> NatsBroker:
     """A broker that reconnects forever once connected and drains on close, so SIGTERM
     finishes in-flight handlers (up to `graceful_timeout_s`) before the process exits."""
     return NatsBroker(
@@ -53,6 +55,7 @@ def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0) -> N
         connect_timeout=2,
         log_level=logging.DEBUG,
         middlewares=[reject_invalid],
+        reconnected_cb=reconnected_cb,
     )
 
 

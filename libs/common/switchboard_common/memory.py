@@ -1,9 +1,23 @@
-"""Memory subjects: external events to index and searches over what is indexed.
+"""Memory subjects: external events to index, searches over what is indexed, and forgetting.
 
-| subject                          | kind               | producer -> consumer               |
-|----------------------------------|--------------------|------------------------------------|
-| events.ingest.<org>.<client>     | event, JetStream   | other systems, gateway -> memory_indexer |
-| memory.search.<org>              | request/reply      | context -> memory_indexer          |
+| subject                      | kind                 | producer -> consumer                     |
+|------------------------------|----------------------|------------------------------------------|
+| events.ingest.<org>.<client> | event, JetStream     | other systems, gateway -> memory_indexer |
+| turns.completed.<org>        | event, JetStream     | context -> memory_indexer (turns.py)     |
+| memory.search.<org>          | request/reply, core  | context -> memory_indexer                |
+| memory.forget.<org>          | request/reply, core  | gateway/admin -> memory_indexer          |
+| memory.forgotten.<org>       | event, core NATS     | memory_indexer -> context                |
+| dlq.SB_INGEST.memory-ingest  | JetStream (SB_DLQ)   | bad or undeliverable ingest events       |
+| dlq.SB_HISTORY.memory-turns  | JetStream (SB_DLQ)   | bad or undeliverable finished turns      |
+
+Dead letters keep the original bytes and headers; `Sb-Dlq-Reason` says why (`invalid_event`:
+the body failed validation, `MAX_DELIVERIES`: indexing kept failing) and `Sb-Dlq-Error` carries
+the validation error's field paths and types (never the content). A malformed event is
+dead-lettered on its first delivery and acked, so it never delays the events behind it.
+
+Search and forget are request/reply because the caller waits for the answer; a timeout is the
+caller's to retry (both are idempotent). Forgetting deletes indexed vectors and text; the
+conversation transcript belongs to the context service, which listens on `memory.forgotten.*`.
 """
 
 from __future__ import annotations
@@ -11,33 +25,161 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from switchboard_common.envelope import Envelope, Id, utcnow
 
 INGEST = "events.ingest.{org}.{client}"
 SEARCH = "memory.search.{org}"
+FORGET = "memory.forget.{org}"
+FORGOTTEN = "memory.forgotten.{org}"
+DLQ_INGEST = "dlq.SB_INGEST.memory-ingest"
+DLQ_TURNS = "dlq.SB_HISTORY.memory-turns"
 
 SourceType = Literal["document", "email", "calendar", "note", "crm", "turn"]
+SearchMode = Literal["hybrid", "dense", "text"]
+Visibility = Literal["client", "private"]
+
+MAX_QUERY_CHARS = 2000
+MAX_K = 50
 
 
 def ingest_subject(org: str, client: str) -> str:
     return f"events.ingest.{org}.{client}"
 
 
+def ingest_msg_id(org: str, client: str, event_id: str) -> str:
+    """Nats-Msg-Id for an ingest event: a producer that re-sends one event is deduplicated by
+    the stream (and a duplicate that gets through is still a no-op for the indexer)."""
+    return f"ingest:{org}:{client}:{event_id}"
+
+
 def search_subject(org: str) -> str:
     return f"memory.search.{org}"
 
 
+def forget_subject(org: str) -> str:
+    return f"memory.forget.{org}"
+
+
+def forgotten_subject(org: str) -> str:
+    return f"memory.forgotten.{org}"
+
+
 class IngestEvent(Envelope):
     """An external event that becomes per-client memory. `event_id` is the producer's own id:
-    indexing the same id twice is a no-op."""
+    indexing the same id twice is a no-op (the same id with new text replaces the old text).
+
+    `visibility="private"` makes the item visible only to `user_id` (e.g. a VA's own note);
+    the default `client` makes it visible to every user of the org working for that client."""
 
     event_id: Id
     client_id: Id
     user_id: Id | None = None
+    visibility: Visibility = "client"
     source: SourceType
     title: str = ""
     text: str = Field(min_length=1)
     occurred_at: datetime = Field(default_factory=utcnow)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _private_needs_user(self) -> IngestEvent:
+        if self.visibility == "private" and self.user_id is None:
+            raise ValueError("a private event needs user_id")
+        return self
+
+
+class SearchRequest(Envelope):
+    """Find what one client's memory holds about `query`. `org_id` must equal the subject's org.
+
+    `user_id` adds that user's private items to the client's shared ones. `recency_half_life_days`
+    (optional) boosts newer items: each fused score is multiplied by `1 + 2^(-age/half_life)`,
+    so an item from today counts up to twice an equally relevant very old one."""
+
+    client_id: Id
+    user_id: Id | None = None
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    k: int = Field(8, ge=1, le=MAX_K)
+    mode: SearchMode = "hybrid"
+    sources: list[SourceType] | None = None
+    since: datetime | None = None
+    recency_half_life_days: float | None = Field(None, gt=0)
+
+
+class SearchHit(BaseModel):
+    """One retrieved chunk, with what an answer needs to cite it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """The chunk's document id (stable across re-indexing)."""
+    item_id: str
+    """The event id or turn id the chunk came from."""
+    source: SourceType
+    title: str = ""
+    text: str
+    occurred_at: datetime
+    conversation_id: str | None = None
+    chunk: int = 0
+    score: float
+    dense_rank: int | None = None
+    text_rank: int | None = None
+
+
+class SearchResponse(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    hits: list[SearchHit] = Field(default_factory=list)
+    model: str = ""
+    took_ms: float = 0.0
+    error: str | None = None
+    """Set (with no hits) when the request was refused: `invalid_request`, `org_mismatch`,
+    `internal_error`."""
+
+
+ForgetScope = Literal["client", "item", "source", "conversation"]
+
+
+class ForgetRequest(Envelope):
+    """Command: delete memory. `client`: everything of that client; `item`: one event or turn
+    (`item_id`); `source`: every item of one source type (`source`); `conversation`: every turn of
+    one conversation (`conversation_id`). Idempotent: forgetting twice deletes nothing more."""
+
+    client_id: Id
+    scope: ForgetScope
+    item_id: Id | None = None
+    source: SourceType | None = None
+    conversation_id: Id | None = None
+    requested_by: Id | None = None
+
+    @model_validator(mode="after")
+    def _scope_needs_target(self) -> ForgetRequest:
+        needed = {"item": self.item_id, "source": self.source,
+                  "conversation": self.conversation_id}
+        if self.scope in needed and needed[self.scope] is None:
+            raise ValueError(f"scope {self.scope!r} needs its target field")
+        return self
+
+
+class ForgetResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    deleted_chunks: int = 0
+    ingest_purged: bool = False
+    """scope `client`: the client's raw events were also purged from SB_INGEST."""
+    error: str | None = None
+
+
+class MemoryForgotten(Envelope):
+    """Event after a forget: the context service deletes the matching conversation data
+    (`scope` client -> every conversation of the client; conversation -> that one)."""
+
+    client_id: Id
+    scope: ForgetScope
+    item_id: Id | None = None
+    source: SourceType | None = None
+    conversation_id: Id | None = None
+    forgotten_at: datetime = Field(default_factory=utcnow)

@@ -19,6 +19,8 @@ from switchboard_common.envelope import Envelope, Id
 from switchboard_common.errors import ErrorCode
 from switchboard_common.turns import Usage
 
+Purpose = Literal["answer", "summary"]
+
 MODEL_REQUESTED = "model.requested.{org}"
 MODEL_COMPLETED = "model.completed.{org}"
 
@@ -56,11 +58,19 @@ class ModelRequest(Envelope):
     conversation_id: Id
     iteration: int = 0
     system: str
+    """The stable prefix (persona, skills): llm_stream marks it for prompt caching."""
+    context: str = ""
+    """Per-turn system context (summary, retrieved memory), sent after the cached prefix."""
     messages: list[ChatMessage]
     model: str | None = None
     """Preferred model; None lets the provider pick its configured default."""
     max_tokens: int = 512
     deadline_at: datetime
+    purpose: Purpose = "answer"
+    """`answer` streams deltas to the client; `summary` (context's background summarisation)
+    streams nothing and only publishes the result."""
+    meta: dict[str, str] = {}
+    """Opaque to llm_stream: copied to the ModelResult so the requester can match it."""
 
 
 class ProviderFailure(BaseModel):
@@ -88,3 +98,5 @@ class ModelResult(Envelope):
     last_seq: int = 0
     attempts: int = 1
     error: ProviderFailure | None = None
+    purpose: Purpose = "answer"
+    meta: dict[str, str] = {}

@@ -7,10 +7,10 @@ from faststream.specification import AsyncAPI
 
 from switchboard_action_executor.handlers import actions
 from switchboard_action_executor.settings import Settings
-from switchboard_common import telemetry
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.streams import ACTIONS, ConsumerSpec
+from switchboard_common.telemetry import setup as setup_telemetry
 
 
 def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
@@ -20,7 +20,7 @@ def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
 
 def build_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
-    telemetry.setup("action_executor", settings.log_level)
+    setup_telemetry("action_executor", settings.log_level)
     broker = make_broker(settings.nats_url, "action_executor", settings.shutdown_grace_s)
     broker.include_router(actions.router)
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard action_executor"))

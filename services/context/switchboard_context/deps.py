@@ -1,11 +1,13 @@
-"""Handler dependencies, set on the FastStream context by the composition root (main.py)."""
+"""Handler dependencies, placed on the FastStream context by the composition root."""
 
 from typing import Annotated
 
 from faststream import Context
 
-from switchboard_context.adapters.conversations import ConversationStore
-from switchboard_context.settings import Settings
+from switchboard_common.conversations import ConversationStore
+from switchboard_context.adapters.skills_cache import SkillResolver
+from switchboard_context.flow import TurnFlow
 
-Store = Annotated[ConversationStore, Context("store")]
-Config = Annotated[Settings, Context("settings")]
+Flow = Annotated[TurnFlow, Context("flow")]
+Skills = Annotated[SkillResolver, Context("skills")]
+Conversations = Annotated[ConversationStore, Context("conversations")]

@@ -1,18 +1,32 @@
-"""Composition root: settings -> Valkey + broker -> JetStream consumers -> handlers."""
+"""Composition root: settings -> Valkey + broker -> JetStream consumers -> flow -> handlers."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
 from faststream import FastStream
+from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
-from switchboard_common import telemetry
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
+from switchboard_common.conversations import ConversationStore
 from switchboard_common.dead_letter import watch_dead_letters
+from switchboard_common.directory import Directory
 from switchboard_common.streams import RESULTS, TURNS, ConsumerSpec
+from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.valkey import connect_valkey
-from switchboard_context.adapters.conversations import ConversationStore
-from switchboard_context.handlers import results, turns
+from switchboard_context.adapters.memory import MemorySearch
+from switchboard_context.adapters.pending import PendingTurns
+from switchboard_context.adapters.skills_cache import SkillResolver
+from switchboard_context.adapters.turn_queue import TurnQueue
+from switchboard_context.flow import TurnFlow
+from switchboard_context.handlers import memory, results, skills, turns
 from switchboard_context.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
@@ -24,27 +38,72 @@ def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
     )
 
 
+def build_broker(settings: Settings, on_reconnect: Callable[[], Awaitable[None]] | None = None
+                 ) -> NatsBroker:
+    broker = make_broker(settings.nats_url, "context", settings.shutdown_grace_s,
+                         reconnected_cb=on_reconnect)
+    for module in (turns, results, skills, memory):
+        broker.include_router(module.router())
+    return broker
+
+
 def build_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
-    telemetry.setup("context", settings.log_level)
-    broker = make_broker(settings.nats_url, "context", settings.shutdown_grace_s)
-    broker.include_router(turns.router)
-    broker.include_router(results.router)
+    setup_telemetry("context", settings.log_level)
+
+    async def drop_cached_skills() -> None:
+        # While disconnected this replica may have missed skills.changed events.
+        resolver: SkillResolver | None = app.context.get("skills")
+        if resolver is not None:
+            resolver.clear()
+
+    broker = build_broker(settings, drop_cached_skills)
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard context"))
+    tasks: list[asyncio.Task[None]] = []
 
     @app.on_startup
     async def connect() -> None:
         valkey = await connect_valkey(settings.valkey_url, settings.connect_timeout_s)
-        app.context.set_global("store", ConversationStore(valkey, settings.pending_ttl_s))
-        app.context.set_global("settings", settings)
-        await connect_with_backoff(broker, settings.connect_timeout_s)
+        nc = await connect_with_backoff(broker, settings.connect_timeout_s)
+        resolver = SkillResolver(Directory(valkey), settings.skills_cache_ttl_s)
+        conversations = ConversationStore(valkey)
+        flow = TurnFlow(
+            settings=settings, broker=broker, conversations=conversations,
+            pending=PendingTurns(valkey, settings.pending_ttl_s),
+            queue=TurnQueue(valkey, settings.turn_active_ttl_s), skills=resolver,
+            memory=(MemorySearch(nc, settings.memory_timeout_s, settings.memory_k)
+                    if settings.memory_search else None))
+        for name, value in (("flow", flow), ("skills", resolver),
+                            ("conversations", conversations)):
+            app.context.set_global(name, value)
         await prepare_jetstream(broker, consumers(settings))
-        await watch_dead_letters(broker.connection, consumers(settings))
+        await watch_dead_letters(nc, consumers(settings))
+
+    @app.after_startup
+    async def start_sweeper() -> None:
+        tasks.append(asyncio.create_task(_sweep_forever(app, settings.sweep_interval_s)))
+
+    @app.on_shutdown
+    async def stop_sweeper() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @app.after_shutdown
     async def close() -> None:
-        store: ConversationStore | None = app.context.get("store")
-        if store is not None:
-            await store.close()
+        conversations: ConversationStore | None = app.context.get("conversations")
+        if conversations is not None:
+            await conversations.close()
 
     return app
+
+
+async def _sweep_forever(app: FastStream, interval_s: float) -> None:
+    flow: TurnFlow = app.context.get("flow")
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await flow.sweep()
+        except Exception:  # the sweeper must outlive a Valkey hiccup
+            log.exception("turn queue sweep failed")

@@ -8,13 +8,22 @@ class Settings(ServiceSettings):
 
     ack_wait_s: float = 30.0
     max_deliver: int = 5
-    history_messages: int = 20
-    """How many recent messages (user + assistant) go into the prompt."""
-    max_tokens: int = 512
-    model: str | None = None
-    """Model preference passed to llm_stream; None = the provider's configured default."""
-    system_prompt: str = (
-        "You are Switchboard, a concise and helpful executive assistant. "
-        "You are working for the client named {client_id}."
-    )
+    history_token_budget: int = 2000
+    """Recent conversation in a full prompt; beyond it older turns are summarised."""
+    lite_messages: int = 4
+    """How many recent messages a lite prompt carries."""
+    max_tokens: int = 1024
+    """Upper bound on answer tokens, whatever the skills ask for."""
+    simple_model: str | None = None
+    """Model for simple requests when no skill tier picks one; None = provider default."""
+    complex_model: str | None = None
+    summary_max_tokens: int = 300
+    summary_deadline_s: float = 120.0
+    turn_active_ttl_s: float = 180.0
+    """How long one turn may hold its conversation before the next one may start."""
     pending_ttl_s: int = 24 * 3600
+    skills_cache_ttl_s: float = 300.0
+    memory_search: bool = True
+    memory_timeout_s: float = 0.25
+    memory_k: int = 6
+    sweep_interval_s: float = 1.0

@@ -1,0 +1,52 @@
+"""The monolith baseline for bench/pipeline.py: one process that accepts the same WebSocket
+`user_message` and streams the provider's answer straight back (anthropic SDK, no NATS, no
+other services). Run: python bench/monolith.py --port P --anthropic-url URL"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import anthropic
+import uvicorn
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+
+def build(anthropic_url: str) -> FastAPI:
+    app = FastAPI()
+    client = anthropic.AsyncAnthropic(api_key="sk-bench", base_url=anthropic_url, max_retries=0)
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        try:
+            while True:
+                msg = json.loads(await socket.receive_text())
+                turn = msg["idempotency_key"]
+                await socket.send_text(json.dumps({"type": "turn_started", "turn_id": turn}))
+                seq = 0
+                async with client.messages.stream(
+                    model="bench", max_tokens=512,
+                    messages=[{"role": "user", "content": msg["text"]}],
+                ) as stream:
+                    async for text in stream.text_stream:
+                        seq += 1
+                        await socket.send_text(json.dumps(
+                            {"type": "delta", "turn_id": turn, "seq": seq, "text": text}))
+                    final = await stream.get_final_message()
+                await socket.send_text(json.dumps({
+                    "type": "turn_completed", "turn_id": turn, "seq": seq + 1,
+                    "model": final.model, "text": "".join(
+                        b.text for b in final.content if b.type == "text")}))
+        except WebSocketDisconnect:
+            return
+
+    return app
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--anthropic-url", required=True)
+    args = parser.parse_args()
+    uvicorn.run(build(args.anthropic_url), host="127.0.0.1", port=args.port, log_level="warning")

@@ -1,0 +1,171 @@
+"""Conversation storage in Valkey: written by context (the owner), read by the gateway's
+listing endpoints.
+
+Per conversation `c = conv:{org}:{user}:{client}:{conversation}`:
+- `{c}:messages`  list of ChatMessage JSON, oldest first: what prompts are built from
+- `{c}:turns`     list of TurnRecord JSON, oldest first: the full history, never trimmed
+- `{c}:done`      set of turn ids already appended (exactly-once append)
+- `{c}:summary`   Summary JSON: the model's summary of messages[0:covers]
+Per (org, user, client): `convs:{org}:{user}:{client}` sorted set conversation -> last activity.
+Usage counters: `usage:{org}`, `usage:{org}:user:{user}`, `usage:{org}:client:{client}` hashes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as redis
+from pydantic import BaseModel, ConfigDict, Field
+
+from switchboard_common.envelope import utcnow
+from switchboard_common.model import ChatMessage
+from switchboard_common.turns import Usage
+
+USAGE_FIELDS = ("turns", "input_tokens", "output_tokens", "cache_read_input_tokens",
+                "cache_creation_input_tokens", "cost_microusd")
+
+# The membership check, both message pushes, the turn record, the index and the usage
+# counters change together or not at all: a redelivered result can never count twice.
+_APPEND = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2], ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
+for i = 5, 7 do
+  for j = 0, 5 do
+    redis.call('HINCRBY', KEYS[i], ARGV[7 + j * 2], ARGV[8 + j * 2])
+  end
+end
+return 1
+"""
+
+
+class TurnRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    turn_id: str
+    user_text: str
+    assistant_text: str
+    model: str
+    provider: str
+    usage: Usage
+    cost_usd: float = 0.0
+    prompt: str = "full"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Summary(BaseModel):
+    text: str
+    covers: int
+    """How many of the oldest messages the summary replaces in prompts."""
+
+
+class UsageTotals(BaseModel):
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+def conversation_key(org: str, user: str, client: str, conversation: str) -> str:
+    return f"conv:{org}:{user}:{client}:{conversation}"
+
+
+class ConversationStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._r = client
+        self._append: Any = client.register_script(_APPEND)
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+    async def messages(self, org: str, user: str, client: str, conversation: str
+                       ) -> list[ChatMessage]:
+        raw = await self._r.lrange(conversation_key(org, user, client, conversation)
+                                   + ":messages", 0, -1)
+        return [ChatMessage.model_validate_json(item) for item in raw]
+
+    async def summary(self, org: str, user: str, client: str, conversation: str
+                      ) -> Summary | None:
+        raw = await self._r.get(conversation_key(org, user, client, conversation) + ":summary")
+        return Summary.model_validate_json(raw) if raw else None
+
+    async def save_summary(self, org: str, user: str, client: str, conversation: str,
+                           summary: Summary) -> None:
+        """Keep the summary that covers more; a late, older summary never replaces a newer."""
+        key = conversation_key(org, user, client, conversation) + ":summary"
+        current = await self.summary(org, user, client, conversation)
+        if current is None or summary.covers > current.covers:
+            await self._r.set(key, summary.model_dump_json())
+
+    async def append_turn(self, org: str, user: str, client: str, conversation: str,
+                          record: TurnRecord) -> bool:
+        base = conversation_key(org, user, client, conversation)
+        usage = record.usage
+        counts = (1, usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+                  usage.cache_creation_input_tokens, round(record.cost_usd * 1_000_000))
+        args: list[Any] = [
+            record.turn_id,
+            ChatMessage(role="user", content=record.user_text).model_dump_json(),
+            ChatMessage(role="assistant", content=record.assistant_text).model_dump_json(),
+            record.model_dump_json(), time.time(), conversation,
+        ]
+        for field, value in zip(USAGE_FIELDS, counts, strict=True):
+            args += [field, value]
+        added = await self._append(
+            keys=[base + ":done", base + ":messages", base + ":turns",
+                  f"convs:{org}:{user}:{client}", f"usage:{org}", f"usage:{org}:user:{user}",
+                  f"usage:{org}:client:{client}"],
+            args=args)
+        return bool(added)
+
+    async def conversations(self, org: str, user: str, client: str, offset: int, limit: int
+                            ) -> list[tuple[str, float]]:
+        """Most recently active first."""
+        raw: list[Any] = await self._r.zrevrange(
+            f"convs:{org}:{user}:{client}", offset, offset + limit - 1, withscores=True)
+        return [(c.decode() if isinstance(c, bytes) else str(c), float(s)) for c, s in raw]
+
+    async def turns(self, org: str, user: str, client: str, conversation: str, offset: int,
+                    limit: int) -> tuple[list[TurnRecord], int]:
+        key = conversation_key(org, user, client, conversation) + ":turns"
+        pipe = self._r.pipeline(transaction=False)
+        pipe.lrange(key, offset, offset + limit - 1)
+        pipe.llen(key)
+        raw, total = await pipe.execute()
+        return [TurnRecord.model_validate_json(r) for r in raw], int(total)
+
+    async def usage(self, org: str, user: str | None = None, client: str | None = None
+                    ) -> UsageTotals:
+        key = (f"usage:{org}:user:{user}" if user else
+               f"usage:{org}:client:{client}" if client else f"usage:{org}")
+        raw = await self._r.hgetall(key)
+        values = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        micro = values.pop("cost_microusd", 0)
+        return UsageTotals(**values, cost_usd=micro / 1_000_000)
+
+    async def forget_client(self, org: str, client: str) -> int:
+        """Delete every conversation of a client (all users) with its summaries and usage."""
+        deleted = await self._delete_matching(f"conv:{org}:*", client, None)
+        deleted += await self._delete_matching(f"convs:{org}:*", client, None)
+        deleted += int(await self._r.delete(f"usage:{org}:client:{client}"))
+        return deleted
+
+    async def forget_conversation(self, org: str, client: str, conversation: str) -> int:
+        return await self._delete_matching(f"conv:{org}:*", client, conversation)
+
+    async def _delete_matching(self, pattern: str, client: str, conversation: str | None
+                               ) -> int:
+        deleted = 0
+        async for raw in self._r.scan_iter(match=pattern, count=500):
+            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+            # Match ids by position: a glob could also match inside another id.
+            parts = key.split(":")
+            if parts[3] != client or (conversation is not None and parts[4] != conversation):
+                continue
+            deleted += int(await self._r.delete(key))
+        return deleted

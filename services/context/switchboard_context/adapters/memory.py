@@ -1,0 +1,39 @@
+"""Retrieval for full prompts: memory_indexer's hybrid search over NATS request/reply.
+Bounded by a short timeout: a slow or absent memory service costs the prompt its retrieved
+items, never the turn."""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError, TimeoutError
+
+from switchboard_common.memory import SearchRequest, SearchResponse, search_subject
+from switchboard_context.domain.prompt import RetrievedItem
+
+log = logging.getLogger(__name__)
+
+
+class MemorySearch:
+    def __init__(self, nc: NatsClient, timeout_s: float, k: int) -> None:
+        self._nc = nc
+        self._timeout = timeout_s
+        self._k = k
+
+    async def search(self, org: str, user: str, client: str, query: str
+                     ) -> list[RetrievedItem]:
+        request = SearchRequest(org_id=org, client_id=client, user_id=user,
+                                query=query[:2000], k=self._k)
+        try:
+            reply = await self._nc.request(search_subject(org), request.model_dump_json().encode(),
+                                           timeout=self._timeout)
+        except (TimeoutError, NoRespondersError) as exc:
+            log.info("memory search skipped: %s", type(exc).__name__)
+            return []
+        response = SearchResponse.model_validate_json(reply.data)
+        if response.error:
+            log.warning("memory search refused: %s", response.error)
+        return [RetrievedItem(id=h.item_id, source=h.source, text=h.text,
+                              occurred_at=h.occurred_at.date().isoformat())
+                for h in response.hits]

@@ -1,0 +1,24 @@
+"""Turn requests waiting for their model result (`ctx:pending:{turn}`), kept until the turn
+finishes or its time-to-live passes."""
+
+from __future__ import annotations
+
+import redis.asyncio as redis
+
+from switchboard_common.turns import TurnRequest
+
+
+class PendingTurns:
+    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+        self._r = client
+        self._ttl = ttl_s
+
+    async def save(self, turn: TurnRequest) -> None:
+        await self._r.set(f"ctx:pending:{turn.turn_id}", turn.model_dump_json(), ex=self._ttl)
+
+    async def get(self, turn_id: str) -> TurnRequest | None:
+        raw = await self._r.get(f"ctx:pending:{turn_id}")
+        return TurnRequest.model_validate_json(raw) if raw else None
+
+    async def forget(self, turn_id: str) -> None:
+        await self._r.delete(f"ctx:pending:{turn_id}")

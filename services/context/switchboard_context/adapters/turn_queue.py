@@ -1,0 +1,84 @@
+"""One turn at a time per conversation, in order, across any number of context replicas.
+
+Each conversation has a waiting set (sorted by the JetStream sequence of the turn request, i.e.
+arrival order) and at most one active turn, held in Valkey with a time-to-live so a turn that
+never finishes (its deadline passed) cannot block the conversation. Scripts run atomically, so
+two replicas can never both start a turn of one conversation. A sweeper retries conversations
+whose active turn expired while turns were waiting.
+
+Within one replica turn requests are handled one at a time (max_workers=1 on that consumer), so
+arrival order is stream order; across replicas, two messages of one conversation arriving within
+the same moment are ordered by whichever reached Valkey first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as redis
+
+PENDING_CONVERSATIONS = "ctxq:pending"
+
+# KEYS: waiting zset, active key, pending set. ARGV: turn, score, ttl_ms, conversation base.
+# Returns the turn to start now, or nil.
+_ENQUEUE = """
+local active = redis.call('GET', KEYS[2])
+if active == ARGV[1] then return ARGV[1] end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+if active then
+  redis.call('SADD', KEYS[3], ARGV[4])
+  return nil
+end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+redis.call('ZREM', KEYS[1], head)
+redis.call('SET', KEYS[2], head, 'PX', ARGV[3])
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[4])
+else redis.call('SADD', KEYS[3], ARGV[4]) end
+return head
+"""
+
+# KEYS: waiting zset, active key, pending set. ARGV: finished turn ('' for the sweeper),
+# ttl_ms, conversation base. Returns the next turn to start, or nil.
+_FINISH = """
+local active = redis.call('GET', KEYS[2])
+if active and active == ARGV[1] then redis.call('DEL', KEYS[2]); active = false end
+redis.call('ZREM', KEYS[1], ARGV[1])
+if active then return nil end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+if not head then redis.call('SREM', KEYS[3], ARGV[3]); return nil end
+redis.call('ZREM', KEYS[1], head)
+redis.call('SET', KEYS[2], head, 'PX', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
+return head
+"""
+
+
+def _keys(base: str) -> list[str]:
+    return [f"ctxq:{base}:waiting", f"ctxq:{base}:active", PENDING_CONVERSATIONS]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class TurnQueue:
+    def __init__(self, client: redis.Redis, active_ttl_s: float) -> None:
+        self._r = client
+        self._ttl_ms = int(active_ttl_s * 1000)
+        self._enqueue: Any = client.register_script(_ENQUEUE)
+        self._finish: Any = client.register_script(_FINISH)
+
+    async def enqueue(self, base: str, turn_id: str, order: int) -> str | None:
+        return _text(await self._enqueue(keys=_keys(base),
+                                         args=[turn_id, order, self._ttl_ms, base]))
+
+    async def finish(self, base: str, turn_id: str = "") -> str | None:
+        return _text(await self._finish(keys=_keys(base), args=[turn_id, self._ttl_ms, base]))
+
+    async def pending_conversations(self) -> list[str]:
+        return [t for t in (_text(v) for v in await self._r.smembers(PENDING_CONVERSATIONS))
+                if t]

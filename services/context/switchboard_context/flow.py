@@ -1,0 +1,197 @@
+"""The turn's lifecycle inside context: accept -> (wait for the conversation) -> start ->
+complete -> start the conversation's next turn. Handlers call this; it holds no state of its
+own beyond its collaborators, so any replica can continue any turn."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from faststream.nats import NatsBroker
+
+from switchboard_common.bus import publish_command, publish_fast
+from switchboard_common.conversations import (
+    ConversationStore,
+    Summary,
+    TurnRecord,
+    conversation_key,
+)
+from switchboard_common.envelope import utcnow
+from switchboard_common.model import (
+    ChatMessage,
+    ModelRequest,
+    ModelResult,
+    model_msg_id,
+    model_requested_subject,
+)
+from switchboard_common.streams import HISTORY, MODEL
+from switchboard_common.turns import (
+    TurnCompleted,
+    TurnDone,
+    TurnError,
+    TurnRequest,
+    turn_completed_subject,
+    turn_events_subject,
+)
+from switchboard_context.adapters.memory import MemorySearch
+from switchboard_context.adapters.pending import PendingTurns
+from switchboard_context.adapters.skills_cache import SkillResolver
+from switchboard_context.adapters.turn_queue import TurnQueue
+from switchboard_context.domain import complexity, pricing, prompt, tokens
+from switchboard_context.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SUMMARY_SYSTEM = (
+    "You summarise an assistant's conversation with a client for later reference. Keep facts, "
+    "decisions, dates, names, commitments and open questions. Write at most 200 words.")
+
+
+def base_of(turn: TurnRequest | ModelResult) -> str:
+    return conversation_key(turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
+
+
+@dataclass
+class TurnFlow:
+    settings: Settings
+    broker: NatsBroker
+    conversations: ConversationStore
+    pending: PendingTurns
+    queue: TurnQueue
+    skills: SkillResolver
+    memory: MemorySearch | None = None
+
+    async def accept(self, turn: TurnRequest, order: int) -> None:
+        await self.pending.save(turn)
+        if (start := await self.queue.enqueue(base_of(turn), turn.turn_id, order)) is not None:
+            await self.start(start)
+
+    async def start(self, turn_id: str) -> None:
+        turn = await self.pending.get(turn_id)
+        if turn is None:  # expired before its turn came: move the conversation on
+            log.warning("turn %s expired while waiting", turn_id)
+            return
+        resolved, client = await self.skills.resolve(turn.org_id, turn.user_id, turn.client_id)
+        messages = await self.conversations.messages(turn.org_id, turn.user_id, turn.client_id,
+                                                     turn.conversation_id)
+        summary = await self.conversations.summary(turn.org_id, turn.user_id, turn.client_id,
+                                                   turn.conversation_id)
+        level = complexity.estimate(turn.text)
+        retrieved: list[prompt.RetrievedItem] = []
+        if level.level == "complex" and self.memory is not None:
+            retrieved = await self.memory.search(turn.org_id, turn.user_id, turn.client_id,
+                                                 turn.text)
+        built = prompt.build(
+            prompt.PromptInputs(
+                client_id=turn.client_id, client_name=client.name if client else turn.client_id,
+                skills=resolved.skills, history=messages[summary.covers if summary else 0:],
+                user_text=turn.text, summary=summary.text if summary else None,
+                retrieved=retrieved),
+            level, history_budget_tokens=self.settings.history_token_budget,
+            lite_messages=self.settings.lite_messages)
+        model = built.model or (self.settings.simple_model if built.kind == "lite"
+                                else self.settings.complex_model)
+        request = ModelRequest(
+            org_id=turn.org_id, trace=turn.trace, turn_id=turn.turn_id, user_id=turn.user_id,
+            client_id=turn.client_id, conversation_id=turn.conversation_id, iteration=0,
+            system=built.system, context=built.context, messages=built.messages, model=model,
+            max_tokens=min(built.max_tokens, self.settings.max_tokens),
+            deadline_at=turn.deadline_at, meta={"prompt": built.kind})
+        await publish_command(self.broker, request, model_requested_subject(turn.org_id),
+                              msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name)
+        log.debug("turn %s started: %s prompt, ~%d tokens", turn_id, built.kind,
+                  built.input_tokens)
+
+    async def complete(self, result: ModelResult) -> None:
+        if result.purpose == "summary":
+            await self._save_summary(result)
+            return
+        turn = await self.pending.get(result.turn_id)
+        if turn is not None:
+            await (self._fail(result) if result.error else self._finish(turn, result))
+            await self.pending.forget(result.turn_id)
+        # Always (also for a redelivered result): free the conversation, start what waits.
+        if (following := await self.queue.finish(base_of(result), result.turn_id)) is not None:
+            await self.start(following)
+
+    async def sweep(self) -> None:
+        """Start waiting turns of conversations whose active turn expired."""
+        for base in await self.queue.pending_conversations():
+            if (following := await self.queue.finish(base)) is not None:
+                await self.start(following)
+
+    async def _fail(self, result: ModelResult) -> None:
+        assert result.error is not None
+        await publish_fast(self.broker.connection, turn_events_subject(result.org_id,
+                                                                       result.turn_id),
+                           TurnError(org_id=result.org_id, turn_id=result.turn_id,
+                                     seq=result.last_seq + 1, code=result.error.code,
+                                     message=result.error.message,
+                                     retryable=result.error.retryable))
+        log.warning("turn %s failed: %s", result.turn_id, result.error.code)
+
+    async def _finish(self, turn: TurnRequest, result: ModelResult) -> None:
+        # Store first, then tell the client: a message sent right after `turn_completed`
+        # must find this turn in the conversation.
+        record = TurnRecord(turn_id=turn.turn_id, user_text=turn.text,
+                            assistant_text=result.text, model=result.model,
+                            provider=result.provider, usage=result.usage,
+                            cost_usd=pricing.cost_usd(result.model, result.usage),
+                            prompt=result.meta.get("prompt", "full"))
+        await self.conversations.append_turn(turn.org_id, turn.user_id, turn.client_id,
+                                             turn.conversation_id, record)
+        await publish_command(
+            self.broker,
+            TurnCompleted(org_id=turn.org_id, trace=turn.trace, turn_id=turn.turn_id,
+                          user_id=turn.user_id, client_id=turn.client_id,
+                          conversation_id=turn.conversation_id, user_text=turn.text,
+                          assistant_text=result.text, model=result.model, usage=result.usage),
+            turn_completed_subject(turn.org_id), msg_id=f"turn-completed:{turn.turn_id}",
+            stream=HISTORY.name)
+        await publish_fast(self.broker.connection, turn_events_subject(turn.org_id, turn.turn_id),
+                           TurnDone(org_id=turn.org_id, turn_id=turn.turn_id,
+                                    seq=result.last_seq + 1, model=result.model,
+                                    provider=result.provider, stop_reason=result.stop_reason,
+                                    usage=result.usage, text=result.text))
+        await self._maybe_summarise(turn)
+
+    async def _maybe_summarise(self, turn: TurnRequest) -> None:
+        """Off the critical path: when the unsummarised conversation outgrows the budget, ask
+        the model (in the background) to fold its older part into the summary."""
+        messages = await self.conversations.messages(turn.org_id, turn.user_id, turn.client_id,
+                                                     turn.conversation_id)
+        summary = await self.conversations.summary(turn.org_id, turn.user_id, turn.client_id,
+                                                   turn.conversation_id)
+        covered = summary.covers if summary else 0
+        budget = self.settings.history_token_budget
+        if tokens.count_messages(messages[covered:]) <= budget:
+            return
+        keep = len(prompt.window(messages, "", budget_tokens=budget // 2)) - 1
+        target = len(messages) - keep
+        if target <= covered:
+            return
+        transcript = "\n".join(f"{m.role}: {m.content}" for m in messages[covered:target])
+        previous = f"Summary so far:\n{summary.text}\n\n" if summary else ""
+        request = ModelRequest(
+            org_id=turn.org_id, turn_id=f"s{turn.turn_id}"[:64], user_id=turn.user_id,
+            client_id=turn.client_id, conversation_id=turn.conversation_id,
+            system=SUMMARY_SYSTEM, purpose="summary", model=self.settings.simple_model,
+            messages=[ChatMessage(role="user", content=f"{previous}Conversation:\n{transcript}"
+                                  "\n\nWrite the updated summary.")],
+            max_tokens=self.settings.summary_max_tokens,
+            deadline_at=utcnow() + timedelta(seconds=self.settings.summary_deadline_s),
+            meta={"covers": str(target)})
+        await publish_command(self.broker, request, model_requested_subject(turn.org_id),
+                              msg_id=model_msg_id(request.turn_id, 0), stream=MODEL.name)
+        log.info("conversation of turn %s: summarising %d messages", turn.turn_id,
+                 target - covered)
+
+    async def _save_summary(self, result: ModelResult) -> None:
+        if result.error or not result.text.strip():
+            log.warning("summary %s failed: %s", result.turn_id,
+                        result.error.code if result.error else "empty")
+            return
+        await self.conversations.save_summary(
+            result.org_id, result.user_id, result.client_id, result.conversation_id,
+            Summary(text=result.text.strip(), covers=int(result.meta.get("covers", "0"))))

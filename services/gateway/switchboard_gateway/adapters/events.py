@@ -1,0 +1,83 @@
+"""The gateway's side of the bus: publish turn commands, follow a turn's stream events live
+(core NATS) and replay them from SB_TURN_EVENTS."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+
+from faststream.nats import NatsBroker
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from switchboard_common.bus import publish_command
+from switchboard_common.streams import TURN_EVENTS, TURNS
+from switchboard_common.turns import TurnRequest, turn_msg_id, turn_requested_subject
+
+log = logging.getLogger(__name__)
+
+_REPLAY_BATCH = 512
+
+
+class TurnBus:
+    def __init__(self, broker: NatsBroker) -> None:
+        self._broker = broker
+
+    @property
+    def _nc(self) -> NatsClient:
+        return self._broker.connection
+
+    @property
+    def connected(self) -> bool:
+        try:
+            return bool(self._nc.is_connected)
+        except Exception:  # the broker has no connection yet (or any more)
+            return False
+
+    async def publish_turn(self, request: TurnRequest) -> bool:
+        """Send the turn command; False when JetStream had it already (same key, still
+        inside the stream's duplicate window)."""
+        ack = await publish_command(
+            self._broker, request, turn_requested_subject(request.org_id),
+            msg_id=turn_msg_id(request.org_id, request.user_id, request.idempotency_key),
+            stream=TURNS.name)
+        return not ack.duplicate
+
+    async def follow(self, subject: str, cb: Callable[[Msg], Awaitable[None]]) -> Subscription:
+        """Live events. nats-py sends SUB before any later PUB on this connection, and the
+        server handles one connection's protocol in order: subscribe, then publish the
+        TurnRequest, and no event of the turn can be missed."""
+        return await self._nc.subscribe(subject, cb=cb)
+
+    async def replay(self, subject: str) -> AsyncGenerator[list[bytes], None]:
+        """Events already stored for `subject`, oldest first, in batches. An ephemeral pull
+        consumer without acks: reading is free of side effects and the server removes the
+        consumer when we are done (or when we vanish)."""
+        js = self._nc.jetstream()
+        info = await self._nc.jsm().add_consumer(TURN_EVENTS.name, ConsumerConfig(
+            deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
+            filter_subject=subject, inactive_threshold=30.0, mem_storage=True))
+        name = info.name
+        try:
+            pending = info.num_pending or 0
+            if pending == 0:
+                return
+            sub = await js.pull_subscribe_bind(consumer=name, stream=TURN_EVENTS.name)
+            try:
+                while pending > 0:
+                    try:
+                        msgs = await sub.fetch(min(pending, _REPLAY_BATCH), timeout=2.0)
+                    except NatsTimeout:
+                        break  # expired under us (max_age): nothing more to read
+                    yield [m.data for m in msgs]
+                    pending = msgs[-1].metadata.num_pending
+            finally:
+                await sub.unsubscribe()
+        finally:
+            with contextlib.suppress(NotFoundError):
+                await self._nc.jsm().delete_consumer(TURN_EVENTS.name, name)

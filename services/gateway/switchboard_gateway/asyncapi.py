@@ -1,0 +1,29 @@
+"""The gateway's bus interface as an AsyncAPI document (`task asyncapi`). The gateway talks to
+NATS directly rather than through FastStream handlers (it relays raw frames per socket), so
+this app only declares what it publishes and consumes; it is never run."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from faststream.specification import AsyncAPI
+
+from switchboard_common.turns import StreamEvent, TurnRequest
+
+
+def build_app() -> FastStream:
+    broker = NatsBroker()
+    publisher = broker.publisher(
+        "turns.requested.{org}", schema=TurnRequest, title="gateway/turns.requested",
+        description="A user message to answer (JetStream SB_TURNS; Nats-Msg-Id = "
+                    "turn:<org>:<user>:<idempotency_key>, so a repeated key is one turn).")
+
+    @broker.subscriber(
+        "turns.events.{org}.{turn}", title="gateway/turns.events",
+        description="A turn's client stream (core NATS, kept in SB_TURN_EVENTS for resume), "
+                    "forwarded verbatim to the socket that started or resumed the turn.")
+    async def on_turn_event(event: StreamEvent) -> None:  # documentation only
+        del event
+
+    del publisher
+    return FastStream(broker, specification=AsyncAPI(title="Switchboard gateway"))

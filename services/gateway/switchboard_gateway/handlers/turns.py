@@ -1,0 +1,215 @@
+"""Starting, attaching to and relaying turns for one socket.
+
+Per turn and socket there is one `TurnRelay`: it subscribes to the turn's events first, then
+either publishes the TurnRequest (a new turn) or replays what SB_TURN_EVENTS kept (a
+duplicate or a resume), then streams live until the terminal event or the deadline. Events
+are forwarded as the raw JSON text the producer published; only type and seq are read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Protocol
+
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from redis.exceptions import RedisError
+
+from switchboard_common.envelope import new_id, utcnow
+from switchboard_common.errors import ErrorCode
+from switchboard_common.telemetry import current_trace
+from switchboard_common.turns import (
+    DEFAULT_CONVERSATION,
+    TurnRequest,
+    TurnStarted,
+    turn_events_subject,
+)
+from switchboard_gateway.adapters.events import TurnBus
+from switchboard_gateway.adapters.store import TurnStore
+from switchboard_gateway.domain.identity import Identity
+from switchboard_gateway.domain.protocol import ErrorFrame, Resume, UserMessage, peek_event
+from switchboard_gateway.domain.turns import SeqFilter, TurnRecord
+from switchboard_gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# What "a dependency is down" looks like from here: Valkey, NATS, or a timeout talking to them.
+_UNAVAILABLE = (RedisError, NatsError, OSError, TimeoutError)
+
+
+class Outbox(Protocol):
+    def send(self, text: str) -> None:
+        """Queue one frame for the socket; never blocks."""
+
+
+def _error(code: ErrorCode, message: str, *, org: str, turn_id: str | None = None,
+           seq: int = 0, retryable: bool = False, key: str | None = None) -> str:
+    return ErrorFrame(org_id=org, turn_id=turn_id, seq=seq, code=code, message=message,
+                      retryable=retryable, idempotency_key=key).model_dump_json()
+
+
+def _checkpoint() -> None:
+    """nats-py swallows a CancelledError that arrives while it flushes (Client._flush_pending),
+    so a socket closing during a publish would leave its relay waiting for the deadline.
+    Re-raise a cancellation that was requested but eaten."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+class TurnRelay:
+    """Forwards one turn's events to one socket, each exactly once and in seq order."""
+
+    def __init__(self, bus: TurnBus, record: TurnRecord, out: Outbox, last_seq: int = 0) -> None:
+        self._bus = bus
+        self._record = record
+        self._out = out
+        self._filter = SeqFilter(last_seq)
+        self._done = asyncio.Event()
+        # Live events wait here while stored ones are replayed, so the socket sees stored
+        # events first and live ones after, never interleaved out of order.
+        self._held: list[bytes] | None = []
+        self.subject = turn_events_subject(record.org, record.turn_id)
+
+    async def _on_live(self, msg: Msg) -> None:
+        if self._held is not None:
+            self._held.append(msg.data)
+        else:
+            self._deliver(msg.data)
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            kind, seq = peek_event(data)
+        except ValueError:
+            log.warning("turn %s: unreadable stream event dropped", self._record.turn_id)
+            return
+        if self._filter.accept(kind, seq):
+            self._out.send(data.decode())
+        if self._filter.finished:
+            self._done.set()
+
+    async def run(self, *, first_frame: str | None, request: TurnRequest | None = None
+                  ) -> None:
+        """Relay until the turn ends for this socket. With `request`, publish it once
+        subscribed (a new turn); otherwise replay the stored events first."""
+        sub = await self._bus.follow(self.subject, self._on_live)
+        try:
+            _checkpoint()
+            if first_frame is not None:
+                self._out.send(first_frame)
+            if request is not None:
+                await self._bus.publish_turn(request)
+            else:
+                await self._replay()
+            _checkpoint()
+            held, self._held = self._held or [], None
+            for data in held:
+                self._deliver(data)
+            await self._until_done()
+        finally:
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
+
+    async def _replay(self) -> None:
+        async with contextlib.aclosing(self._bus.replay(self.subject)) as batches:
+            async for batch in batches:
+                for data in batch:
+                    self._deliver(data)
+                if self._filter.finished:
+                    return
+
+    async def _until_done(self) -> None:
+        if self._filter.finished:
+            return
+        remaining = (self._record.deadline_at - utcnow()).total_seconds()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):
+                await self._done.wait()
+        except TimeoutError:
+            # Backstop for a turn whose services went silent: the client must never hang.
+            # The turn may still finish server-side; this socket stops following it.
+            self._filter.finished = True
+            log.warning("turn %s: no terminal event before its deadline", self._record.turn_id)
+            self._out.send(_error(
+                ErrorCode.TURN_TIMEOUT, "no answer before the turn's deadline",
+                org=self._record.org, turn_id=self._record.turn_id,
+                seq=self._filter.last_seq + 1, retryable=True))
+
+
+class TurnService:
+    """What a socket can ask for: start a turn (or attach to the one its key already started)
+    and resume a turn it owns."""
+
+    def __init__(self, bus: TurnBus, store: TurnStore, settings: Settings) -> None:
+        self._bus = bus
+        self._store = store
+        self._deadline = timedelta(seconds=settings.turn_deadline_s)
+
+    async def claim(self, who: Identity, msg: UserMessage) -> tuple[TurnRecord, bool] | str:
+        """The turn for this message and whether it already existed, or an error frame."""
+        record = TurnRecord(
+            turn_id=new_id(), org=who.org, user=who.user, client_id=msg.client_id,
+            conversation_id=msg.conversation_id or DEFAULT_CONVERSATION,
+            deadline_at=utcnow() + self._deadline)
+        try:
+            claimed = await self._store.claim(record, msg.idempotency_key)
+        except _UNAVAILABLE as exc:
+            log.warning("turn start refused, Valkey unavailable: %s", type(exc).__name__)
+            return _error(ErrorCode.UNAVAILABLE, "turn state store unavailable, retry",
+                          org=who.org, retryable=True, key=msg.idempotency_key)
+        if claimed is None:  # the key's turn expired between the two reads
+            return _error(ErrorCode.UNAVAILABLE, "idempotency key is being reset, retry",
+                          org=who.org, retryable=True, key=msg.idempotency_key)
+        return claimed, claimed.turn_id != record.turn_id
+
+    @staticmethod
+    def started_frame(record: TurnRecord, msg: UserMessage, duplicate: bool) -> str:
+        return TurnStarted(org_id=record.org, turn_id=record.turn_id,
+                           client_id=record.client_id, conversation_id=record.conversation_id,
+                           idempotency_key=msg.idempotency_key,
+                           duplicate=duplicate).model_dump_json()
+
+    async def run_turn(self, who: Identity, record: TurnRecord, msg: UserMessage,
+                       duplicate: bool, out: Outbox) -> None:
+        relay = TurnRelay(self._bus, record, out)
+        started = self.started_frame(record, msg, duplicate)
+        if duplicate:
+            await relay.run(first_frame=started)
+            return
+        request = TurnRequest(
+            org_id=who.org, trace=current_trace(), turn_id=record.turn_id, user_id=who.user,
+            client_id=record.client_id, conversation_id=record.conversation_id, text=msg.text,
+            idempotency_key=msg.idempotency_key, deadline_at=record.deadline_at)
+        try:
+            await relay.run(first_frame=started, request=request)
+        except _UNAVAILABLE as exc:
+            log.warning("turn %s: TurnRequest not published: %s", record.turn_id,
+                        type(exc).__name__)
+            with contextlib.suppress(*_UNAVAILABLE):
+                await self._store.release(record, msg.idempotency_key)
+            out.send(_error(ErrorCode.UNAVAILABLE, "could not queue the turn, retry",
+                            org=who.org, turn_id=record.turn_id, retryable=True,
+                            key=msg.idempotency_key))
+
+    async def owned_turn(self, who: Identity, msg: Resume) -> TurnRecord | str:
+        try:
+            record = await self._store.get(msg.turn_id)
+        except _UNAVAILABLE as exc:
+            log.warning("resume refused, Valkey unavailable: %s", type(exc).__name__)
+            return _error(ErrorCode.UNAVAILABLE, "turn state store unavailable, retry",
+                          org=who.org, turn_id=msg.turn_id, retryable=True)
+        if record is None or (record.org, record.user) != (who.org, who.user):
+            # Same answer for "expired" and "someone else's": ids leak nothing.
+            return _error(ErrorCode.UNKNOWN_TURN, "no such turn for this user",
+                          org=who.org, turn_id=msg.turn_id)
+        return record
+
+    async def resume(self, record: TurnRecord, last_seq: int, out: Outbox) -> None:
+        try:
+            await TurnRelay(self._bus, record, out, last_seq).run(first_frame=None)
+        except _UNAVAILABLE as exc:
+            log.warning("turn %s: resume failed: %s", record.turn_id, type(exc).__name__)
+            out.send(_error(ErrorCode.UNAVAILABLE, "could not resume the turn, retry",
+                            org=record.org, turn_id=record.turn_id, retryable=True))

@@ -1,0 +1,52 @@
+"""Composition root: settings -> broker + JetStream + Valkey (in the lifespan) -> routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from switchboard_common import telemetry
+from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
+from switchboard_gateway.adapters.events import TurnBus
+from switchboard_gateway.adapters.store import open_store
+from switchboard_gateway.handlers.turns import TurnService
+from switchboard_gateway.routes import health, page, socket, turns
+from switchboard_gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    telemetry.setup("gateway", settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = make_broker(settings.nats_url, "gateway", settings.shutdown_grace_s)
+        await connect_with_backoff(broker, settings.connect_timeout_s)
+        await prepare_jetstream(broker)
+        store = await open_store(settings.valkey_url, settings.idempotency_ttl_s,
+                                 settings.connect_timeout_s)
+        bus = TurnBus(broker)
+        app.state.bus, app.state.store = bus, store
+        app.state.turns = TurnService(bus, store, settings)
+        log.info("gateway ready: chat page http://%s:%d/  WebSocket ws://%s:%d/ws",
+                 settings.host, settings.port, settings.host, settings.port)
+        try:
+            yield
+        finally:
+            # Sockets are closed by now (uvicorn closes them before the lifespan ends);
+            # drain delivers what is in flight and unsubscribes cleanly.
+            await broker.stop()
+            await store.close()
+
+    app = FastAPI(title="Switchboard gateway", version="0.1.0", lifespan=lifespan,
+                  description="WebSocket chat protocol at /ws (see docs/protocol.md), "
+                              "health probes, and a minimal chat page at /.")
+    app.state.settings = settings
+    for module in (health, turns, socket, page):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,146 @@
+"""`/ws`: one Session per socket. A reader loop validates client frames; each turn runs in
+its own task; a single writer task owns the socket's send side, so frames from concurrent
+turns never interleave mid-frame and a slow client never blocks the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from switchboard_common.errors import ErrorCode
+from switchboard_gateway.deps import Config, Turns
+from switchboard_gateway.domain.identity import Identity, InvalidIdentity, resolve_identity
+from switchboard_gateway.domain.protocol import (
+    ErrorFrame,
+    ProtocolError,
+    Resume,
+    UserMessage,
+    parse_client_message,
+)
+from switchboard_gateway.handlers.turns import TurnService
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_CLEANUP_S = 5.0
+
+
+@router.websocket("/ws")
+async def socket(ws: WebSocket, turns: Turns, settings: Config,
+                 org: str | None = None, user: str | None = None) -> None:
+    try:
+        who = resolve_identity(org, user, settings.dev_org, settings.dev_user)
+    except InvalidIdentity as exc:
+        await ws.accept()
+        await ws.send_text(ErrorFrame(code=ErrorCode.INVALID_MESSAGE,
+                                      message=str(exc)).model_dump_json())
+        await ws.close(status.WS_1008_POLICY_VIOLATION)
+        return
+    await ws.accept()
+    await Session(ws, who, turns, settings.max_message_bytes, settings.max_outbox_frames).run()
+
+
+class Session:
+    def __init__(self, ws: WebSocket, who: Identity, turns: TurnService, max_text_bytes: int,
+                 max_outbox: int) -> None:
+        self._ws = ws
+        self._who = who
+        self._turns = turns
+        self._max_text = max_text_bytes
+        self._max_outbox = max_outbox
+        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._following: set[str] = set()
+        self._closing = False
+
+    def send(self, text: str) -> None:
+        """The Outbox the relays write to: runs once per token, so it only enqueues."""
+        if self._closing:
+            return
+        if self._outbox.qsize() >= self._max_outbox:
+            self._closing = True
+            log.warning("org=%s user=%s: client too slow, %d frames queued; closing",
+                        self._who.org, self._who.user, self._max_outbox)
+            self._spawn(self._ws.close(status.WS_1013_TRY_AGAIN_LATER))
+            return
+        self._outbox.put_nowait(text)
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write())
+        try:
+            while True:
+                message = await self._ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                raw = message.get("text")
+                self._handle(raw if raw is not None else message.get("bytes") or b"")
+        except WebSocketDisconnect:
+            pass
+        finally:
+            # The turns keep running server-side; this socket just stops following them.
+            tasks = (*self._tasks, writer)
+            for task in tasks:
+                task.cancel()
+            # Bounded: a dependency that swallows cancellation must not pin the socket.
+            await asyncio.wait(tasks, timeout=_CLEANUP_S)
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                await self._ws.send_text(await self._outbox.get())
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client went away; the reader sees the disconnect
+
+    def _handle(self, raw: str | bytes) -> None:
+        try:
+            message = parse_client_message(raw, self._max_text)
+        except ProtocolError as exc:
+            # Once per bad frame, naming the problem but never the content.
+            log.warning("org=%s user=%s: bad client frame (%s): %s", self._who.org,
+                        self._who.user, exc.code, exc.message)
+            self.send(exc.frame(self._who.org))
+            return
+        if isinstance(message, UserMessage):
+            self._spawn(self._start(message))
+        elif isinstance(message, Resume):
+            self._spawn(self._resume(message))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, msg: UserMessage) -> None:
+        claimed = await self._turns.claim(self._who, msg)
+        if isinstance(claimed, str):
+            self.send(claimed)
+            return
+        record, duplicate = claimed
+        if record.turn_id in self._following:
+            # Already streaming to this socket: acknowledge, do not attach a second time.
+            self.send(self._turns.started_frame(record, msg, duplicate=True))
+            return
+        self._following.add(record.turn_id)
+        try:
+            await self._turns.run_turn(self._who, record, msg, duplicate, self)
+        finally:
+            self._following.discard(record.turn_id)
+
+    async def _resume(self, msg: Resume) -> None:
+        record = await self._turns.owned_turn(self._who, msg)
+        if isinstance(record, str):
+            self.send(record)
+            return
+        if record.turn_id in self._following:
+            return  # this socket already follows it; nothing was missed
+        self._following.add(record.turn_id)
+        try:
+            await self._turns.resume(record, msg.last_seq, self)
+        finally:
+            self._following.discard(record.turn_id)
+
+

@@ -1,0 +1,26 @@
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from switchboard_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_message_bytes: int = Field(16 * 1024, gt=0)
+    """Largest `text` of a user message (UTF-8 bytes); larger gets `message_too_large`."""
+    max_frame_bytes: int = Field(1024 * 1024, gt=0)
+    """The WebSocket layer drops the connection above this (1009); between the two limits the
+    client gets a `message_too_large` frame instead, without the frame being parsed."""
+    turn_deadline_s: float = Field(120.0, gt=0)
+    """A turn with neither `turn_completed` nor `error` by then gets `turn_timeout`."""
+    idempotency_ttl_s: int = Field(900, gt=0)
+    """How long an idempotency key (and turn ownership) is remembered. Matches how long
+    SB_TURN_EVENTS keeps a turn's events, so a duplicate within it replays the outcome."""
+    max_outbox_frames: int = Field(50_000, gt=0)
+    """Frames queued for one socket before it is closed as too slow (1013)."""
+    dev_org: str = "dev"
+    dev_user: str = "dev"
+    """Identity when the client names none (dev credential until auth lands)."""

@@ -1,0 +1,132 @@
+"""Claude through the official `anthropic` SDK's streaming Messages API.
+
+- The SDK never retries (`max_retries=0`): JetStream redelivery is the one retry layer, so a
+  failure is never streamed twice by stacked retries.
+- `timeout` bounds connect and every read, so a provider that goes silent fails as
+  `provider_timeout` instead of hanging the turn.
+- The system prompt is one text block marked `cache_control: ephemeral`: it is the stable
+  prefix of every turn of a (user, client), so Anthropic serves it from the prompt cache.
+- We iterate the raw SSE events (`messages.create(stream=True)`) rather than the
+  `messages.stream()` helper: the helper rebuilds a full message snapshot on every event,
+  which halves the relay rate (measured ~28k vs ~54k tokens/s through the SDK on this machine)
+  and we only need the text, the stop reason and the usage, accumulated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anthropic
+import httpx2
+from anthropic.types import (
+    RawContentBlockDeltaEvent,
+    RawMessageDeltaEvent,
+    RawMessageStartEvent,
+    RawMessageStreamEvent,
+    TextDelta,
+)
+from anthropic.types.assistant_message_param import AssistantMessageParam
+from anthropic.types.message_param import MessageParam
+from anthropic.types.user_message_param import UserMessageParam
+
+from switchboard_common.model import ChatMessage, ModelRequest, ProviderFailure
+from switchboard_common.turns import Usage
+from switchboard_llm_stream.domain import errors
+from switchboard_llm_stream.domain.errors import ProviderError
+from switchboard_llm_stream.domain.provider import Completion
+
+
+def failure_of(exc: anthropic.APIError | httpx2.TransportError) -> ProviderFailure:
+    """Map an SDK exception to our typed failure. Timeouts come first (the SDK's timeout
+    error is a connection error subclass). Transport errors while reading the event stream
+    reach us unwrapped from the HTTP client (the SDK wraps only the request itself)."""
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+        return errors.timeout("anthropic: request timed out")
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+        return errors.unreachable(f"anthropic: connection failed ({type(exc).__name__})")
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        kind = exc.type or "unknown"
+        where = f"status {status}" if status >= 400 else "stream error event"
+        return errors.from_status(status, exc.type,
+                                  f"anthropic {where} {kind} (request-id {exc.request_id})")
+    return errors.from_status(None, None, f"anthropic: {type(exc).__name__}")
+
+
+class _AnthropicText:
+    """Iterates text pieces and fills `completion` from the events around them."""
+
+    def __init__(self, events: AsyncIterator[RawMessageStreamEvent], completion: Completion
+                 ) -> None:
+        self._events = events
+        self.completion = completion
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        done = self.completion
+        parts = done.text_parts
+        usage: dict[str, int] = {}
+        async for event in self._events:
+            if isinstance(event, RawContentBlockDeltaEvent):  # the hot path, first
+                if isinstance(delta := event.delta, TextDelta):
+                    parts.append(delta.text)
+                    yield delta.text
+            elif isinstance(event, RawMessageStartEvent):
+                done.model = event.message.model or done.model
+                usage.update(_usage_fields(event.message.usage))
+            elif isinstance(event, RawMessageDeltaEvent):
+                done.stop_reason = event.delta.stop_reason
+                usage.update(_usage_fields(event.usage))
+        done.usage = Usage(**usage)
+
+
+def _usage_fields(usage: Any) -> dict[str, int]:
+    # message_delta carries the final output count (and may repeat the input counts).
+    names = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+             "cache_creation_input_tokens")
+    return {n: v for n in names if isinstance(v := getattr(usage, n, None), int)}
+
+
+def _message(m: ChatMessage) -> MessageParam:
+    if m.role == "user":
+        return UserMessageParam(role="user", content=m.content)
+    return AssistantMessageParam(role="assistant", content=m.content)
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def __init__(self, api_key: str, base_url: str, default_model: str, timeout_s: float,
+                 max_tokens_cap: int) -> None:
+        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url,
+                                                max_retries=0, timeout=timeout_s)
+        self._default_model = default_model
+        self._max_tokens_cap = max_tokens_cap
+
+    async def start(self) -> None:
+        """Nothing to warm: the HTTP connection pool fills on the first call."""
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @asynccontextmanager
+    async def stream(self, request: ModelRequest) -> AsyncIterator[_AnthropicText]:
+        model = request.model or self._default_model
+        system: list[Any] = []
+        if request.system:  # the stable prefix: cached
+            system.append({"type": "text", "text": request.system,
+                           "cache_control": {"type": "ephemeral"}})
+        if request.context:  # per-turn context after the cache breakpoint
+            system.append({"type": "text", "text": request.context})
+        try:
+            events = await self._client.messages.create(
+                model=model, max_tokens=min(request.max_tokens, self._max_tokens_cap),
+                system=system or anthropic.omit,
+                messages=[_message(m) for m in request.messages],
+                stream=True,
+            )
+            async with events:
+                yield _AnthropicText(events, Completion(model=model))
+        except (anthropic.APIError, httpx2.TransportError) as exc:
+            raise ProviderError(failure_of(exc)) from exc

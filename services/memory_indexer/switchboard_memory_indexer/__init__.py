@@ -1,0 +1,1 @@
+"""Switchboard memory_indexer: indexes turns and events per client; serves hybrid search."""

@@ -1,0 +1,11 @@
+"""Handler dependencies, set on the FastStream context by the composition root (main.py)."""
+
+from typing import Annotated
+
+from faststream import Context
+
+from switchboard_memory_indexer.service.memory import MemoryService
+from switchboard_memory_indexer.settings import Settings
+
+Memory = Annotated[MemoryService, Context("memory")]
+Config = Annotated[Settings, Context("settings")]

@@ -1,0 +1,206 @@
+"""The two ports of the service: an embedding provider and a vector store.
+
+The store port owns the isolation rule: every search and every delete takes a `Scope`, and a
+`Scope` cannot exist without an org and a client, so no adapter can be asked an unscoped
+question, whatever the caller forgot. Fusion lives here too so every adapter ranks alike."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from switchboard_memory_indexer.domain.documents import Chunk
+from switchboard_memory_indexer.domain.errors import ScopeError
+from switchboard_memory_indexer.domain.fusion import rrf, weight_by_recency
+from switchboard_memory_indexer.domain.text import coverage, query_terms
+
+Vectors = npt.NDArray[np.float32]
+COVERAGE_POWER = 2.0
+"""Squared: a hit with half the query's terms counts a quarter (see fusion.py)."""
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Embedder(Protocol):
+    """Turns text into L2-normalised float32 vectors (cosine = dot product)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    async def embed_passages(self, texts: Sequence[str]) -> Vectors: ...
+
+    async def embed_query(self, text: str) -> Vectors: ...
+
+    async def close(self) -> None: ...
+
+
+def _valid(value: str | None, what: str) -> str:
+    if not value or not _ID.match(value):
+        raise ScopeError(f"a memory store operation needs a valid {what}")
+    return value
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose memory an operation may touch: one client of one org, plus the private items of
+    `user` when given. Construction fails without org and client."""
+
+    org: str
+    client: str
+    user: str | None = None
+    sources: tuple[str, ...] = ()
+    since: float | None = None
+
+    def __post_init__(self) -> None:
+        _valid(self.org, "org")
+        _valid(self.client, "client")
+        if self.user is not None:
+            _valid(self.user, "user")
+
+
+@dataclass(frozen=True)
+class StoredHit:
+    id: str
+    item_id: str
+    source: str
+    title: str
+    text: str
+    occurred_at: float
+    conversation: str | None
+    chunk: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An entry of one ranking: just what fusion needs. Full hits are fetched for the final
+    top k only, so a search moves 2 x candidates ids over the wire, not 2 x candidates texts."""
+
+    id: str
+    occurred_at: float
+    text: str | None = None
+    """BM25 candidates carry their text (title included) for the coverage weight."""
+
+
+@dataclass(frozen=True)
+class RankedHit:
+    hit: StoredHit
+    score: float
+    dense_rank: int | None = None
+    text_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Forget:
+    """What to delete inside a scope; all None means the whole client."""
+
+    item_id: str | None = None
+    source: str | None = None
+    conversation: str | None = None
+
+
+Mode = Literal["hybrid", "dense", "text"]
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    k: int = 8
+    candidates: int = 20
+    rrf_k: int = 10
+    mode: Mode = "hybrid"
+    recency_half_life_s: float | None = None
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    name: str
+    model: str
+    dim: int
+
+
+class VectorStore(ABC):
+    """Port. Adapters implement the primitives; `search` and `forget` check the scope first."""
+
+    @abstractmethod
+    async def ensure(self, model: str, dim: int) -> IndexInfo:
+        """Create the index for this model if missing (idempotent) and make it the active one."""
+
+    @abstractmethod
+    async def active(self) -> IndexInfo | None:
+        """The index searches use, as recorded in the store (None on a fresh store)."""
+
+    @abstractmethod
+    async def activate(self) -> None:
+        """Record the ensured index as the active one."""
+
+    @abstractmethod
+    def chunks_of(self, info: IndexInfo) -> AsyncIterator[list[Chunk]]:
+        """Every chunk of an older index, in batches (for re-embedding)."""
+
+    @abstractmethod
+    async def drop(self, info: IndexInfo) -> None:
+        """Delete an older index and its documents."""
+
+    @abstractmethod
+    async def upsert(self, chunks: Sequence[Chunk], vectors: Vectors) -> int:
+        """Write chunks under their deterministic ids (overwrite = idempotent); remove chunks an
+        item no longer has. Returns the number written."""
+
+    @abstractmethod
+    async def _ranked(self, scope: Scope, vector: Vectors | None, text: str | None,
+                      candidates: int) -> tuple[list[Candidate], list[Candidate]]:
+        """(dense ranking, BM25 ranking), best first, each at most `candidates` long; a ranking
+        whose input is None comes back empty."""
+
+    @abstractmethod
+    async def _fetch(self, scope: Scope, ids: Sequence[str]) -> list[StoredHit]:
+        """The stored chunks for ids (of this scope), in the given order."""
+
+    @abstractmethod
+    async def _delete(self, scope: Scope, what: Forget) -> int: ...
+
+    @abstractmethod
+    async def count(self, scope: Scope) -> int: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def search(self, scope: Scope, vector: Vectors | None, text: str,
+                     params: SearchParams) -> list[RankedHit]:
+        if not isinstance(scope, Scope):
+            raise ScopeError("search needs a Scope")
+        _valid(scope.org, "org")
+        _valid(scope.client, "client")
+        use_dense = params.mode in ("hybrid", "dense")
+        use_text = params.mode in ("hybrid", "text")
+        if use_dense and vector is None:
+            raise ValueError("dense search needs a query vector")
+        dense, lexical = await self._ranked(scope, vector if use_dense else None,
+                                            text if use_text else None, params.candidates)
+        terms = query_terms(text)
+        fused = rrf([[c.id for c in dense], [c.id for c in lexical]], params.rrf_k,
+                    [None, {c.id: coverage(terms, c.text or "") ** COVERAGE_POWER
+                            for c in lexical}])
+        if params.recency_half_life_s:
+            fused = weight_by_recency(fused, {c.id: c.occurred_at for c in (*dense, *lexical)},
+                                      params.now, params.recency_half_life_s)
+        top = fused[:params.k]
+        hits = {h.id: h for h in await self._fetch(scope, [f.id for f in top])}
+        # A chunk deleted between the two round trips is simply left out.
+        return [RankedHit(hits[f.id], f.score, f.ranks[0], f.ranks[1])
+                for f in top if f.id in hits]
+
+    async def forget(self, scope: Scope, what: Forget) -> int:
+        if not isinstance(scope, Scope):
+            raise ScopeError("forget needs a Scope")
+        _valid(scope.org, "org")
+        _valid(scope.client, "client")
+        return await self._delete(scope, what)

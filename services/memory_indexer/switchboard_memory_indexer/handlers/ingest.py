@@ -1,0 +1,80 @@
+"""Bus -> index: finished turns (SB_HISTORY) and external events (SB_INGEST).
+
+Both handlers take the raw message rather than the parsed model: a body that fails validation
+must be copied to the dead-letter subject with the reason, and acked at once, so one bad event
+never waits out `max_deliver` redeliveries in front of the good ones. Everything else that
+fails (Valkey down, model error) raises: the message is nacked and JetStream redelivers it; once
+it exhausts `max_deliver`, the shared advisory watcher dead-letters it (reason MAX_DELIVERIES).
+
+Idempotent: chunk ids are deterministic, so a redelivered message overwrites what it wrote."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsRouter, PullSub
+from faststream.nats.annotations import NatsBroker, NatsMessage
+
+from switchboard_common.memory import DLQ_INGEST, DLQ_TURNS, IngestEvent
+from switchboard_common.streams import HISTORY, INGEST
+from switchboard_common.turns import TurnCompleted
+from switchboard_memory_indexer.adapters.dead_letters import dead_letter
+from switchboard_memory_indexer.deps import Memory
+from switchboard_memory_indexer.domain.errors import InvalidEvent
+from switchboard_memory_indexer.domain.validation import check_subject, parse
+
+TURNS_CONSUMER = "memory-turns"
+INGEST_CONSUMER = "memory-ingest"
+# Fetched together and handled concurrently; the batcher embeds their chunks as one batch.
+FETCH = 64
+
+log = logging.getLogger(__name__)
+router = NatsRouter()
+
+
+@router.subscriber(
+    "turns.completed.*",
+    stream=JStream(HISTORY.name, declare=False),
+    durable=TURNS_CONSUMER,
+    pull_sub=PullSub(batch_size=FETCH, timeout=5.0),
+    max_workers=FETCH,
+    ack_policy=AckPolicy.NACK_ON_ERROR,
+    title="memory_indexer/turns.completed",
+    description="Finished turns become per-client memory (private to the user by default).",
+)
+async def on_turn_completed(message: NatsMessage, memory: Memory, broker: NatsBroker) -> None:
+    raw = message.raw_message
+    try:
+        turn = parse(TurnCompleted, raw.data)
+        check_subject(raw.subject, turn.org_id)
+    except InvalidEvent as exc:
+        log.warning("turn dead-lettered (%s): %s", exc, exc.detail)
+        await dead_letter(broker, DLQ_TURNS, raw, "invalid_event", exc.detail)
+        return
+    n = await memory.index_turn(turn)
+    log.debug("indexed turn %s (%d chunks)", turn.turn_id, n)
+
+
+@router.subscriber(
+    "events.ingest.*.*",
+    stream=JStream(INGEST.name, declare=False),
+    durable=INGEST_CONSUMER,
+    pull_sub=PullSub(batch_size=FETCH, timeout=5.0),
+    max_workers=FETCH,
+    ack_policy=AckPolicy.NACK_ON_ERROR,
+    title="memory_indexer/events.ingest",
+    description="External events (documents, emails, calendar, notes, CRM) to index per client. "
+                "Body: IngestEvent. Malformed bodies go to dlq.SB_INGEST.memory-ingest.",
+)
+async def on_ingest(message: NatsMessage, memory: Memory, broker: NatsBroker) -> None:
+    raw = message.raw_message
+    try:
+        event = parse(IngestEvent, raw.data)
+        check_subject(raw.subject, event.org_id, event.client_id)
+    except InvalidEvent as exc:
+        log.warning("ingest event dead-lettered (%s): %s", exc, exc.detail)
+        await dead_letter(broker, DLQ_INGEST, raw, "invalid_event", exc.detail)
+        return
+    n = await memory.index_event(event)
+    log.debug("indexed event %s (%d chunks)", event.event_id, n)

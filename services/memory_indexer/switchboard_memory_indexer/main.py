@@ -1,0 +1,60 @@
+"""Composition root: settings -> embedder + vector store -> broker -> consumers -> handlers."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+from faststream.specification import AsyncAPI
+
+from switchboard_common import telemetry
+from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
+from switchboard_common.dead_letter import watch_dead_letters
+from switchboard_common.streams import HISTORY, INGEST, ConsumerSpec
+from switchboard_memory_indexer.adapters.factory import make_embedder, make_store
+from switchboard_memory_indexer.handlers import ingest, queries
+from switchboard_memory_indexer.service.batcher import IndexBatcher
+from switchboard_memory_indexer.service.memory import MemoryService, Tuning, prepare_index
+from switchboard_memory_indexer.settings import Settings
+
+
+def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
+    return (
+        ConsumerSpec(HISTORY, ingest.TURNS_CONSUMER, "turns.completed.>",
+                     ack_wait_s=settings.ack_wait_s, max_deliver=settings.max_deliver),
+        ConsumerSpec(INGEST, ingest.INGEST_CONSUMER, "events.ingest.>",
+                     ack_wait_s=settings.ack_wait_s, max_deliver=settings.max_deliver),
+    )
+
+
+def build_app(settings: Settings | None = None) -> FastStream:
+    settings = settings or Settings()
+    telemetry.setup("memory_indexer", settings.log_level)
+    broker = make_broker(settings.nats_url, "memory_indexer", settings.shutdown_grace_s)
+    broker.include_router(ingest.router)
+    broker.include_router(queries.router)
+    app = FastStream(broker, specification=AsyncAPI(title="Switchboard memory_indexer"))
+
+    @app.on_startup
+    async def connect() -> None:
+        # The model and the index come first: subscriptions start only after on_startup, so
+        # nothing is consumed before we can index it.
+        embedder = await make_embedder(settings)
+        store = await make_store(settings)
+        await prepare_index(store, embedder, reindex=settings.reindex_on_model_change)
+        batcher = IndexBatcher(embedder, store, settings.embed_batch,
+                               settings.embed_wait_ms / 1000)
+        app.context.set_global("memory", MemoryService(embedder, store, batcher, Tuning(
+            settings.chunk_chars, settings.chunk_overlap, settings.turns_private,
+            settings.rrf_k, settings.candidates)))
+        app.context.set_global("settings", settings)
+        await connect_with_backoff(broker, settings.connect_timeout_s)
+        await prepare_jetstream(broker, consumers(settings))
+        await watch_dead_letters(broker.connection, consumers(settings))
+
+    @app.after_shutdown
+    async def close() -> None:
+        memory: MemoryService | None = app.context.get("memory")
+        if memory is not None:
+            await memory.store.close()
+            await memory.embedder.close()
+
+    return app

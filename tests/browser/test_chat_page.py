@@ -1,0 +1,98 @@
+"""The chat page in a real (headless) Chromium: it streams an answer token by token, clears
+partial text on turn_retry and shows which model answered. The back end is played by the test
+over real NATS, as in tests/connected/gateway."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from switchboard_cli.embedded import free_port
+from tests.connected.gateway.support import Backend, GatewayFactory
+
+pytestmark = [pytest.mark.slow, pytest.mark.connected]
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOT = Path(os.environ.get("SB_SCREENSHOT", "/tmp/switchboard-chat.png"))
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} missing (apt-get install -y chromium)", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.async_api",
+                                     reason="playwright not installed (pip install playwright)")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                            headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def test_page_streams_answer_and_shows_model(browser: Any, gateway_factory: GatewayFactory,
+                                                   nats_url: str, org: str) -> None:
+    port = free_port()
+    async with gateway_factory(port=port) as gw:
+        nc = await nats.connect(nats_url)
+        backend = Backend(nc, org)
+        await backend.start()
+        page = await browser.new_page(viewport={"width": 900, "height": 640})
+        await page.goto(f"{gw.http}/?org={org}&user=va1")
+        await page.wait_for_selector("#status[data-state=connected]", timeout=10_000)
+
+        await page.fill("#client", "sarah")
+        await page.dispatch_event("#client", "change")
+        await page.fill("#message", "What is on my calendar today?")
+        await page.press("#message", "Enter")
+        turn = await backend.next_turn()
+        assert (turn.client_id, turn.text) == ("sarah", "What is on my calendar today?")
+
+        answer = page.locator(".turn .answer").last
+        await backend.delta(turn, 1, "Draft ")
+        await playwright_api.expect(answer).to_have_text("Draft ")
+        await backend.retry(turn, 2)  # partial text is discarded
+        await playwright_api.expect(answer).to_have_text("")
+        await playwright_api.expect(page.locator(".turn .note")).to_contain_text("retrying")
+        await backend.delta(turn, 3, "You have ")
+        await playwright_api.expect(answer).to_have_text("You have ")  # token by token
+        await backend.delta(turn, 4, "two meetings.")
+        await playwright_api.expect(answer).to_have_text("You have two meetings.")
+        await backend.done(turn, 5, "You have two meetings.")
+        meta = page.locator(".turn .meta").last
+        await playwright_api.expect(meta.locator(".model")).to_have_text("fake-1")
+        await playwright_api.expect(meta).to_contain_text("4 out tokens")
+        await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        await page.fill("#message", "x" * 20_000)  # too large: a readable error
+        await page.press("#message", "Enter")
+        await playwright_api.expect(page.locator(".error")).to_contain_text("message_too_large")
+        await page.screenshot(path=str(SCREENSHOT.with_stem(SCREENSHOT.stem + "-error")))
+
+        await page.fill("#message", "And tomorrow?")
+        await page.press("#message", "Enter")
+        turn = await backend.next_turn()
+        await backend.delta(turn, 1, "Tomorrow ")
+        answer = page.locator(".turn .answer").last
+        await playwright_api.expect(answer).to_have_text("Tomorrow ")
+
+    # The gateway restarts mid-answer; what is published meanwhile is kept by SB_TURN_EVENTS.
+    await backend.delta(turn, 2, "is ")
+    async with gateway_factory(port=port):
+        await page.wait_for_selector("#status[data-state=connected]", timeout=10_000)
+        await playwright_api.expect(answer).to_have_text("Tomorrow is ")  # resumed after seq 1
+        await backend.delta(turn, 3, "free.")
+        await backend.done(turn, 4, "Tomorrow is free.")
+        await playwright_api.expect(answer).to_have_text("Tomorrow is free.")
+        await page.close()
+    await nc.close()

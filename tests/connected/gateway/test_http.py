@@ -1,0 +1,60 @@
+"""Health, readiness, OpenAPI, the page and the REST turn view."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import websockets
+
+from switchboard_cli.embedded import free_port
+from tests.connected.gateway.support import Gateway, GatewayFactory, recv_json, user_message
+
+pytestmark = pytest.mark.connected
+
+
+async def test_health_ready_openapi_and_page(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"ready": True, "nats": True, "valkey": True, "down": []}
+        spec = (await http.get("/openapi.json")).json()
+        assert {"/healthz", "/readyz", "/v1/turns/{turn_id}"} <= set(spec["paths"])
+        assert "Readiness" in spec["components"]["schemas"]
+        assert (await http.get("/docs")).status_code == 200
+        page = await http.get("/")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert "<script" in page.text and "http" not in page.text.split("<script")[0].lower()
+
+
+async def test_readyz_503_names_valkey_when_it_is_down(gateway_factory: GatewayFactory) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    async with gateway_factory(valkey_url=closed, connect_timeout_s=0.3) as gw:
+        async with httpx.AsyncClient(base_url=gw.http) as http:
+            ready = await http.get("/readyz")
+            assert (await http.get("/healthz")).status_code == 200
+        assert ready.status_code == 503
+        assert ready.json() == {"ready": False, "nats": True, "valkey": False,
+                                "down": ["valkey"]}
+        # A turn cannot start without Valkey: a retryable error, the socket stays usable.
+        async with websockets.connect(gw.ws("acme")) as ws:
+            await ws.send(user_message("hi", key="kk"))
+            frame = await recv_json(ws)
+            assert (frame["code"], frame["retryable"], frame["idempotency_key"]) == (
+                "service_unavailable", True, "kk")
+            await ws.send("{")
+            assert (await recv_json(ws))["code"] == "invalid_json"
+
+
+async def test_rest_turn_view_is_scoped_to_the_caller(gateway: Gateway, org: str) -> None:
+    async with websockets.connect(gateway.ws(org)) as ws:
+        await ws.send(user_message("x"))
+        turn_id = (await recv_json(ws))["turn_id"]
+    async with httpx.AsyncClient(base_url=gateway.http) as http:
+        mine = await http.get(f"/v1/turns/{turn_id}", headers={"X-Org": org, "X-User": "va1"})
+        assert mine.status_code == 200 and mine.json()["client_id"] == "sarah"
+        theirs = await http.get(f"/v1/turns/{turn_id}", headers={"X-Org": org,
+                                                                  "X-User": "va2"})
+        assert theirs.status_code == 404
+        bad = await http.get(f"/v1/turns/{turn_id}", headers={"X-Org": "a b"})
+        assert bad.status_code == 400

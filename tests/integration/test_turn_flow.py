@@ -80,8 +80,10 @@ async def test_llm_stream_killed_mid_answer_is_retried_with_explicit_reset(
         nonlocal killed
         if not killed and sum(f["type"] == "delta" for f in frames) == 5:
             killed = True
-            await asyncio.to_thread(stack.kill_service, "llm_stream")
-            await asyncio.to_thread(stack.start_service, "llm_stream")
+            # Not in a worker thread: children die with the thread that started them
+            # (PR_SET_PDEATHSIG), and a pool thread may exit at any time.
+            stack.kill_service("llm_stream")
+            stack.start_service("llm_stream")
 
     started = time.monotonic()
     async with websockets.connect(ws_url(stack)) as ws:

@@ -86,6 +86,8 @@ def start_nats(data_dir: Path, port: int | None = None, log_file: Path | None = 
         [str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
         stdout=out, stderr=out, start_new_session=True,
     )
+    if out is not subprocess.DEVNULL:
+        out.close()  # the child has its own copy
     _wait_port(port, proc, 15, "nats-server")
     return ServerProcess("nats", f"nats://127.0.0.1:{port}", port, proc)
 
@@ -105,5 +107,7 @@ def start_valkey(data_dir: Path, port: int | None = None, log_file: Path | None 
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True,
                             env={**os.environ})
+    if out is not subprocess.DEVNULL:
+        out.close()  # the child has its own copy
     _wait_port(port, proc, 15, "valkey-server")
     return ServerProcess("valkey", f"redis://127.0.0.1:{port}/0", port, proc)

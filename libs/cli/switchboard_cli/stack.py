@@ -28,6 +28,8 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     # If the supervisor is killed (even with SIGKILL) its children get SIGTERM: no orphans.
+    # The kernel ties this to the *thread* that forked: start services from a long-lived
+    # thread (the main one), never from a pool thread that may exit.
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 

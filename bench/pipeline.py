@@ -38,10 +38,12 @@ def pct(values: list[float], q: float) -> float:
 
 async def worker(url: str, turns: int, prompt: str, first: list[float], totals: list[float],
                  tokens: list[int]) -> None:
+    # One client per worker: turns of one conversation run one at a time by design.
+    client = f"bench{uuid.uuid4().hex[:8]}"
     async with websockets.connect(url, max_size=None) as ws:
         for _ in range(turns):
             sent = time.perf_counter()
-            await ws.send(json.dumps({"type": "user_message", "client_id": "bench",
+            await ws.send(json.dumps({"type": "user_message", "client_id": client,
                                       "text": prompt, "idempotency_key": uuid.uuid4().hex}))
             got_first = False
             count = 0

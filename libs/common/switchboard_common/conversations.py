@@ -89,6 +89,17 @@ class ConversationStore:
                                    + ":messages", 0, -1)
         return [ChatMessage.model_validate_json(item) for item in raw]
 
+    async def history(self, org: str, user: str, client: str, conversation: str
+                      ) -> tuple[list[ChatMessage], Summary | None]:
+        """Messages and summary in one round trip (prompt assembly's hot path)."""
+        base = conversation_key(org, user, client, conversation)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.lrange(base + ":messages", 0, -1)
+        pipe.get(base + ":summary")
+        raw, summary = await pipe.execute()
+        return ([ChatMessage.model_validate_json(item) for item in raw],
+                Summary.model_validate_json(summary) if summary else None)
+
     async def summary(self, org: str, user: str, client: str, conversation: str
                       ) -> Summary | None:
         raw = await self._r.get(conversation_key(org, user, client, conversation) + ":summary")
@@ -129,6 +140,9 @@ class ConversationStore:
         raw: list[Any] = await self._r.zrevrange(
             f"convs:{org}:{user}:{client}", offset, offset + limit - 1, withscores=True)
         return [(c.decode() if isinstance(c, bytes) else str(c), float(s)) for c, s in raw]
+
+    async def count_conversations(self, org: str, user: str, client: str) -> int:
+        return int(await self._r.zcard(f"convs:{org}:{user}:{client}"))
 
     async def turns(self, org: str, user: str, client: str, conversation: str, offset: int,
                     limit: int) -> tuple[list[TurnRecord], int]:

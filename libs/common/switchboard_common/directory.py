@@ -97,6 +97,10 @@ class Directory:
         created = await self._r.hsetnx(_k(org, "users"), user_id, user.model_dump_json())
         return user if created else (await self.get_user(org, user_id) or user)
 
+    async def add_user(self, org: str, user: User) -> bool:
+        """Create `user` unless the id is taken (atomic); False when it already exists."""
+        return bool(await self._r.hsetnx(_k(org, "users"), user.id, user.model_dump_json()))
+
     async def list_users(self, org: str) -> list[User]:
         raw = await self._r.hvals(_k(org, "users"))
         return sorted((User.model_validate_json(v) for v in raw), key=lambda u: u.id)
@@ -108,6 +112,11 @@ class Directory:
 
     async def put_client(self, org: str, client: Client) -> None:
         await self._r.hset(_k(org, "clients"), client.id, client.model_dump_json())
+
+    async def add_client(self, org: str, client: Client) -> bool:
+        """Create `client` unless the id is taken (atomic); False when it already exists."""
+        return bool(await self._r.hsetnx(_k(org, "clients"), client.id,
+                                         client.model_dump_json()))
 
     async def delete_client(self, org: str, client: str) -> bool:
         pipe = self._r.pipeline(transaction=True)
@@ -127,6 +136,11 @@ class Directory:
 
     async def put_template(self, org: str, template: Template) -> None:
         await self._r.hset(_k(org, "templates"), template.id, template.model_dump_json())
+
+    async def add_template(self, org: str, template: Template) -> bool:
+        """Create `template` unless the id is taken (atomic); False when it already exists."""
+        return bool(await self._r.hsetnx(_k(org, "templates"), template.id,
+                                         template.model_dump_json()))
 
     async def delete_template(self, org: str, template: str) -> bool:
         return bool(await self._r.hdel(_k(org, "templates"), template))

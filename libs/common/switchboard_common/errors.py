@@ -12,6 +12,8 @@ class ErrorCode(StrEnum):
     INVALID_MESSAGE = "invalid_message"
     MESSAGE_TOO_LARGE = "message_too_large"
     UNKNOWN_TURN = "unknown_turn"
+    UNKNOWN_CLIENT = "unknown_client"
+    FORBIDDEN = "forbidden"
     # turn processing
     TURN_TIMEOUT = "turn_timeout"
     INTERNAL = "internal_error"

@@ -4,11 +4,15 @@ own beyond its collaborators, so any replica can continue any turn."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from faststream.nats import NatsBroker
+from faststream.nats.message import NatsMessage
 
 from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.conversations import (
@@ -61,11 +65,36 @@ class TurnFlow:
     queue: TurnQueue
     skills: SkillResolver
     memory: MemorySearch | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
 
-    async def accept(self, turn: TurnRequest, order: int) -> None:
-        await self.pending.save(turn)
-        if (start := await self.queue.enqueue(base_of(turn), turn.turn_id, order)) is not None:
-            await self.start(start)
+    def in_background(self, work: Coroutine[Any, Any, None], message: NatsMessage) -> None:
+        """Run `work` concurrently (bounded), then ack `message`; nack it if `work` fails."""
+        async def run() -> None:
+            async with self._slots:
+                try:
+                    await work
+                except Exception:
+                    log.exception("background turn work failed; the message will be redelivered")
+                    await message.nack()
+                    return
+            await message.ack()
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout_s: float) -> None:
+        """On shutdown: let background work finish (and ack) within the grace period; what
+        does not finish is redelivered to another replica."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+    async def accept(self, turn: TurnRequest, order: int) -> str | None:
+        """Record the turn and queue it behind its conversation; returns the turn to start
+        now (this one, or for an expired conversation the next waiting one), or None."""
+        return await self.queue.enqueue(base_of(turn), turn.turn_id, order,
+                                        record=self.pending.record(turn))
 
     async def start(self, turn_id: str) -> None:
         turn = await self.pending.get(turn_id)
@@ -73,10 +102,8 @@ class TurnFlow:
             log.warning("turn %s expired while waiting", turn_id)
             return
         resolved, client = await self.skills.resolve(turn.org_id, turn.user_id, turn.client_id)
-        messages = await self.conversations.messages(turn.org_id, turn.user_id, turn.client_id,
-                                                     turn.conversation_id)
-        summary = await self.conversations.summary(turn.org_id, turn.user_id, turn.client_id,
-                                                   turn.conversation_id)
+        messages, summary = await self.conversations.history(
+            turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
         level = complexity.estimate(turn.text)
         retrieved: list[prompt.RetrievedItem] = []
         if level.level == "complex" and self.memory is not None:
@@ -159,10 +186,8 @@ class TurnFlow:
     async def _maybe_summarise(self, turn: TurnRequest) -> None:
         """Off the critical path: when the unsummarised conversation outgrows the budget, ask
         the model (in the background) to fold its older part into the summary."""
-        messages = await self.conversations.messages(turn.org_id, turn.user_id, turn.client_id,
-                                                     turn.conversation_id)
-        summary = await self.conversations.summary(turn.org_id, turn.user_id, turn.client_id,
-                                                   turn.conversation_id)
+        messages, summary = await self.conversations.history(
+            turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
         covered = summary.covers if summary else 0
         budget = self.settings.history_token_budget
         if tokens.count_messages(messages[covered:]) <= budget:

@@ -85,6 +85,9 @@ def build_app(settings: Settings | None = None) -> FastStream:
 
     @app.on_shutdown
     async def stop_sweeper() -> None:
+        flow: TurnFlow | None = app.context.get("flow")
+        if flow is not None:
+            await flow.drain(settings.shutdown_grace_s)
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -8,9 +8,15 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, status
 from starlette.requests import HTTPConnection
 
+from switchboard_common.conversations import ConversationStore
+from switchboard_common.directory import Client, Directory
+from switchboard_common.envelope import Id
 from switchboard_gateway.adapters.events import TurnBus
+from switchboard_gateway.adapters.skills import SkillsBus
 from switchboard_gateway.adapters.store import TurnStore
+from switchboard_gateway.domain.access import Principal, check_client
 from switchboard_gateway.domain.identity import Identity, InvalidIdentity, resolve_identity
+from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
 from switchboard_gateway.settings import Settings
 
@@ -35,10 +41,34 @@ def _turns(conn: HTTPConnection) -> TurnService:
     return turns
 
 
+def _directory(conn: HTTPConnection) -> Directory:
+    directory: Directory = conn.app.state.directory
+    return directory
+
+
+def _conversations(conn: HTTPConnection) -> ConversationStore:
+    conversations: ConversationStore = conn.app.state.conversations
+    return conversations
+
+
+def _skills(conn: HTTPConnection) -> SkillsBus:
+    skills: SkillsBus = conn.app.state.skills
+    return skills
+
+
+def _gate(conn: HTTPConnection) -> ClientGate:
+    gate: ClientGate = conn.app.state.gate
+    return gate
+
+
 Config = Annotated[Settings, Depends(_settings)]
 Bus = Annotated[TurnBus, Depends(_bus)]
 Store = Annotated[TurnStore, Depends(_store)]
 Turns = Annotated[TurnService, Depends(_turns)]
+Dir = Annotated[Directory, Depends(_directory)]
+Conversations = Annotated[ConversationStore, Depends(_conversations)]
+SkillsApi = Annotated[SkillsBus, Depends(_skills)]
+Gate = Annotated[ClientGate, Depends(_gate)]
 
 
 def _rest_identity(settings: Config,
@@ -52,3 +82,20 @@ def _rest_identity(settings: Config,
 
 
 Caller = Annotated[Identity, Depends(_rest_identity)]
+
+
+async def _principal(who: Caller, directory: Dir) -> Principal:
+    """The caller's user record; an unknown caller is created (the org's first is admin)."""
+    return Principal(who.org, await directory.ensure_user(who.org, who.user))
+
+
+Me = Annotated[Principal, Depends(_principal)]
+
+
+async def _client(client_id: Id, me: Me, directory: Dir) -> Client:
+    """The `{client_id}` path parameter, if the caller may use that client (else the
+    access error, mapped to 403/404 by routes.errors)."""
+    return check_client(me, client_id, await directory.get_client(me.org, client_id))
+
+
+AccessibleClient = Annotated[Client, Depends(_client)]

@@ -1,4 +1,4 @@
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from switchboard_common.settings import ServiceSettings
@@ -24,3 +24,15 @@ class Settings(ServiceSettings):
     dev_org: str = "dev"
     dev_user: str = "dev"
     """Identity when the client names none (dev credential until auth lands)."""
+    skills_resolve_timeout_s: float = Field(2.0, gt=0)
+    """How long `GET .../skills/resolved` waits for a context replica before answering 503."""
+    auto_provision_clients: bool | None = None
+    """A `user_message` naming an unknown client creates it (name = id, assigned to the
+    caller) instead of refusing it with `unknown_client`. Unset: on in development only, so
+    `./dev up` works out of the box and production needs clients created through the API."""
+
+    @model_validator(mode="after")
+    def _provision_default(self) -> "Settings":
+        if self.auto_provision_clients is None:
+            self.auto_provision_clients = self.environment == "development"
+        return self

@@ -13,8 +13,9 @@ class PendingTurns:
         self._r = client
         self._ttl = ttl_s
 
-    async def save(self, turn: TurnRequest) -> None:
-        await self._r.set(f"ctx:pending:{turn.turn_id}", turn.model_dump_json(), ex=self._ttl)
+    def record(self, turn: TurnRequest) -> tuple[str, bytes, int]:
+        """(key, value, ttl) to store a turn, for callers that batch it with other writes."""
+        return f"ctx:pending:{turn.turn_id}", turn.model_dump_json().encode(), self._ttl
 
     async def get(self, turn_id: str) -> TurnRequest | None:
         raw = await self._r.get(f"ctx:pending:{turn_id}")

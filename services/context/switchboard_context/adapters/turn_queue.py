@@ -72,9 +72,17 @@ class TurnQueue:
         self._enqueue: Any = client.register_script(_ENQUEUE)
         self._finish: Any = client.register_script(_FINISH)
 
-    async def enqueue(self, base: str, turn_id: str, order: int) -> str | None:
-        return _text(await self._enqueue(keys=_keys(base),
-                                         args=[turn_id, order, self._ttl_ms, base]))
+    async def enqueue(self, base: str, turn_id: str, order: int,
+                      record: tuple[str, bytes, int] | None = None) -> str | None:
+        """Queue the turn; `record` (key, value, ttl_s) is written in the same round trip,
+        before the script, so the turn's request is stored before it can be started."""
+        pipe = self._r.pipeline(transaction=False)
+        if record is not None:
+            pipe.set(record[0], record[1], ex=record[2])
+        await self._enqueue(keys=_keys(base), args=[turn_id, order, self._ttl_ms, base],
+                            client=pipe)
+        results = await pipe.execute()
+        return _text(results[-1])
 
     async def finish(self, base: str, turn_id: str = "") -> str | None:
         return _text(await self._finish(keys=_keys(base), args=[turn_id, self._ttl_ms, base]))

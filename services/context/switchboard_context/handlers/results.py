@@ -26,7 +26,7 @@ def router() -> NatsRouter:
         "model.completed.*",
         stream=JStream(RESULTS.name, declare=False),
         durable=CONSUMER,
-        pull_sub=PullSub(batch_size=16, timeout=5.0),
+        pull_sub=PullSub(batch_size=1, timeout=5.0),  # see streams.PULL_NOTE
         max_workers=16,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="context/model.completed",

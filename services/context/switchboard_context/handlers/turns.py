@@ -1,12 +1,16 @@
 """turns.requested -> (per-conversation queue) -> model.requested.
 
-One worker per replica: turn requests are accepted in stream order, which is what keeps
-a conversation's turns in order (see adapters/turn_queue.py). Accepting is a few Valkey round
-trips and one publish, so one worker keeps up. Idempotent: the model request's Nats-Msg-Id is
-(turn, iteration) and re-enqueueing an active or waiting turn changes nothing. Exceptions nack
-(redelivered up to max_deliver, then dead-lettered); malformed requests are dead-lettered."""
+Ordering and concurrency: one worker per replica takes turn requests in stream order and only
+queues them (one Valkey script: the turn's place in its conversation). Building the prompt and
+publishing the model request then run concurrently in the background, and the turn request is
+acked only once that succeeded (manual ack): a crash before it means redelivery, and
+re-queueing an already active turn starts it again (the model request's Nats-Msg-Id makes the
+second publish a no-op). Failures nack (redelivered up to max_deliver, then dead-lettered);
+malformed requests are dead-lettered at once (bus.reject_invalid)."""
 
 from __future__ import annotations
+
+import logging
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
@@ -17,10 +21,20 @@ from switchboard_common.turns import TurnRequest
 from switchboard_context.deps import Flow
 
 CONSUMER = "context-turns"
+log = logging.getLogger(__name__)
 
 
 async def on_turn_requested(turn: TurnRequest, flow: Flow, message: NatsMessage) -> None:
-    await flow.accept(turn, order=message.raw_message.metadata.sequence.stream)
+    try:
+        start = await flow.accept(turn, order=message.raw_message.metadata.sequence.stream)
+    except Exception:
+        log.exception("turn %s could not be queued", turn.turn_id)
+        await message.nack()
+        return
+    if start is None:
+        await message.ack()  # queued behind its conversation; started when its turn comes
+        return
+    flow.in_background(flow.start(start), message)
 
 
 def router() -> NatsRouter:
@@ -31,8 +45,8 @@ def router() -> NatsRouter:
         "turns.requested.*",
         stream=JStream(TURNS.name, declare=False),
         durable=CONSUMER,
-        pull_sub=PullSub(batch_size=16, timeout=5.0),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        pull_sub=PullSub(batch_size=1, timeout=5.0),  # see streams.PULL_NOTE
+        ack_policy=AckPolicy.MANUAL,
         title="context/turns.requested",
         description="A user message to answer: queued per conversation, then the prompt is built "
                     "and llm_stream is asked for a model call.",

@@ -41,7 +41,8 @@ async def run(kind: str, items: int, tmp: Path) -> tuple[float, float]:
     valkey_srv = start_valkey(tmp / kind, persist=False)
     env = {**os.environ, "NATS_URL": nats_srv.url, "VALKEY_URL": valkey_srv.url,
            "MEMORY_INDEXER_EMBEDDER": kind, "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "switchboard_memory_indexer"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "switchboard_memory_indexer"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     r = redis.Redis.from_url(valkey_srv.url, protocol=2)
     try:
         nc = await nats.connect(nats_srv.url)

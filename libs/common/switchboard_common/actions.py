@@ -1,21 +1,47 @@
-"""Action subjects (the executor's real work arrives with the actions issue).
+"""Action subjects: proposed tool calls, their results, and the user's decisions on them.
 
-| subject                    | kind               | producer -> consumer          |
-|----------------------------|--------------------|-------------------------------|
-| actions.proposed.<org>     | command, JetStream | llm_stream/context -> action_executor |
-| actions.results.<org>      | event, JetStream   | action_executor -> context    |
+| subject                      | kind                  | producer -> consumer              |
+|------------------------------|-----------------------|-----------------------------------|
+| actions.proposed.<org>       | command, JetStream    | context -> action_executor        |
+| actions.results.<org>        | event, JetStream      | action_executor -> context        |
+| actions.decide.<org>         | request/reply, core   | gateway -> action_executor        |
+| turns.events.<org>.<turn>    | core NATS, also kept  | action_executor -> gateway: `action_pending`, `action_result` frames |
+
+A proposal carries the autonomy policy context resolved from the skills of that (user, client),
+so the executor decides with exactly what the turn's prompt was built from. Deciding is
+request/reply because the user waits for the answer (and must hear "already decided" or
+"expired" at once); the executor owns every state change of an action.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from switchboard_common.envelope import Envelope, Id
+from switchboard_common.envelope import SCHEMA_VERSION, Envelope, Id, utcnow
+from switchboard_common.errors import ErrorCode
+from switchboard_common.skills import Autonomy, Thresholds
 
 ACTION_PROPOSED = "actions.proposed.{org}"
 ACTION_RESULTS = "actions.results.{org}"
+ACTION_DECIDE = "actions.decide.{org}"
+
+Outcome = Literal["execute", "propose", "ask"]
+ActionStatus = Literal[
+    "pending",      # waiting for the user's approval (expires)
+    "needs_input",  # the policy said "ask": the model asks the user for details instead
+    "approved",     # approved, execution under way (or to be resumed after a crash)
+    "executed",     # the effect happened; `output` holds what the tool returned
+    "failed",       # the tool failed for good; `error` says why, readably
+    "rejected",     # the user said no
+    "expired",      # nobody decided in time
+    "refused",      # never runnable: unknown or disabled tool, invalid arguments
+]
+FINAL_STATUSES = frozenset({"executed", "failed", "rejected", "expired", "refused",
+                            "needs_input"})
 
 
 def action_proposed_subject(org: str) -> str:
@@ -26,20 +52,182 @@ def action_results_subject(org: str) -> str:
     return f"actions.results.{org}"
 
 
+def action_decide_subject(org: str) -> str:
+    return f"actions.decide.{org}"
+
+
+def action_id_for(turn_id: str, iteration: int, tool_use_id: str) -> str:
+    """Deterministic: a re-published proposal (redelivered model result) is the same action."""
+    return hashlib.sha256(f"{turn_id}:{iteration}:{tool_use_id}".encode()).hexdigest()[:32]
+
+
+class PolicyDecision(BaseModel):
+    """What the autonomy policy decided and everything it decided on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Outcome
+    reason: str
+    mode: Literal["suggest", "assist", "automate"]
+    risky: bool
+    confidence: float | None
+    thresholds: Thresholds
+
+
 class ActionProposed(Envelope):
+    """Command: decide on (and maybe run) one tool call of a model response."""
+
     action_id: Id
     turn_id: Id
     user_id: Id
     client_id: Id
+    conversation_id: Id = "main"
+    iteration: int = 0
+    tool_use_id: str = ""
     tool: str
     arguments: dict[str, Any] = Field(default_factory=dict)
-    confidence: float = Field(ge=0.0, le=1.0)
+    confidence: float | None = None
+    """As the model gave it; None when missing or not a number. Out of range is kept so the
+    policy (not the parser) answers "ask" and records why."""
     rationale: str = ""
+    autonomy: Autonomy = Autonomy()
+    enabled_tools: list[str] = Field(default_factory=list)
 
 
 class ActionResult(Envelope):
+    """Event: where one proposed action stands, for the tool-use loop (one per proposal, and
+    again when a pending action is later decided)."""
+
     action_id: Id
     turn_id: Id
+    user_id: Id = "unknown"
     client_id: Id
-    status: str
+    iteration: int = 0
+    tool_use_id: str = ""
+    tool: str = ""
+    status: ActionStatus
+    output: dict[str, Any] = Field(default_factory=dict)
+    message: str = ""
+    """Readable: what happened, for the model's tool_result and for the user."""
+    is_error: bool = False
+
+
+class Decision(BaseModel):
+    """Who decided what, when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    approve: bool
+    by: str
+    at: datetime = Field(default_factory=utcnow)
+    edited: bool = False
+    reason: str = ""
+
+
+class ActionRecord(BaseModel):
+    """An action as stored (Valkey, `act:{org}:{id}`): the durable state approvals, listing and
+    the audit log read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action_id: str
+    org_id: str
+    turn_id: str
+    user_id: str
+    client_id: str
+    conversation_id: str = "main"
+    iteration: int = 0
+    tool_use_id: str = ""
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    confidence: float | None = None
+    rationale: str = ""
+    risky: bool = False
+    policy: PolicyDecision | None = None
+    status: ActionStatus
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    decision: Decision | None = None
+    output: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    duration_ms: float | None = None
+    executed_at: datetime | None = None
+
+    def result(self, message: str, *, org: str | None = None) -> ActionResult:
+        return ActionResult(
+            org_id=org or self.org_id, action_id=self.action_id, turn_id=self.turn_id,
+            user_id=self.user_id, client_id=self.client_id, iteration=self.iteration,
+            tool_use_id=self.tool_use_id, tool=self.tool, status=self.status,
+            output=self.output, message=message,
+            is_error=self.status in ("failed", "refused"))
+
+
+class AuditEntry(BaseModel):
+    """One line of a client's audit log. `details` never holds mail bodies: the executor
+    records argument names and sizes for mail, and tool outputs as returned."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime = Field(default_factory=utcnow)
+    kind: Literal["proposed", "decided", "executed", "failed", "expired"]
+    action_id: str
+    tool: str
+    actor: str
+    """The user who decided, or `policy` / `system`."""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---- deciding (request/reply, served by action_executor) ----
+
+class DecideAction(Envelope):
+    action_id: Id
+    user_id: Id
+    approve: bool
+    arguments: dict[str, Any] | None = None
+    """Approve with these arguments instead of the proposed ones (validated again)."""
+    reason: str = Field("", max_length=500)
+
+
+class DecideReply(BaseModel):
+    ok: bool
+    code: ErrorCode | None = None
+    message: str = ""
+    record: ActionRecord | None = None
+
+
+# ---- client stream frames (turns.events.<org>.<turn>, forwarded to the WebSocket) ----
+
+class _ActionFrame(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: int = SCHEMA_VERSION
+    org_id: str
+    turn_id: str
+    seq: int = 0
+    """Action frames carry no position in the turn's text (seq 0): they may arrive after the
+    turn ended, and a client matches them by `action_id`."""
+
+
+class ActionPending(_ActionFrame):
+    """An approval card: approve, reject or edit it with `action_decision`."""
+
+    type: Literal["action_pending"] = "action_pending"
+    action_id: str
+    client_id: str
+    tool: str
+    arguments: dict[str, Any]
+    confidence: float | None
+    rationale: str
+    risky: bool
+    expires_at: datetime | None
+    reason: str
+
+
+class ActionResultFrame(_ActionFrame):
+    type: Literal["action_result"] = "action_result"
+    action_id: str
+    client_id: str
+    tool: str
+    status: ActionStatus
+    message: str
     output: dict[str, Any] = Field(default_factory=dict)

@@ -26,6 +26,11 @@ class ErrorCode(StrEnum):
     PROVIDER_BAD_REQUEST = "provider_bad_request"
     PROVIDER_AUTH = "provider_auth"
     PROVIDER_ERROR = "provider_error"
+    # actions and approvals (action_executor)
+    UNKNOWN_ACTION = "unknown_action"
+    ACTION_ALREADY_DECIDED = "action_already_decided"
+    ACTION_EXPIRED = "action_expired"
+    INVALID_ARGUMENTS = "invalid_arguments"
 
 
 class SwitchboardError(Exception):

@@ -11,9 +11,9 @@ Token deltas for the request go to `turns.events.<org>.<turn>` (see `turns`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard_common.envelope import Envelope, Id
 from switchboard_common.errors import ErrorCode
@@ -42,11 +42,72 @@ def result_msg_id(turn_id: str, iteration: int) -> str:
     return f"model-result:{turn_id}:{iteration}"
 
 
+class TextBlock(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolUseBlock(BaseModel):
+    """The model asks for a tool call (Anthropic `tool_use`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    name: str
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResultBlock(BaseModel):
+    """The outcome of a tool call, sent back in a user message (Anthropic `tool_result`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["tool_result"] = "tool_result"
+    tool_use_id: str
+    content: str
+    is_error: bool = False
+
+
+ContentBlock = Annotated[TextBlock | ToolUseBlock | ToolResultBlock,
+                         Field(discriminator="type")]
+
+
 class ChatMessage(BaseModel):
+    """One message of a prompt. `content` is plain text or, inside the tool-use loop, a list
+    of content blocks; stored conversations only ever hold plain text."""
+
     model_config = ConfigDict(frozen=True)
 
     role: Literal["user", "assistant"]
-    content: str
+    content: str | list[ContentBlock]
+
+    @property
+    def text(self) -> str:
+        """The message's text (text blocks joined; tool blocks carry none)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+
+class ToolDef(BaseModel):
+    """A tool the model may call: name, description and JSON schema of its input."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    input: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelRequest(Envelope):
@@ -71,6 +132,12 @@ class ModelRequest(Envelope):
     streams nothing and only publishes the result."""
     meta: dict[str, str] = {}
     """Opaque to llm_stream: copied to the ModelResult so the requester can match it."""
+    tools: list[ToolDef] = []
+    """Tools the model may call; a response that calls some ends with stop_reason
+    `tool_use` and lists them in `ModelResult.tool_calls`."""
+    seq_base: int = 0
+    """The turn's client stream already reached this seq (a later iteration of the tool-use
+    loop): deltas continue after it even when the last stored event carries no seq."""
 
 
 class ProviderFailure(BaseModel):
@@ -100,3 +167,5 @@ class ModelResult(Envelope):
     error: ProviderFailure | None = None
     purpose: Purpose = "answer"
     meta: dict[str, str] = {}
+    tool_calls: list[ToolCall] = []
+    """With stop_reason `tool_use`: the calls, in the order the model made them."""

@@ -15,8 +15,10 @@ from switchboard_common.bus import connect_with_backoff, make_broker, prepare_je
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.directory import Directory
+from switchboard_common.model import ModelRequest
 from switchboard_common.streams import RESULTS, TURNS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
+from switchboard_common.turns import StreamEvent, TurnCompleted
 from switchboard_common.valkey import connect_valkey
 from switchboard_context.adapters.memory import MemorySearch
 from switchboard_context.adapters.pending import PendingTurns
@@ -44,6 +46,17 @@ def build_broker(settings: Settings, on_reconnect: Callable[[], Awaitable[None]]
                          reconnected_cb=on_reconnect)
     for module in (turns, results, skills, memory):
         broker.include_router(module.router())
+    # What context publishes (for the AsyncAPI document; publishing goes through bus helpers).
+    broker.publisher("model.requested.{org}", schema=ModelRequest,
+                     title="context/model.requested",
+                     description="A model call for a turn (JetStream SB_MODEL, Nats-Msg-Id "
+                                 "model:<turn>:<iteration>), or a background summary.")
+    broker.publisher("turns.completed.{org}", schema=TurnCompleted,
+                     title="context/turns.completed",
+                     description="A finished turn, appended to its conversation (SB_HISTORY).")
+    broker.publisher("turns.events.{org}.{turn}", schema=StreamEvent,
+                     title="context/turns.events",
+                     description="The turn's terminal client event: turn_completed or error.")
     return broker
 
 

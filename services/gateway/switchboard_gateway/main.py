@@ -6,14 +6,31 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio as redis
 from fastapi import FastAPI
 
 from switchboard_common import telemetry
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
+from switchboard_common.conversations import ConversationStore
+from switchboard_common.directory import Directory
 from switchboard_gateway.adapters.events import TurnBus
+from switchboard_gateway.adapters.skills import SkillsBus
 from switchboard_gateway.adapters.store import open_store
+from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
-from switchboard_gateway.routes import health, page, socket, turns
+from switchboard_gateway.routes import (
+    clients,
+    conversations,
+    errors,
+    health,
+    page,
+    skills,
+    socket,
+    templates,
+    turns,
+    usage,
+    users,
+)
 from switchboard_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,13 +43,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker = make_broker(settings.nats_url, "gateway", settings.shutdown_grace_s)
-        await connect_with_backoff(broker, settings.connect_timeout_s)
+        nc = await connect_with_backoff(broker, settings.connect_timeout_s)
         await prepare_jetstream(broker)
         store = await open_store(settings.valkey_url, settings.idempotency_ttl_s,
                                  settings.connect_timeout_s)
         bus = TurnBus(broker)
         app.state.bus, app.state.store = bus, store
         app.state.turns = TurnService(bus, store, settings)
+        # Directory and conversations share one lazily connecting client: open_store above
+        # already waited for Valkey (or decided to start not-ready).
+        valkey = redis.Redis.from_url(settings.valkey_url, socket_connect_timeout=1.0)
+        directory = Directory(valkey)
+        app.state.directory, app.state.conversations = directory, ConversationStore(valkey)
+        app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s)
+        app.state.gate = ClientGate(directory, app.state.skills,
+                                    bool(settings.auto_provision_clients))
         log.info("gateway ready: chat page http://%s:%d/  WebSocket ws://%s:%d/ws",
                  settings.host, settings.port, settings.host, settings.port)
         try:
@@ -42,11 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # drain delivers what is in flight and unsubscribes cleanly.
             await broker.stop()
             await store.close()
+            await valkey.aclose()
 
     app = FastAPI(title="Switchboard gateway", version="0.1.0", lifespan=lifespan,
-                  description="WebSocket chat protocol at /ws (see docs/protocol.md), "
-                              "health probes, and a minimal chat page at /.")
+                  description="WebSocket chat protocol at /ws (see docs/protocol.md), the "
+                              "REST API under /v1 (see docs/api.md), health probes, and a "
+                              "minimal chat page at /.")
     app.state.settings = settings
-    for module in (health, turns, socket, page):
+    errors.install(app)
+    for module in (health, turns, users, clients, templates, skills, conversations, usage,
+                   socket, page):
         app.include_router(module.router)
     return app

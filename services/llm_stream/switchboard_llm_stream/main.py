@@ -8,7 +8,9 @@ from faststream.specification import AsyncAPI
 from switchboard_common import telemetry
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.dead_letter import watch_dead_letters
+from switchboard_common.model import ModelResult
 from switchboard_common.streams import MODEL, ConsumerSpec
+from switchboard_common.turns import StreamEvent
 from switchboard_llm_stream.calls import ModelCalls
 from switchboard_llm_stream.domain.provider import Provider
 from switchboard_llm_stream.domain.retry import RetryPolicy
@@ -42,6 +44,15 @@ def build_app(settings: Settings | None = None) -> FastStream:
     telemetry.setup("llm_stream", settings.log_level)
     broker = make_broker(settings.nats_url, "llm_stream", settings.shutdown_grace_s)
     broker.include_router(model_requests.build_router(settings.max_concurrency))
+    # What llm_stream publishes (for the AsyncAPI document).
+    broker.publisher("turns.events.{org}.{turn}", schema=StreamEvent,
+                     title="llm_stream/turns.events",
+                     description="delta (per-turn seq) and turn_retry, core NATS, fire-and-"
+                                 "forget; kept 15 minutes in SB_TURN_EVENTS for resume.")
+    broker.publisher("model.completed.{org}", schema=ModelResult,
+                     title="llm_stream/model.completed",
+                     description="The call's result or typed failure (SB_RESULTS, Nats-Msg-Id "
+                                 "model-result:<turn>:<iteration>).")
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard llm_stream"))
     provider = select_provider(settings)
     policy = RetryPolicy(settings.max_provider_attempts, settings.max_deliver,

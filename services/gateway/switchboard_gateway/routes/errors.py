@@ -39,12 +39,16 @@ def _doc(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
 
-INVALID = {422: _doc("a field is invalid; `detail` names it")}
-NOT_FOUND = {404: _doc("no such id in the caller's org")}
-FORBIDDEN = {403: _doc("the caller may not do this (nothing about the target is returned)")}
-CONFLICT = {409: _doc("the id is taken, or the target is still in use")}
-UNAVAILABLE = {503: _doc("a dependency (Valkey, NATS, the context service) is unavailable")}
-COMMON = {**INVALID, **FORBIDDEN, **UNAVAILABLE}
+Responses = dict[int | str, dict[str, Any]]
+
+INVALID: Responses = {422: _doc("a field is invalid; `detail` names it")}
+NOT_FOUND: Responses = {404: _doc("no such id in the caller's org")}
+FORBIDDEN: Responses = {403: _doc("the caller may not do this; nothing about the target is "
+                                  "returned")}
+CONFLICT: Responses = {409: _doc("the id is taken, or the target is still in use")}
+UNAVAILABLE: Responses = {503: _doc("a dependency (Valkey, NATS, the context service) is "
+                                    "unavailable")}
+COMMON: Responses = {**INVALID, **FORBIDDEN, **UNAVAILABLE}
 
 
 def invalid(exc: ValidationError, *prefix: str | int) -> RequestValidationError:

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from switchboard_common.errors import ErrorCode
-from switchboard_gateway.deps import Config, Turns
+from switchboard_gateway.deps import Config, Gate, Turns
 from switchboard_gateway.domain.identity import Identity, InvalidIdentity, resolve_identity
 from switchboard_gateway.domain.protocol import (
     ErrorFrame,
@@ -21,6 +21,7 @@ from switchboard_gateway.domain.protocol import (
     UserMessage,
     parse_client_message,
 )
+from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ _CLEANUP_S = 5.0
 
 
 @router.websocket("/ws")
-async def socket(ws: WebSocket, turns: Turns, settings: Config,
+async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config,
                  org: str | None = None, user: str | None = None) -> None:
     try:
         who = resolve_identity(org, user, settings.dev_org, settings.dev_user)
@@ -41,13 +42,15 @@ async def socket(ws: WebSocket, turns: Turns, settings: Config,
         await ws.close(status.WS_1008_POLICY_VIOLATION)
         return
     await ws.accept()
-    await Session(ws, who, turns, settings.max_message_bytes, settings.max_outbox_frames).run()
+    await Session(ws, who, turns, settings.max_message_bytes, settings.max_outbox_frames,
+                  gate).run()
 
 
 class Session:
     def __init__(self, ws: WebSocket, who: Identity, turns: TurnService, max_text_bytes: int,
-                 max_outbox: int) -> None:
+                 max_outbox: int, gate: ClientGate) -> None:
         self._ws = ws
+        self._gate = gate
         self._who = who
         self._turns = turns
         self._max_text = max_text_bytes
@@ -115,6 +118,12 @@ class Session:
         task.add_done_callback(self._tasks.discard)
 
     async def _start(self, msg: UserMessage) -> None:
+        # Checked on every message, before the key is claimed: a refused message starts
+        # nothing, and a client unassigned since is refused even on a re-send.
+        refused = await self._gate.admit(self._who, msg)
+        if refused is not None:
+            self.send(refused)
+            return
         claimed = await self._turns.claim(self._who, msg)
         if isinstance(claimed, str):
             self.send(claimed)

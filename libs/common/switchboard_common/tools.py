@@ -1,0 +1,153 @@
+"""The tool catalogue: what the model may call, as a shared contract.
+
+Each tool is a pydantic input model plus a description and a risk flag. context turns the
+catalogue into the `tools` of a model request (`model_tools`), the action_executor validates
+the model's input against the same models and binds each name to its implementation (with its
+timeout and rate limit). Sharing the models here, rather than asking the executor over the bus
+on every turn, keeps a turn independent of the executor being up and keeps both sides on one
+definition.
+
+Every tool's JSON schema also carries `confidence` (0..1) and `rationale` (one line): the model
+states how sure it is with every call, and the autonomy policy decides on that. They are
+stripped from the arguments before validation (`split_meta`); a missing or out-of-range
+confidence is kept as given (None / the raw number) so the policy can answer "ask".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from switchboard_common.model import ToolDef
+
+CONFIDENCE = "confidence"
+RATIONALE = "rationale"
+MAX_RATIONALE_CHARS = 300
+
+
+class ToolInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- calendar (CalDAV, one calendar per client) ----
+
+class CalendarCreate(ToolInput):
+    title: str = Field(min_length=1, max_length=200, description="Event title")
+    start: datetime = Field(description="Start, ISO 8601 with time zone offset")
+    end: datetime | None = Field(None, description="End; default start + duration_minutes")
+    duration_minutes: int = Field(30, ge=1, le=24 * 60)
+    location: str = Field("", max_length=200)
+    attendees: list[str] = Field(default_factory=list, max_length=50,
+                                 description="Attendee e-mail addresses")
+    description: str = Field("", max_length=4000)
+
+
+class CalendarList(ToolInput):
+    start: datetime = Field(description="Window start, ISO 8601")
+    end: datetime = Field(description="Window end, ISO 8601")
+
+
+class CalendarDelete(ToolInput):
+    event_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
+
+
+# ---- mail ----
+
+class EmailDraft(ToolInput):
+    to: list[str] = Field(min_length=1, max_length=50)
+    cc: list[str] = Field(default_factory=list, max_length=50)
+    subject: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=50_000)
+
+
+class EmailSend(EmailDraft):
+    pass
+
+
+# ---- tasks (Valkey, per client) ----
+
+class TaskAdd(ToolInput):
+    title: str = Field(min_length=1, max_length=300)
+    due: date | None = None
+    notes: str = Field("", max_length=4000)
+
+
+class TaskList(ToolInput):
+    status: Literal["open", "done", "all"] = "open"
+
+
+class TaskComplete(ToolInput):
+    task_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+# ---- memory ----
+
+class MemorySearchInput(ToolInput):
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(5, ge=1, le=20)
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    name: str
+    description: str
+    input: type[ToolInput]
+    risky: bool = False
+    """Risky tools never run alone in `assist` mode (see the autonomy policy)."""
+
+
+CATALOG: dict[str, ToolInfo] = {t.name: t for t in (
+    ToolInfo("calendar_create", "Create an event in the client's calendar.", CalendarCreate),
+    ToolInfo("calendar_list", "List the client's calendar events in a time window.",
+             CalendarList),
+    ToolInfo("calendar_delete", "Delete an event from the client's calendar.", CalendarDelete,
+             risky=True),
+    ToolInfo("email_draft", "Save an e-mail draft for the client (not sent).", EmailDraft),
+    ToolInfo("email_send", "Send an e-mail on the client's behalf.", EmailSend, risky=True),
+    ToolInfo("task_add", "Add a task to the client's task list.", TaskAdd),
+    ToolInfo("task_list", "List the client's tasks.", TaskList),
+    ToolInfo("task_complete", "Mark one of the client's tasks as done.", TaskComplete),
+    ToolInfo("memory_search", "Search what is known about the client (mail, documents, "
+             "earlier conversations).", MemorySearchInput),
+)}
+
+
+def input_schema(info: ToolInfo) -> dict[str, Any]:
+    """The JSON schema the model sees: the input model's, plus confidence and rationale."""
+    schema = info.input.model_json_schema()
+    schema.pop("title", None)
+    props = dict(schema.get("properties", {}))
+    props[CONFIDENCE] = {"type": "number", "minimum": 0, "maximum": 1,
+                         "description": "How sure you are that this call is what the user "
+                                        "wants, 0..1"}
+    props[RATIONALE] = {"type": "string", "maxLength": MAX_RATIONALE_CHARS,
+                        "description": "One line: why this call"}
+    schema["properties"] = props
+    schema["required"] = [*schema.get("required", []), CONFIDENCE, RATIONALE]
+    return schema
+
+
+def model_tools(enabled: list[str]) -> list[ToolDef]:
+    """The tool definitions for a model request: the enabled tools the catalogue knows."""
+    return [ToolDef(name=n, description=CATALOG[n].description,
+                    input_schema=input_schema(CATALOG[n]))
+            for n in enabled if n in CATALOG]
+
+
+def split_meta(raw: dict[str, Any]) -> tuple[dict[str, Any], float | None, str]:
+    """(arguments, confidence, rationale) from the model's raw tool input. A confidence that
+    is not a finite number is None; range checks belong to the policy (out of range -> ask)."""
+    args = {k: v for k, v in raw.items() if k not in (CONFIDENCE, RATIONALE)}
+    value = raw.get(CONFIDENCE)
+    confidence: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        confidence = float(value)
+    rationale = raw.get(RATIONALE)
+    text = ""
+    if isinstance(rationale, str) and rationale.strip():
+        text = rationale.strip().splitlines()[0][:MAX_RATIONALE_CHARS]
+    return args, confidence, text

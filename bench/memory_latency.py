@@ -28,10 +28,11 @@ from switchboard_memory_indexer.adapters.redis_store import RedisVectorStore
 from switchboard_memory_indexer.domain.documents import Chunk
 from switchboard_memory_indexer.domain.ports import Embedder, Scope, SearchParams
 
-WORDS = ("budget invoice flight hotel meeting contract board revenue lease dinner renewal "
-         "ticket passport offsite hiring pricing vendor payment schedule dentist school gift "
-         "wine car deal security login audit tax receipt gym refund travel seat lunch client "
-         "report quarter plan review call email draft note calendar reminder team project").split()
+_WORD_LIST = """budget invoice flight hotel meeting contract board revenue lease dinner renewal
+ticket passport offsite hiring pricing vendor payment schedule dentist school gift wine car deal
+security login audit tax receipt gym refund travel seat lunch client report quarter plan review
+call email draft note calendar reminder team project"""
+WORDS = _WORD_LIST.split()
 
 
 def vocabulary(rnd: random.Random, size: int = 20_000) -> tuple[list[str], list[float]]:

@@ -104,8 +104,8 @@ async def main() -> None:
         n_clients = len({i["client"] for i in data["items"]})
         print(f"eval set: {len(data['items'])} items, {len(data['questions'])} questions, "
               f"{n_clients} clients\n")
-        print(f"| model  | method       | questions     | recall@5 | recall@10 | MRR   |")
-        print(f"|--------|--------------|---------------|----------|-----------|-------|")
+        print("| model  | method       | questions     | recall@5 | recall@10 | MRR   |")
+        print("|--------|--------------|---------------|----------|-----------|-------|")
         speed = []
         for kind in args.embedder:
             for row in await evaluate(kind, url, data):

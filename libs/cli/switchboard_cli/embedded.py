@@ -111,3 +111,47 @@ def start_valkey(data_dir: Path, port: int | None = None, log_file: Path | None 
         out.close()  # the child has its own copy
     _wait_port(port, proc, 15, "valkey-server")
     return ServerProcess("valkey", f"redis://127.0.0.1:{port}/0", port, proc)
+
+
+def start_radicale(data_dir: Path, port: int | None = None, log_file: Path | None = None
+                   ) -> ServerProcess:
+    """CalDAV (Radicale) on loopback, no authentication (loopback only; production points
+    the action_executor at the client's real CalDAV server with credentials). Calendars live
+    under `<data_dir>/caldav`."""
+    port = port or free_port()
+    store = data_dir / "caldav"
+    store.mkdir(parents=True, exist_ok=True)
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "radicale", "--config", "", "--server-hosts",
+         f"127.0.0.1:{port}", "--storage-filesystem-folder", str(store),
+         "--auth-type", "none", "--rights-type", "authenticated", "--logging-level",
+         "warning"],
+        stdout=out, stderr=out, start_new_session=True)
+    if out is not subprocess.DEVNULL:
+        out.close()
+    _wait_port(port, proc, 30, "radicale")
+    return ServerProcess("caldav", f"http://127.0.0.1:{port}/", port, proc)
+
+
+def mail_dir(data_dir: Path) -> Path:
+    """Where the embedded SMTP server stores what it receives (a Maildir: `mailbox.Maildir`)."""
+    return data_dir / "mail"
+
+
+def start_smtp(data_dir: Path, port: int | None = None, log_file: Path | None = None
+               ) -> ServerProcess:
+    """An SMTP server (aiosmtpd) on loopback that accepts everything and stores each message in
+    the Maildir `<data_dir>/mail`, so sent mail can be inspected (tests read it back)."""
+    port = port or free_port()
+    box = mail_dir(data_dir)
+    box.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+         "-c", "aiosmtpd.handlers.Mailbox", str(box)],
+        stdout=out, stderr=out, start_new_session=True)
+    if out is not subprocess.DEVNULL:
+        out.close()
+    _wait_port(port, proc, 30, "smtp")
+    return ServerProcess("smtp", f"smtp://127.0.0.1:{port}", port, proc)

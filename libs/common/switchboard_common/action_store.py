@@ -9,6 +9,7 @@ Keys (per org; JSON values):
 - `act:{org}:client:{c}:pending`    zset action id -> expiry (epoch s)
 - `act:{org}:client:{c}:recent`     zset action id -> creation (epoch s), bounded
 - `act:expiring`                    zset "{org}/{id}" -> expiry: the expiry sweeper's index
+- `act:running`                     zset "{org}/{id}" -> approval time: approved, not finished
 - `audit:{org}:{c}`                 list of AuditEntry, newest first, bounded
 - `drafts:{org}:{c}`, `tasks:{org}:{c}`  hashes id -> JSON (the mail and task tools' data)
 """
@@ -16,6 +17,7 @@ Keys (per org; JSON values):
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis.asyncio as redis
@@ -23,24 +25,28 @@ import redis.asyncio as redis
 from switchboard_common.actions import ActionRecord, ActionStatus, AuditEntry
 
 EXPIRING = "act:expiring"
+RUNNING = "act:running"
 RECENT_KEEP = 1000
 AUDIT_KEEP = 10_000
 
 # Compare-and-set on the record's status: the transition happens only from one of the expected
 # states, atomically, so two deciders (two sockets, a retry, the expiry sweeper) can never both
-# win. KEYS: record, pending zset, expiring zset. ARGV: new JSON, member, keep-pending flag,
-# expected statuses... Returns the status found (the caller compares it with the expected).
+# win. KEYS: record, pending zset, expiring zset, running zset. ARGV: new JSON, action id,
+# "{org}/{id}", keep-pending flag, approved-at (or ''), expected statuses... Returns the status
+# found.
 _TRANSITION = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return '' end
 local status = cjson.decode(raw)['status']
-for i = 4, #ARGV do
+for i = 6, #ARGV do
   if ARGV[i] == status then
     redis.call('SET', KEYS[1], ARGV[1])
-    if ARGV[3] == '0' then
+    if ARGV[4] == '0' then
       redis.call('ZREM', KEYS[2], ARGV[2])
-      redis.call('ZREM', KEYS[3], ARGV[2])
+      redis.call('ZREM', KEYS[3], ARGV[3])
     end
+    if ARGV[5] == '' then redis.call('ZREM', KEYS[4], ARGV[3])
+    else redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3]) end
     return status
   end
 end
@@ -82,6 +88,8 @@ class ActionStore:
         recent = _client_key(record.org_id, record.client_id, "recent")
         pipe.zadd(recent, {record.action_id: created})
         pipe.zremrangebyrank(recent, 0, -RECENT_KEEP - 1)
+        if record.status == "approved":
+            pipe.zadd(RUNNING, {_member(record.org_id, record.action_id): created})
         if record.status == "pending" and record.expires_at is not None:
             expiry = record.expires_at.timestamp()
             pipe.zadd(_client_key(record.org_id, record.client_id, "pending"),
@@ -100,9 +108,10 @@ class ActionStore:
         else the status found ('' when there is no such action)."""
         found = _text(await self._transition(
             keys=[_rec_key(new.org_id, new.action_id),
-                  _client_key(new.org_id, new.client_id, "pending"), EXPIRING],
-            args=[new.model_dump_json(), new.action_id, "1" if new.status == "pending" else "0",
-                  *expected]))
+                  _client_key(new.org_id, new.client_id, "pending"), EXPIRING, RUNNING],
+            args=[new.model_dump_json(), new.action_id, _member(new.org_id, new.action_id),
+                  "1" if new.status == "pending" else "0",
+                  repr(time.time()) if new.status == "approved" else "", *expected]))
         if found in expected:
             return None
         return found
@@ -131,6 +140,14 @@ class ActionStore:
 
     async def forget_expiry(self, org: str, action_id: str) -> None:
         await self._r.zrem(EXPIRING, _member(org, action_id))
+
+    async def stalled(self, before_s: float, limit: int = 100) -> list[tuple[str, str]]:
+        """Approved actions not finished since before `before_s` (their executor died)."""
+        members = await self._r.zrangebyscore(RUNNING, 0, before_s, start=0, num=limit)
+        return [(o, a) for o, _, a in (_text(m).partition("/") for m in members)]
+
+    async def forget_running(self, org: str, action_id: str) -> None:
+        await self._r.zrem(RUNNING, _member(org, action_id))
 
     # ---- effects (idempotency) ----
     async def effect(self, org: str, action_id: str) -> dict[str, Any] | None:

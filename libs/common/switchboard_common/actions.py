@@ -5,7 +5,10 @@
 | actions.proposed.<org>       | command, JetStream    | context -> action_executor        |
 | actions.results.<org>        | event, JetStream      | action_executor -> context        |
 | actions.decide.<org>         | request/reply, core   | gateway -> action_executor        |
-| turns.events.<org>.<turn>    | core NATS, also kept  | action_executor -> gateway: `action_pending`, `action_result` frames |
+| turns.events.<org>.<turn>    | core NATS, also kept  | action_executor -> gateway        |
+
+On the turn's events subject the executor publishes `action_pending` (approval card) and
+`action_result` frames.
 
 A proposal carries the autonomy policy context resolved from the skills of that (user, client),
 so the executor decides with exactly what the turn's prompt was built from. Deciding is

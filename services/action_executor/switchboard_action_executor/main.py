@@ -1,16 +1,30 @@
-"""Composition root: settings -> broker -> JetStream consumers -> handlers."""
+"""Composition root: settings -> Valkey + broker -> tool backends -> registry -> service ->
+JetStream consumer, request/reply handler and the expiry sweeper."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
 
 from faststream import FastStream
 from faststream.specification import AsyncAPI
 
+from switchboard_action_executor.adapters.caldav import CalDav
+from switchboard_action_executor.adapters.ratelimit import RateLimiter
+from switchboard_action_executor.adapters.smtp import Mailer
 from switchboard_action_executor.handlers import actions
+from switchboard_action_executor.service import ActionService
 from switchboard_action_executor.settings import Settings
+from switchboard_action_executor.tools.builtin import Backends, build_registry
+from switchboard_common.action_store import ActionStore
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.streams import ACTIONS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
+from switchboard_common.valkey import connect_valkey
+
+log = logging.getLogger(__name__)
 
 
 def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
@@ -18,17 +32,67 @@ def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
                          ack_wait_s=settings.ack_wait_s, max_deliver=settings.max_deliver),)
 
 
+def build_backends(settings: Settings) -> tuple[CalDav, Mailer]:
+    auth = None
+    if settings.caldav_username and settings.caldav_password:
+        auth = (settings.caldav_username, settings.caldav_password.get_secret_value())
+    calendar = CalDav(settings.caldav_url, settings.caldav_home, auth)
+    mailer = Mailer(settings.smtp_host, settings.smtp_port, settings.mail_from,
+                    username=settings.smtp_username,
+                    password=(settings.smtp_password.get_secret_value()
+                              if settings.smtp_password else None),
+                    starttls=settings.smtp_starttls)
+    return calendar, mailer
+
+
 def build_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
     setup_telemetry("action_executor", settings.log_level)
     broker = make_broker(settings.nats_url, "action_executor", settings.shutdown_grace_s)
-    broker.include_router(actions.router)
+    broker.include_router(actions.build_router(settings.max_concurrency))
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard action_executor"))
+    tasks: list[asyncio.Task[None]] = []
+    calendar, mailer = build_backends(settings)
 
     @app.on_startup
     async def connect() -> None:
-        await connect_with_backoff(broker, settings.connect_timeout_s)
+        valkey = await connect_valkey(settings.valkey_url, settings.connect_timeout_s)
+        nc = await connect_with_backoff(broker, settings.connect_timeout_s)
+        registry = build_registry(Backends(calendar, mailer, valkey, nc,
+                                           settings.memory_timeout_s))
+        service = ActionService(settings, ActionStore(valkey), registry, RateLimiter(valkey),
+                                broker)
+        app.context.set_global("actions", service)
+        app.context.set_global("valkey", valkey)
         await prepare_jetstream(broker, consumers(settings))
-        await watch_dead_letters(broker.connection, consumers(settings))
+        await watch_dead_letters(nc, consumers(settings))
+
+    @app.after_startup
+    async def start_sweeper() -> None:
+        tasks.append(asyncio.create_task(_sweep_forever(app, settings.sweep_interval_s)))
+
+    @app.on_shutdown
+    async def stop_sweeper() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @app.after_shutdown
+    async def close() -> None:
+        await calendar.close()
+        valkey = app.context.get("valkey")
+        if valkey is not None:
+            await valkey.aclose()
 
     return app
+
+
+async def _sweep_forever(app: FastStream, interval_s: float) -> None:
+    service: ActionService = app.context.get("actions")
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await service.sweep()
+        except Exception:  # the sweeper must outlive a Valkey hiccup
+            log.exception("action sweep failed")

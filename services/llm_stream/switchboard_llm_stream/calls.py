@@ -115,7 +115,7 @@ class ModelCalls:
                 log.info("turn %s already ended for the client; request dropped",
                          request.turn_id)
                 return ACK
-            seq = last.seq
+            seq = max(last.seq, request.seq_base)
             if last.type == "delta" and (attempt > 1 or request.iteration == 0):
                 # Partial text of an earlier attempt is on screen: the client must drop it.
                 seq += 1
@@ -193,7 +193,8 @@ class ModelCalls:
             conversation_id=request.conversation_id, iteration=request.iteration,
             provider=self._provider.name, model=done.model, text=done.text,
             stop_reason=done.stop_reason, usage=done.usage, last_seq=last_seq,
-            attempts=attempt, error=failure, purpose=request.purpose, meta=request.meta)
+            attempts=attempt, error=failure, purpose=request.purpose, meta=request.meta,
+            tool_calls=done.tool_calls)
 
     async def _publish_result(self, result: ModelResult) -> None:
         await publish_command(self._broker, result, model_completed_subject(result.org_id),

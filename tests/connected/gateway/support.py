@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import nats
 import uvicorn
 from nats.aio.client import Client
@@ -121,3 +122,9 @@ async def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         frame: dict[str, Any] = json.loads(await ws.recv())
         return frame
+
+
+def api(gateway: Gateway, org: str, user: str) -> httpx.AsyncClient:
+    """A REST client speaking as (org, user) with the dev credential."""
+    return httpx.AsyncClient(base_url=gateway.http + "/v1",
+                             headers={"X-Org": org, "X-User": user})

@@ -130,9 +130,10 @@ async def test_same_key_twice_is_one_turn_and_duplicates_replay(
         assert [(await recv_json(ws))["seq"] for _ in range(2)] == [2, 3]
     assert await backend.no_more_turns()
 
-    # Another user's identical key is another turn.
+    # Another user's identical key is another turn (on a client of their own: va1's
+    # auto-provisioned "sarah" is not assigned to va2).
     async with websockets.connect(gateway.ws(org, user="va2")) as ws:
-        await ws.send(user_message("once", key="dup"))
+        await ws.send(user_message("once", key="dup", client="john"))
         assert (await recv_json(ws))["duplicate"] is False
     assert (await backend.next_turn()).user_id == "va2"
 

@@ -1,30 +1,70 @@
-"""Bus handlers. Until the actions issue lands, a proposal is recorded in the log (tool and
-confidence only: arguments may hold personal data) and acked."""
+"""Bus handlers of the action_executor.
+
+- `actions.proposed.*` (JetStream, durable pull consumer): decide on each proposed tool call
+  and run it where the policy allows. Up to `max_concurrency` proposals run at once, so the
+  calls of one model response execute concurrently. Ack is explicit: acked once the outcome
+  (and the effect's idempotency key) is stored and announced; an action another worker is
+  running right now is nak'ed with a delay; unexpected errors (Valkey or NATS down) nack and
+  JetStream redelivers (bounded by max_deliver, then the dead-letter stream). Tool failures
+  never escape: they are retried inside the executor and then become a `failed` result.
+- `actions.decide.*` (request/reply, queue group): a user's approve/reject/edit.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from faststream import AckPolicy
+from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsRouter, PullSub
+from faststream.nats.annotations import NatsMessage
 
-from switchboard_common.actions import ActionProposed
+from switchboard_action_executor.service import ActionBusy, ActionService
+from switchboard_common.actions import ActionProposed, DecideAction, DecideReply
 from switchboard_common.streams import ACTIONS
 
 CONSUMER = "action-executor"
 log = logging.getLogger(__name__)
-router = NatsRouter()
+
+Service = Annotated[ActionService, Context("actions")]
 
 
-@router.subscriber(
-    "actions.proposed.*",
-    stream=JStream(ACTIONS.name, declare=False),
-    durable=CONSUMER,
-    pull_sub=PullSub(batch_size=16, timeout=5.0),
-    ack_policy=AckPolicy.NACK_ON_ERROR,
-    title="action_executor/actions.proposed",
-    description="Proposed actions to decide on (logged only in the spine).",
-)
-async def on_action_proposed(action: ActionProposed) -> None:
-    log.info("action proposed org=%s client=%s tool=%s confidence=%.2f",
-             action.org_id, action.client_id, action.tool, action.confidence)
+async def on_action_proposed(action: ActionProposed, message: NatsMessage,
+                             service: Service) -> None:
+    try:
+        record = await service.on_proposed(action)
+    except ActionBusy:
+        await message.nack(delay=2.0)
+        return
+    await message.ack()
+    log.info("action %s org=%s tool=%s -> %s", action.action_id, action.org_id, action.tool,
+             record.status)
+
+
+async def on_decide(request: DecideAction, service: Service) -> DecideReply:
+    try:
+        return await service.decide(request)
+    except ActionBusy:
+        return DecideReply(ok=False, message="the action is being executed right now")
+
+
+def build_router(max_concurrency: int) -> NatsRouter:
+    """A fresh router per broker (FastStream binds subscribers to the broker including them)."""
+    r = NatsRouter()
+    r.subscriber(
+        "actions.proposed.*",
+        stream=JStream(ACTIONS.name, declare=False),
+        durable=CONSUMER,
+        pull_sub=PullSub(batch_size=1, timeout=5.0),  # see streams.PULL_NOTE
+        max_workers=max_concurrency,
+        ack_policy=AckPolicy.MANUAL,
+        title="action_executor/actions.proposed",
+        description="Decide on a proposed tool call (autonomy policy) and run it if allowed.",
+    )(on_action_proposed)
+    r.subscriber(
+        "actions.decide.*", queue="action_executor", max_workers=max_concurrency,
+        title="action_executor/actions.decide",
+        description="A user's decision on a pending action: approve (optionally with edited "
+                    "arguments) or reject. Replies with the outcome.",
+    )(on_decide)
+    return r

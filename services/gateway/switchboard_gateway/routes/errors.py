@@ -81,7 +81,7 @@ async def _on_invalid(_: Request, exc: Exception) -> JSONResponse:
     errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
                "type": str(e.get("type", ""))} for e in exc.errors()]
     detail = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
-    return JSONResponse(_body(detail, errors), status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return JSONResponse(_body(detail, errors), status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def _on_access(_: Request, exc: Exception) -> JSONResponse:

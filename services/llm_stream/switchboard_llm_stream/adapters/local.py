@@ -43,7 +43,7 @@ def fit_window(messages: list[ChatMessage], budget_chars: int) -> list[ChatMessa
     """Drop the oldest messages until the rest fits, keeping the window starting on a user
     message; the newest message is always kept."""
     kept = list(messages)
-    while len(kept) > 1 and sum(len(m.content) for m in kept) > budget_chars:
+    while len(kept) > 1 and sum(len(m.text) for m in kept) > budget_chars:
         kept.pop(0)
         while len(kept) > 1 and kept[0].role != "user":
             kept.pop(0)
@@ -115,7 +115,7 @@ class LocalProvider:
         system = "\n\n".join(part for part in (request.system, request.context) if part)
         budget = (self._n_ctx - max_tokens) * _CHARS_PER_TOKEN - len(system)
         messages = [{"role": "system", "content": system}] if system else []
-        messages += [{"role": m.role, "content": m.content}
+        messages += [{"role": m.role, "content": m.text}
                      for m in fit_window(request.messages, max(budget, 1))]
 
         def put(item: object) -> None:

@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from switchboard_common.model import ModelRequest
+from switchboard_common.model import ModelRequest, ToolCall
 from switchboard_common.turns import Usage
 
 
@@ -20,6 +20,8 @@ class Completion:
     text_parts: list[str] = field(default_factory=list)
     stop_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """Tool calls the model made (stop_reason `tool_use`), in order."""
 
     @property
     def text(self) -> str:

@@ -1,0 +1,48 @@
+"""The autonomy policy (pure): may this tool call run alone, wait for the user's one-click
+approval, or should the assistant ask for details instead?
+
+    confidence missing, not a number, or outside 0..1     -> ask
+    confidence <  require_approval                         -> ask
+    suggest                                                -> propose
+    assist,   risky tool                                   -> propose
+    assist,   confidence >= auto_execute                   -> execute
+    automate, confidence >= auto_execute                   -> execute
+    otherwise (between the thresholds)                     -> propose
+
+Thresholds are per action type (`Autonomy.actions[tool]`), else the mode's default. The
+decision records every input it used, and is stored with the action.
+"""
+
+from __future__ import annotations
+
+import math
+
+from switchboard_common.actions import PolicyDecision
+from switchboard_common.skills import Autonomy
+
+
+def decide(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None
+           ) -> PolicyDecision:
+    limits = autonomy.thresholds(tool)
+    mode = autonomy.mode
+
+    def out(outcome: str, reason: str) -> PolicyDecision:
+        return PolicyDecision.model_validate({
+            "outcome": outcome, "reason": reason, "mode": mode, "risky": risky,
+            "confidence": confidence, "thresholds": limits})
+
+    if confidence is None or not math.isfinite(confidence):
+        return out("ask", "confidence missing")
+    if not 0.0 <= confidence <= 1.0:
+        return out("ask", "confidence out of range 0..1")
+    if confidence < limits.require_approval:
+        return out("ask", f"confidence below require_approval ({limits.require_approval:g})")
+    if mode == "suggest":
+        return out("propose", "suggest mode never executes alone")
+    if mode == "assist" and risky:
+        return out("propose", "risky tool in assist mode needs approval")
+    if confidence >= limits.auto_execute:
+        return out("execute", f"{mode} mode, confidence at or above auto_execute "
+                              f"({limits.auto_execute:g})")
+    return out("propose", f"confidence between require_approval ({limits.require_approval:g}) "
+                          f"and auto_execute ({limits.auto_execute:g})")

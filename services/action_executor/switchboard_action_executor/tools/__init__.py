@@ -1,0 +1,1 @@
+"""The built-in tools, bound to their adapters (`build_registry`)."""

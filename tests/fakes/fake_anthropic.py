@@ -23,6 +23,17 @@ per word. A directive anywhere in the last user message scripts the response:
     [[fake status=529 times=2]]                the directive applies to the first 2 requests
                                                with this exact last message, then the
                                                normal answer (for retry-then-success tests)
+    [[fake script=NAME]]                       tool use: answer with the scripted responses
+                                               registered by `srv.script(NAME, steps)`
+    [[fake script_b64=BASE64]]                 the same, steps inline (base64 of their JSON),
+                                               for a fake running in another process
+
+A script is a list of responses, one per model call of the turn: the call's index is the number
+of assistant messages after the user message holding the directive (the tool-use loop adds one
+per iteration). A response is a list of blocks, `{"text": "..."}` (streamed word by word) or
+`{"tool": NAME, "input": {...}}` (a `tool_use` block whose input arrives as
+`input_json_delta` pieces); with a tool block the stop reason is `tool_use`. Past the end of the
+script the normal echo answer follows (`end_turn`), unless `repeat_last=True` was registered.
 
 Usage is counted in words: input = words of system + messages, output = deltas. A system block
 marked `cache_control` reports its words as `cache_creation_input_tokens` the first time that
@@ -36,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -71,6 +83,8 @@ class Script:
     hang: bool = False
     hang_after: int | None = None
     times: int | None = None
+    script: str | None = None
+    script_b64: str | None = None
 
 
 def parse_directive(text: str) -> tuple[Script, str]:
@@ -87,8 +101,8 @@ def parse_directive(text: str) -> tuple[Script, str]:
             setattr(script, key, int(value))
         elif key == "delay_ms":
             script.delay_ms = float(value)
-        elif key == "error_event":
-            script.error_event = value
+        elif key in ("error_event", "script", "script_b64"):
+            setattr(script, key, value)
     return script, (text[:match.start()] + text[match.end():]).strip()
 
 
@@ -123,12 +137,19 @@ class FakeAnthropic:
         self.requests: deque[dict[str, Any]] = deque(maxlen=100)
         self._seen_prefixes: set[str] = set()
         self._times_used: dict[str, int] = {}
+        self._scripts: dict[str, tuple[list[list[dict[str, Any]]], bool]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
+
+    def script(self, name: str, steps: list[list[dict[str, Any]]], *,
+               repeat_last: bool = False) -> str:
+        """Register a tool-use script; returns the directive that selects it."""
+        self._scripts[name] = (steps, repeat_last)
+        return f"[[fake script={name}]]"
 
     # ---- lifecycle ----
     @property
@@ -264,8 +285,13 @@ class FakeAnthropic:
                         writer: asyncio.StreamWriter) -> bool:
         self.request_count += 1
         self.requests.append(body)
-        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
-        script, prompt = self._script_for(_text_of(users[-1]["content"]) if users else "")
+        anchor, step = _anchor(body.get("messages", []))
+        script, prompt = self._script_for(anchor)
+        scripted = self._scripted(script, step)
+        if scripted is not None:
+            await self._stream_blocks(writer, scripted, self._usage_in(body),
+                                      str(body.get("model", "fake-model")))
+            return True
         if script.hang:
             await reader.read()  # until the client gives up and closes
             return False
@@ -287,6 +313,63 @@ class FakeAnthropic:
             return True
         await self._stream(writer, reader, script, pieces, usage, model, msg_id)
         return script.error_event is None and script.hang_after is None
+
+    def _scripted(self, script: Script, step: int) -> list[dict[str, Any]] | None:
+        if script.script_b64:
+            steps, repeat = json.loads(base64.b64decode(script.script_b64)), False
+        elif script.script:
+            steps, repeat = self._scripts[script.script]
+        else:
+            return None
+        if step < len(steps):
+            return list(steps[step])
+        if repeat and steps:
+            return list(steps[-1])
+        return [{"text": "Done."}]
+
+    async def _stream_blocks(self, writer: asyncio.StreamWriter, blocks: list[dict[str, Any]],
+                             usage: dict[str, int], model: str) -> None:
+        out = [_sse("message_start", {"type": "message_start", "message": {
+            "id": f"msg_fake_{uuid.uuid4().hex[:20]}", "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {**usage, "output_tokens": 1}}})]
+        output = 0
+        for index, block in enumerate(blocks):
+            if "tool" in block:
+                call_id = block.get("id") or f"toolu_{uuid.uuid4().hex[:20]}"
+                raw = json.dumps(block.get("input", {}))
+                out.append(_sse("content_block_start", {
+                    "type": "content_block_start", "index": index, "content_block": {
+                        "type": "tool_use", "id": call_id, "name": block["tool"], "input": {}}}))
+                for start in range(0, len(raw), 16):  # partial JSON, as the API sends it
+                    out.append(_sse("content_block_delta", {
+                        "type": "content_block_delta", "index": index,
+                        "delta": {"type": "input_json_delta",
+                                  "partial_json": raw[start:start + 16]}}))
+                output += 10 + len(raw.split())
+            else:
+                words = str(block.get("text", "")).split()
+                out.append(_sse("content_block_start", {
+                    "type": "content_block_start", "index": index,
+                    "content_block": {"type": "text", "text": ""}}))
+                for i, word in enumerate(words):
+                    out.append(_sse("content_block_delta", {
+                        "type": "content_block_delta", "index": index,
+                        "delta": {"type": "text_delta", "text": (" " if i else "") + word}}))
+                output += len(words)
+            out.append(_sse("content_block_stop", {"type": "content_block_stop",
+                                                   "index": index}))
+        stop = "tool_use" if any("tool" in b for b in blocks) else "end_turn"
+        out += [
+            _sse("message_delta", {"type": "message_delta",
+                                   "delta": {"stop_reason": stop, "stop_sequence": None},
+                                   "usage": {"output_tokens": output}}),
+            _sse("message_stop", {"type": "message_stop"}),
+        ]
+        writer.write(self._head(200, {"content-type": "text/event-stream",
+                                      "cache-control": "no-cache",
+                                      "transfer-encoding": "chunked"}))
+        writer.write(_chunk(b"".join(out)) + b"0\r\n\r\n")
 
     async def _stream(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader,
                       script: Script, pieces: list[str], usage: dict[str, int], model: str,
@@ -335,6 +418,17 @@ class FakeAnthropic:
         ]
         # Instant answers go out in one write: the benchmark measures our relay, not this.
         writer.write(_chunk(b"".join(out)) + b"0\r\n\r\n")
+
+
+def _anchor(messages: list[dict[str, Any]]) -> tuple[str, int]:
+    """The text of the last user message that has text (tool_result-only messages have none)
+    and how many assistant messages follow it: which model call of the turn this is."""
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if m.get("role") == "user" and _text_of(m.get("content", "")).strip():
+            step = sum(1 for later in messages[i + 1:] if later.get("role") == "assistant")
+            return _text_of(m["content"]), step
+    return "", 0
 
 
 def _error_body(status: int, message: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
+from switchboard_common.directory import SkillsChanged
+from switchboard_common.skills import ResolveSkills
 from switchboard_common.turns import StreamEvent, TurnRequest
 
 
@@ -25,5 +27,14 @@ def build_app() -> FastStream:
     async def on_turn_event(event: StreamEvent) -> None:  # documentation only
         del event
 
-    del publisher
+    changed = broker.publisher(
+        "skills.changed.{org}", schema=SkillsChanged, title="gateway/skills.changed",
+        description="A skill tier, template or client changed through the REST API (core "
+                    "NATS): every context replica drops the org's cached resolutions.")
+    resolve = broker.publisher(
+        "skills.resolve.{org}", schema=ResolveSkills, title="gateway/skills.resolve",
+        description="Request/reply (2 s): resolved skills with provenance for (user, "
+                    "client), answered by one context replica with ResolveSkillsReply.")
+
+    del publisher, changed, resolve
     return FastStream(broker, specification=AsyncAPI(title="Switchboard gateway"))

@@ -86,7 +86,7 @@ def start_nats(data_dir: Path, port: int | None = None, log_file: Path | None = 
         [str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
         stdout=out, stderr=out, start_new_session=True,
     )
-    if out is not subprocess.DEVNULL:
+    if not isinstance(out, int):  # a log file (DEVNULL is an int)
         out.close()  # the child has its own copy
     _wait_port(port, proc, 15, "nats-server")
     return ServerProcess("nats", f"nats://127.0.0.1:{port}", port, proc)
@@ -107,7 +107,7 @@ def start_valkey(data_dir: Path, port: int | None = None, log_file: Path | None 
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True,
                             env={**os.environ})
-    if out is not subprocess.DEVNULL:
+    if not isinstance(out, int):  # a log file (DEVNULL is an int)
         out.close()  # the child has its own copy
     _wait_port(port, proc, 15, "valkey-server")
     return ServerProcess("valkey", f"redis://127.0.0.1:{port}/0", port, proc)
@@ -128,7 +128,7 @@ def start_radicale(data_dir: Path, port: int | None = None, log_file: Path | Non
          "--auth-type", "none", "--rights-type", "authenticated", "--logging-level",
          "warning"],
         stdout=out, stderr=out, start_new_session=True)
-    if out is not subprocess.DEVNULL:
+    if not isinstance(out, int):  # a log file (DEVNULL is an int)
         out.close()
     _wait_port(port, proc, 30, "radicale")
     return ServerProcess("caldav", f"http://127.0.0.1:{port}/", port, proc)
@@ -151,7 +151,7 @@ def start_smtp(data_dir: Path, port: int | None = None, log_file: Path | None = 
         [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
          "-c", "aiosmtpd.handlers.Mailbox", str(box)],
         stdout=out, stderr=out, start_new_session=True)
-    if out is not subprocess.DEVNULL:
+    if not isinstance(out, int):  # a log file (DEVNULL is an int)
         out.close()
     _wait_port(port, proc, 30, "smtp")
     return ServerProcess("smtp", f"smtp://127.0.0.1:{port}", port, proc)

@@ -16,7 +16,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from switchboard_cli.embedded import ServerProcess, free_port, start_nats, start_valkey
+from switchboard_cli.embedded import (
+    ServerProcess,
+    free_port,
+    start_nats,
+    start_radicale,
+    start_smtp,
+    start_valkey,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,8 @@ class Stack:
     gateway_url: str
     nats: ServerProcess | None = None
     valkey: ServerProcess | None = None
+    tool_servers: list[ServerProcess] = field(default_factory=list)
+    """Embedded CalDAV and SMTP servers the action_executor's tools talk to."""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_dir: Path = field(init=False)
 
@@ -105,7 +114,7 @@ class Stack:
                 log.warning("%s did not stop in %.0fs, killing it", name, grace_s)
                 proc.kill()
                 proc.wait()
-        for server in (self.valkey, self.nats):
+        for server in (*self.tool_servers, self.valkey, self.nats):
             if server is not None:
                 server.stop()
 
@@ -129,9 +138,11 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
         valkey = start_valkey(data_dir, port, log_dir / "valkey.log", persist=persist)
         valkey_url = valkey.url
     gateway_port = gateway_port or (8080 if well_known_ports and port_free(8080) else free_port())
-    child_env = {**os.environ, "NATS_URL": nats_url, "VALKEY_URL": valkey_url,
+    tool_servers, tool_env = _start_tool_servers(data_dir, log_dir, env or {})
+    child_env = {**os.environ, **tool_env, "NATS_URL": nats_url, "VALKEY_URL": valkey_url,
                  "GATEWAY_PORT": str(gateway_port), "PYTHONUNBUFFERED": "1", **(env or {})}
-    stack = Stack(data_dir, child_env, f"http://127.0.0.1:{gateway_port}", nats, valkey)
+    stack = Stack(data_dir, child_env, f"http://127.0.0.1:{gateway_port}", nats, valkey,
+                  tool_servers=tool_servers)
     try:
         for name in services:
             stack.start_service(name)
@@ -139,3 +150,20 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
         stack.stop()
         raise
     return stack
+
+
+def _start_tool_servers(data_dir: Path, log_dir: Path, env: dict[str, str]
+                        ) -> tuple[list[ServerProcess], dict[str, str]]:
+    """CalDAV (Radicale) and SMTP (aiosmtpd, mail kept in `<data_dir>/mail`) on free loopback
+    ports, unless the caller points the action_executor at servers of its own."""
+    servers: list[ServerProcess] = []
+    out: dict[str, str] = {}
+    if "ACTION_EXECUTOR_CALDAV_URL" not in env and "ACTION_EXECUTOR_CALDAV_URL" not in os.environ:
+        caldav = start_radicale(data_dir, log_file=log_dir / "caldav.log")
+        servers.append(caldav)
+        out["ACTION_EXECUTOR_CALDAV_URL"] = caldav.url
+    if "ACTION_EXECUTOR_SMTP_PORT" not in env and "ACTION_EXECUTOR_SMTP_PORT" not in os.environ:
+        smtp = start_smtp(data_dir, log_file=log_dir / "smtp.log")
+        servers.append(smtp)
+        out.update(ACTION_EXECUTOR_SMTP_HOST="127.0.0.1", ACTION_EXECUTOR_SMTP_PORT=str(smtp.port))
+    return servers, out

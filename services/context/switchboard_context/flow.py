@@ -30,6 +30,7 @@ from switchboard_common.model import (
     model_requested_subject,
 )
 from switchboard_common.streams import HISTORY, MODEL
+from switchboard_common.tools import model_tools
 from switchboard_common.turns import (
     TurnCompleted,
     TurnDone,
@@ -44,6 +45,7 @@ from switchboard_context.adapters.skills_cache import SkillResolver
 from switchboard_context.adapters.turn_queue import TurnQueue
 from switchboard_context.domain import complexity, pricing, prompt, tokens
 from switchboard_context.settings import Settings
+from switchboard_context.tool_loop import ToolLoop
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class TurnFlow:
     queue: TurnQueue
     skills: SkillResolver
     memory: MemorySearch | None = None
+    loop: ToolLoop | None = None
+    """The tool-use loop; None: turns are answered without tools."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
 
@@ -124,7 +128,10 @@ class TurnFlow:
             client_id=turn.client_id, conversation_id=turn.conversation_id, iteration=0,
             system=built.system, context=built.context, messages=built.messages, model=model,
             max_tokens=min(built.max_tokens, self.settings.max_tokens),
-            deadline_at=turn.deadline_at, meta={"prompt": built.kind})
+            deadline_at=turn.deadline_at, meta={"prompt": built.kind},
+            tools=model_tools(resolved.skills.enabled_tools) if self.loop else [])
+        if request.tools and self.loop is not None:
+            await self.loop.begin(request, resolved.skills)
         await publish_command(self.broker, request, model_requested_subject(turn.org_id),
                               msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name)
         log.debug("turn %s started: %s prompt, ~%d tokens", turn_id, built.kind,
@@ -135,6 +142,11 @@ class TurnFlow:
             await self._save_summary(result)
             return
         turn = await self.pending.get(result.turn_id)
+        if turn is not None and result.error is None and self.loop is not None:
+            final = await self.loop.after_model(result)
+            if final is None:
+                return  # the tool-use loop goes on; the turn keeps its conversation
+            result = final
         if turn is not None:
             await (self._fail(result) if result.error else self._finish(turn, result))
             await self.pending.forget(result.turn_id)
@@ -196,7 +208,7 @@ class TurnFlow:
         target = len(messages) - keep
         if target <= covered:
             return
-        transcript = "\n".join(f"{m.role}: {m.content}" for m in messages[covered:target])
+        transcript = "\n".join(f"{m.role}: {m.text}" for m in messages[covered:target])
         previous = f"Summary so far:\n{summary.text}\n\n" if summary else ""
         request = ModelRequest(
             org_id=turn.org_id, turn_id=f"s{turn.turn_id}"[:64], user_id=turn.user_id,

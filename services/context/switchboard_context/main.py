@@ -16,17 +16,19 @@ from switchboard_common.conversations import ConversationStore
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.directory import Directory
 from switchboard_common.model import ModelRequest
-from switchboard_common.streams import RESULTS, TURNS, ConsumerSpec
+from switchboard_common.streams import ACTIONS, RESULTS, TURNS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.turns import StreamEvent, TurnCompleted
 from switchboard_common.valkey import connect_valkey
+from switchboard_context.adapters.loop_state import LoopState
 from switchboard_context.adapters.memory import MemorySearch
 from switchboard_context.adapters.pending import PendingTurns
 from switchboard_context.adapters.skills_cache import SkillResolver
 from switchboard_context.adapters.turn_queue import TurnQueue
 from switchboard_context.flow import TurnFlow
-from switchboard_context.handlers import memory, results, skills, turns
+from switchboard_context.handlers import actions, memory, results, skills, turns
 from switchboard_context.settings import Settings
+from switchboard_context.tool_loop import ToolLoop
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
                      ack_wait_s=settings.ack_wait_s, max_deliver=settings.max_deliver),
         ConsumerSpec(RESULTS, results.CONSUMER, "model.completed.>",
                      ack_wait_s=settings.ack_wait_s, max_deliver=settings.max_deliver),
+        ConsumerSpec(ACTIONS, actions.CONSUMER, "actions.results.>",
+                     ack_wait_s=settings.ack_wait_s, max_deliver=settings.max_deliver),
     )
 
 
@@ -44,7 +48,7 @@ def build_broker(settings: Settings, on_reconnect: Callable[[], Awaitable[None]]
                  ) -> NatsBroker:
     broker = make_broker(settings.nats_url, "context", settings.shutdown_grace_s,
                          reconnected_cb=on_reconnect)
-    for module in (turns, results, skills, memory):
+    for module in (turns, results, skills, memory, actions):
         broker.include_router(module.router())
     # What context publishes (for the AsyncAPI document; publishing goes through bus helpers).
     broker.publisher("model.requested.{org}", schema=ModelRequest,
@@ -85,7 +89,10 @@ def build_app(settings: Settings | None = None) -> FastStream:
             pending=PendingTurns(valkey, settings.pending_ttl_s),
             queue=TurnQueue(valkey, settings.turn_active_ttl_s), skills=resolver,
             memory=(MemorySearch(nc, settings.memory_timeout_s, settings.memory_k)
-                    if settings.memory_search else None))
+                    if settings.memory_search else None),
+            loop=(ToolLoop(broker, LoopState(valkey, settings.pending_ttl_s),
+                           settings.tool_max_iterations, settings.tool_token_budget)
+                  if settings.tools else None))
         for name, value in (("flow", flow), ("skills", resolver),
                             ("conversations", conversations)):
             app.context.set_global(name, value)

@@ -27,3 +27,9 @@ class Settings(ServiceSettings):
     memory_timeout_s: float = 0.25
     memory_k: int = 6
     sweep_interval_s: float = 1.0
+    tools: bool = True
+    """Offer the client's enabled tools to the model and run the tool-use loop."""
+    tool_max_iterations: int = 6
+    """Model calls per turn, the first included; the loop stops there."""
+    tool_token_budget: int = 60_000
+    """Tokens (input + output, all model calls of a turn) after which the loop stops."""

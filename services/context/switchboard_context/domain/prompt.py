@@ -99,7 +99,7 @@ def window(history: Sequence[ChatMessage], user_text: str, *, max_messages: int 
     for message in reversed(history):
         if max_messages is not None and len(picked) >= max_messages:
             break
-        cost = tokens.count(message.content) + tokens.MESSAGE_OVERHEAD
+        cost = tokens.count(message.text) + tokens.MESSAGE_OVERHEAD
         if budget_tokens is not None and used + cost > budget_tokens:
             break
         picked.append(message)

@@ -21,4 +21,4 @@ def count(text: str) -> int:
 
 
 def count_messages(messages: Iterable[ChatMessage]) -> int:
-    return sum(count(m.content) + MESSAGE_OVERHEAD for m in messages)
+    return sum(count(m.text) + MESSAGE_OVERHEAD for m in messages)

@@ -7,7 +7,7 @@ events, forwarded from the bus as raw JSON text."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -39,7 +39,25 @@ class Resume(_ClientMessage):
     """The highest `seq` the client has; events after it are replayed, then streamed live."""
 
 
-ClientMessage = Annotated[UserMessage | Resume, Field(discriminator="type")]
+class ActionDecision(_ClientMessage):
+    """Approve (optionally with edited arguments) or reject one pending action."""
+
+    type: Literal["action_decision"]
+    action_id: Id
+    decision: Literal["approve", "reject"]
+    arguments: dict[str, Any] | None = None
+    reason: str = Field("", max_length=500)
+
+
+class ActionDecisions(_ClientMessage):
+    """Several decisions at once (each succeeds or fails on its own)."""
+
+    type: Literal["action_decisions"]
+    decisions: list[ActionDecision] = Field(min_length=1, max_length=100)
+
+
+ClientMessage = Annotated[UserMessage | Resume | ActionDecision | ActionDecisions,
+                          Field(discriminator="type")]
 CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -59,6 +77,8 @@ class ErrorFrame(BaseModel):
     retryable: bool = False
     idempotency_key: str | None = None
     """Set when the error answers a `user_message` whose key could be read."""
+    action_id: str | None = None
+    """Set when the error answers an `action_decision` (which action it refuses)."""
 
 
 class ProtocolError(Exception):
@@ -102,7 +122,8 @@ def _to_protocol_error(exc: ValidationError, idempotency_key: str | None) -> Pro
     errors = exc.errors(include_input=False, include_url=False)
     if any(e["type"] == "union_tag_invalid" for e in errors):
         return ProtocolError(ErrorCode.UNKNOWN_TYPE,
-                             "unknown message type; expected 'user_message' or 'resume'")
+                             "unknown message type; expected 'user_message', 'resume', "
+                             "'action_decision' or 'action_decisions'")
     problems = []
     for e in errors:
         # The first loc item is the union tag (e.g. 'user_message'): name the field only.

@@ -15,12 +15,15 @@ from switchboard_common.errors import ErrorCode
 from switchboard_gateway.deps import Config, Gate, Turns
 from switchboard_gateway.domain.identity import Identity, InvalidIdentity, resolve_identity
 from switchboard_gateway.domain.protocol import (
+    ActionDecision,
+    ActionDecisions,
     ErrorFrame,
     ProtocolError,
     Resume,
     UserMessage,
     parse_client_message,
 )
+from switchboard_gateway.handlers.actions import ActionGate, Actions
 from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
 
@@ -31,7 +34,7 @@ _CLEANUP_S = 5.0
 
 
 @router.websocket("/ws")
-async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config,
+async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, actions: Actions,
                  org: str | None = None, user: str | None = None) -> None:
     try:
         who = resolve_identity(org, user, settings.dev_org, settings.dev_user)
@@ -43,13 +46,14 @@ async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config,
         return
     await ws.accept()
     await Session(ws, who, turns, settings.max_message_bytes, settings.max_outbox_frames,
-                  gate).run()
+                  gate, actions).run()
 
 
 class Session:
     def __init__(self, ws: WebSocket, who: Identity, turns: TurnService, max_text_bytes: int,
-                 max_outbox: int, gate: ClientGate) -> None:
+                 max_outbox: int, gate: ClientGate, actions: ActionGate | None = None) -> None:
         self._ws = ws
+        self._actions = actions
         self._gate = gate
         self._who = who
         self._turns = turns
@@ -111,6 +115,9 @@ class Session:
             self._spawn(self._start(message))
         elif isinstance(message, Resume):
             self._spawn(self._resume(message))
+        elif isinstance(message, ActionDecision | ActionDecisions):
+            items = message.decisions if isinstance(message, ActionDecisions) else [message]
+            self._spawn(self._decide(items))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -152,4 +159,35 @@ class Session:
         finally:
             self._following.discard(record.turn_id)
 
+    async def _decide(self, items: list[ActionDecision]) -> None:
+        """One `action_decided` frame per accepted decision, or an `error` naming the action
+        (`action_already_decided`, `action_expired`, `forbidden`, ...). The outcome of the
+        execution also reaches sockets following the turn as an `action_result` frame."""
+        if self._actions is None:
+            return
+        try:
+            me = await self._actions.principal(self._who)
+        except _UNAVAILABLE as exc:
+            log.warning("decision refused, directory unavailable: %s", type(exc).__name__)
+            self.send(ErrorFrame(org_id=self._who.org, code=ErrorCode.UNAVAILABLE,
+                                 message="directory unavailable, retry",
+                                 retryable=True).model_dump_json())
+            return
+        for item in items:
+            reply = await self._actions.decide(me, item.action_id, item.decision == "approve",
+                                               item.arguments, item.reason)
+            if reply.ok and reply.record is not None:
+                self.send(decided_frame(reply.record))
+            else:
+                self.send(ErrorFrame(
+                    org_id=self._who.org, code=reply.code or ErrorCode.INTERNAL,
+                    message=reply.message, action_id=item.action_id,
+                    retryable=reply.code is ErrorCode.UNAVAILABLE).model_dump_json())
 
+
+def decided_frame(record: ActionRecord) -> str:
+    return ActionDecidedFrame(org_id=record.org_id, turn_id=record.turn_id,
+                              action_id=record.action_id, client_id=record.client_id,
+                              tool=record.tool, status=record.status,
+                              message=ActionService_describe(record),
+                              output=record.output).model_dump_json()

@@ -1,0 +1,109 @@
+"""The tool-use loop's state per turn in Valkey (`ctx:loop:{turn}:*`, expiring with the turn):
+
+- `meta`            autonomy policy and enabled tools resolved when the turn started
+- `req:{i}`         the ModelRequest of iteration i
+- `calls:{i}`       the tool calls of iteration i's answer (and its last seq), JSON
+- `results:{i}`     hash tool_use_id -> ActionResult JSON: the first result per call wins
+- `sent:{i}`        set once iteration i+1 was requested
+- `text`, `usage`   hashes iteration -> text / usage of each model call (turn totals)
+
+Everything is keyed by iteration, so a redelivered message recomputes exactly what it computed
+the first time (and the next request's Nats-Msg-Id makes a second publish a no-op)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as redis
+
+from switchboard_common.actions import ActionResult
+from switchboard_common.model import ModelRequest, ToolCall
+from switchboard_common.skills import Autonomy
+from switchboard_common.turns import Usage
+
+
+def _k(turn: str, part: str) -> str:
+    return f"ctx:loop:{turn}:{part}"
+
+
+class LoopState:
+    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+        self._r = client
+        self._ttl = ttl_s
+
+    async def start(self, request: ModelRequest, autonomy: Autonomy,
+                    enabled: list[str]) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.set(_k(request.turn_id, "meta"), json.dumps(
+            {"autonomy": autonomy.model_dump(mode="json"), "enabled": enabled}), ex=self._ttl)
+        pipe.set(_k(request.turn_id, f"req:{request.iteration}"), request.model_dump_json(),
+                 ex=self._ttl)
+        await pipe.execute()
+
+    async def meta(self, turn: str) -> tuple[Autonomy, list[str]] | None:
+        raw = await self._r.get(_k(turn, "meta"))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return Autonomy.model_validate(data["autonomy"]), list(data["enabled"])
+
+    async def request(self, turn: str, iteration: int) -> ModelRequest | None:
+        raw = await self._r.get(_k(turn, f"req:{iteration}"))
+        return ModelRequest.model_validate_json(raw) if raw else None
+
+    async def save_request(self, request: ModelRequest) -> None:
+        await self._r.set(_k(request.turn_id, f"req:{request.iteration}"),
+                          request.model_dump_json(), ex=self._ttl)
+
+    async def record_call(self, turn: str, iteration: int, text: str, usage: Usage) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        for part, value in (("text", text), ("usage", usage.model_dump_json())):
+            pipe.hset(_k(turn, part), str(iteration), value)
+            pipe.expire(_k(turn, part), self._ttl)
+        await pipe.execute()
+
+    async def totals(self, turn: str) -> tuple[str, Usage]:
+        """Text of all model calls of the turn (in order) and their summed usage."""
+        texts = await self._r.hgetall(_k(turn, "text"))
+        usages = await self._r.hgetall(_k(turn, "usage"))
+        text = "".join(_s(texts[k]) for k in sorted(texts, key=lambda k: int(_s(k))))
+        total: dict[str, int] = {}
+        for raw in usages.values():
+            for name, value in Usage.model_validate_json(raw).model_dump().items():
+                total[name] = total.get(name, 0) + int(value)
+        return text, Usage(**total)
+
+    async def save_calls(self, turn: str, iteration: int, calls: list[ToolCall], text: str,
+                         last_seq: int) -> None:
+        await self._r.set(_k(turn, f"calls:{iteration}"), json.dumps({
+            "calls": [c.model_dump() for c in calls], "text": text, "last_seq": last_seq}),
+            ex=self._ttl)
+
+    async def calls(self, turn: str, iteration: int) -> tuple[list[ToolCall], str, int] | None:
+        raw = await self._r.get(_k(turn, f"calls:{iteration}"))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return ([ToolCall.model_validate(c) for c in data["calls"]], data["text"],
+                int(data["last_seq"]))
+
+    async def add_result(self, result: ActionResult) -> dict[str, ActionResult]:
+        """Keep the first result per call of that iteration; all results so far."""
+        key = _k(result.turn_id, f"results:{result.iteration}")
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hsetnx(key, result.tool_use_id, result.model_dump_json())
+        pipe.expire(key, self._ttl)
+        pipe.hgetall(key)
+        _, _, raw = await pipe.execute()
+        return {_s(k): ActionResult.model_validate_json(v) for k, v in raw.items()}
+
+    async def mark_sent(self, turn: str, iteration: int) -> None:
+        await self._r.set(_k(turn, f"sent:{iteration}"), "1", ex=self._ttl)
+
+    async def was_sent(self, turn: str, iteration: int) -> bool:
+        return bool(await self._r.exists(_k(turn, f"sent:{iteration}")))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,159 @@
+"""The tool-use loop of a turn (context owns it):
+
+    model answers with tool_use -> one ActionProposed per call (actions.proposed, JetStream)
+    -> action_executor decides / runs them concurrently -> one ActionResult per call
+    -> all results of the iteration in -> the next model call with tool_result blocks
+    -> ... until the model ends its turn.
+
+Bounds: at most `tool_max_iterations` model calls per turn and `tool_token_budget` tokens
+(input + output, summed over the turn's model calls). When a bound stops the loop, the calls of
+that last answer are not proposed, the client gets a short notice as a final delta, and the
+turn completes with stop_reason `max_iterations` / `token_budget`.
+
+A pending approval does not hold the turn: its tool_result says it awaits the user's approval,
+the model tells the user so, and the decision arrives later on the approval card's action.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from faststream.nats import NatsBroker
+
+from switchboard_common.actions import (
+    ActionProposed,
+    ActionResult,
+    action_id_for,
+    action_proposed_subject,
+)
+from switchboard_common.bus import publish_command, publish_fast
+from switchboard_common.model import (
+    ChatMessage,
+    ContentBlock,
+    ModelRequest,
+    ModelResult,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    model_msg_id,
+    model_requested_subject,
+)
+from switchboard_common.skills import Skills
+from switchboard_common.streams import ACTIONS, MODEL
+from switchboard_common.tools import model_tools, split_meta
+from switchboard_common.turns import Delta, turn_events_subject
+from switchboard_context.adapters.loop_state import LoopState
+
+log = logging.getLogger(__name__)
+
+MAX_RESULT_CHARS = 4000
+NOTICES = {
+    "max_iterations": "\n\n(Stopped: this request needed more tool steps than one turn allows.)",
+    "token_budget": "\n\n(Stopped: this request reached the token budget of one turn.)",
+}
+
+
+@dataclass
+class ToolLoop:
+    broker: NatsBroker
+    state: LoopState
+    max_iterations: int
+    token_budget: int
+
+    @staticmethod
+    def tools_for(skills: Skills) -> list[str]:
+        return [t.name for t in model_tools(skills.enabled_tools)]
+
+    async def begin(self, request: ModelRequest, skills: Skills) -> None:
+        """Remember what the loop needs (called before iteration 0 is requested)."""
+        await self.state.start(request, skills.autonomy, self.tools_for(skills))
+
+    async def after_model(self, result: ModelResult) -> ModelResult | None:
+        """None: the loop goes on (actions proposed). Otherwise the turn's final result, with
+        the text and usage of all its model calls."""
+        meta = await self.state.meta(result.turn_id)
+        if meta is None:
+            return result  # a turn without tools
+        await self.state.record_call(result.turn_id, result.iteration, result.text,
+                                     result.usage)
+        text, usage = await self.state.totals(result.turn_id)
+        final = result.model_copy(update={"text": text, "usage": usage})
+        if result.stop_reason != "tool_use" or not result.tool_calls:
+            return final
+        spent = usage.input_tokens + usage.output_tokens + usage.cache_read_input_tokens + \
+            usage.cache_creation_input_tokens
+        limit = ("max_iterations" if result.iteration + 1 >= self.max_iterations else
+                 "token_budget" if spent >= self.token_budget else None)
+        if limit is not None:
+            return await self._stop(final, limit)
+        await self._propose(result, *meta)
+        return None
+
+    async def _stop(self, final: ModelResult, reason: str) -> ModelResult:
+        log.info("turn %s: tool loop stopped (%s) at iteration %d", final.turn_id, reason,
+                 final.iteration)
+        notice, seq = NOTICES[reason], final.last_seq + 1
+        await publish_fast(self.broker.connection, turn_events_subject(final.org_id,
+                                                                       final.turn_id),
+                           Delta(org_id=final.org_id, turn_id=final.turn_id, seq=seq,
+                                 text=notice))
+        return final.model_copy(update={"text": final.text + notice, "last_seq": seq,
+                                        "stop_reason": reason, "tool_calls": []})
+
+    async def _propose(self, result: ModelResult, autonomy: object, enabled: list[str]
+                       ) -> None:
+        await self.state.save_calls(result.turn_id, result.iteration, result.tool_calls,
+                                    result.text, result.last_seq)
+        for call in result.tool_calls:
+            arguments, confidence, rationale = split_meta(call.input)
+            action_id = action_id_for(result.turn_id, result.iteration, call.id)
+            proposal = ActionProposed.model_validate({
+                "org_id": result.org_id, "trace": result.trace, "action_id": action_id,
+                "turn_id": result.turn_id, "user_id": result.user_id,
+                "client_id": result.client_id, "conversation_id": result.conversation_id,
+                "iteration": result.iteration, "tool_use_id": call.id, "tool": call.name,
+                "arguments": arguments, "confidence": confidence, "rationale": rationale,
+                "autonomy": autonomy, "enabled_tools": enabled})
+            await publish_command(self.broker, proposal, action_proposed_subject(result.org_id),
+                                  msg_id=f"action:{action_id}", stream=ACTIONS.name)
+        log.debug("turn %s: %d tool call(s) proposed", result.turn_id, len(result.tool_calls))
+
+    async def on_result(self, result: ActionResult) -> None:
+        """Collect one action's result; once every call of its iteration has one, request
+        the next model call with the tool results."""
+        if await self.state.meta(result.turn_id) is None:
+            return  # not a turn of ours any more (finished or expired)
+        got = await self.state.add_result(result)
+        saved = await self.state.calls(result.turn_id, result.iteration)
+        if saved is None:
+            return
+        calls, text, last_seq = saved
+        if any(c.id not in got for c in calls):
+            return
+        if await self.state.was_sent(result.turn_id, result.iteration):
+            return  # a later result for a pending action: the loop has moved on
+        previous = await self.state.request(result.turn_id, result.iteration)
+        if previous is None:
+            return
+        assistant: list[ContentBlock] = [TextBlock(text=text)] if text else []
+        assistant += [ToolUseBlock(id=c.id, name=c.name, input=c.input) for c in calls]
+        results: list[ContentBlock] = [_tool_result(c.id, got[c.id]) for c in calls]
+        request = previous.model_copy(update={
+            "message_id": model_msg_id(result.turn_id, result.iteration + 1),
+            "iteration": result.iteration + 1, "seq_base": last_seq,
+            "messages": [*previous.messages, ChatMessage(role="assistant", content=assistant),
+                         ChatMessage(role="user", content=results)]})
+        await self.state.save_request(request)
+        await publish_command(self.broker, request, model_requested_subject(request.org_id),
+                              msg_id=model_msg_id(request.turn_id, request.iteration),
+                              stream=MODEL.name)
+        await self.state.mark_sent(result.turn_id, result.iteration)
+
+
+def _tool_result(call_id: str, result: ActionResult) -> ToolResultBlock:
+    body = json.dumps({"status": result.status, "message": result.message,
+                       "output": result.output}, default=str)
+    return ToolResultBlock(tool_use_id=call_id, content=body[:MAX_RESULT_CHARS],
+                           is_error=result.is_error)

@@ -1,0 +1,83 @@
+"""Approvals at the edge: list an accessible client's actions, and pass a user's decisions to
+the action_executor (request/reply on `actions.decide.<org>`), for REST and the WebSocket alike.
+
+Access: an action is decided only by a user who may use its client (`domain.access`, the same
+rules as every client route). Records are read from the org's own keys, so another org's
+action is simply unknown. The executor owns every state change: deciding twice, deciding an
+expired action or approving with invalid arguments come back as typed refusals and change
+nothing."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends
+from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from starlette.requests import HTTPConnection
+
+from switchboard_common.action_store import ActionStore
+from switchboard_common.actions import (
+    ActionRecord,
+    DecideAction,
+    DecideReply,
+    action_decide_subject,
+)
+from switchboard_common.directory import Directory
+from switchboard_common.errors import ErrorCode
+from switchboard_gateway.domain.access import AccessError, Principal, check_client
+from switchboard_gateway.domain.identity import Identity
+
+log = logging.getLogger(__name__)
+
+
+class ActionGate:
+    def __init__(self, nc: NatsClient, store: ActionStore, directory: Directory,
+                 timeout_s: float) -> None:
+        self._nc = nc
+        self.store = store
+        self._directory = directory
+        self._timeout = timeout_s
+
+    async def principal(self, who: Identity) -> Principal:
+        return Principal(who.org, await self._directory.ensure_user(who.org, who.user))
+
+    async def accessible(self, me: Principal, action_id: str) -> ActionRecord | None:
+        """The action if it exists in the caller's org and the caller may use its client;
+        raises the access error otherwise (None: no such action)."""
+        record = await self.store.get(me.org, action_id) if len(action_id) <= 64 else None
+        if record is None:
+            return None
+        check_client(me, record.client_id, await self._directory.get_client(me.org,
+                                                                             record.client_id))
+        return record
+
+    async def decide(self, me: Principal, action_id: str, approve: bool,
+                     arguments: dict[str, Any] | None = None, reason: str = "") -> DecideReply:
+        try:
+            record = await self.accessible(me, action_id)
+        except AccessError as exc:
+            return DecideReply(ok=False, code=ErrorCode.FORBIDDEN, message=str(exc))
+        if record is None:
+            return DecideReply(ok=False, code=ErrorCode.UNKNOWN_ACTION, message="no such action")
+        request = DecideAction(org_id=me.org, action_id=action_id, user_id=me.user.id,
+                               approve=approve, arguments=arguments, reason=reason)
+        try:
+            reply = await self._nc.request(action_decide_subject(me.org),
+                                           request.model_dump_json().encode(),
+                                           timeout=self._timeout)
+        except (NatsTimeout, NoRespondersError) as exc:
+            log.warning("decision on %s not answered: %s", action_id, type(exc).__name__)
+            return DecideReply(ok=False, code=ErrorCode.UNAVAILABLE,
+                               message="the action executor did not answer; retry")
+        return DecideReply.model_validate_json(reply.data)
+
+
+def _actions(conn: HTTPConnection) -> ActionGate:
+    gate: ActionGate = conn.app.state.actions
+    return gate
+
+
+Actions = Annotated[ActionGate, Depends(_actions)]

@@ -348,14 +348,14 @@ class FakeAnthropic:
                                   "partial_json": raw[start:start + 16]}}))
                 output += 10 + len(raw.split())
             else:
-                words = str(block.get("text", "")).split()
+                words = re.findall(r"\s*\S+", str(block.get("text", "")))  # spaces kept
                 out.append(_sse("content_block_start", {
                     "type": "content_block_start", "index": index,
                     "content_block": {"type": "text", "text": ""}}))
-                for i, word in enumerate(words):
+                for word in words:
                     out.append(_sse("content_block_delta", {
                         "type": "content_block_delta", "index": index,
-                        "delta": {"type": "text_delta", "text": (" " if i else "") + word}}))
+                        "delta": {"type": "text_delta", "text": word}}))
                 output += len(words)
             out.append(_sse("content_block_stop", {"type": "content_block_stop",
                                                    "index": index}))

@@ -227,6 +227,8 @@ class ActionPending(_ActionFrame):
 
 
 class ActionResultFrame(_ActionFrame):
+    """Where an action ended up (executed, failed, rejected, expired, needs_input, refused)."""
+
     type: Literal["action_result"] = "action_result"
     action_id: str
     client_id: str
@@ -234,3 +236,29 @@ class ActionResultFrame(_ActionFrame):
     status: ActionStatus
     message: str
     output: dict[str, Any] = Field(default_factory=dict)
+
+
+class ActionDecided(ActionResultFrame):
+    """The gateway's answer to the socket that sent an `action_decision` (same fields)."""
+
+    type: Literal["action_decided"] = "action_decided"  # type: ignore[assignment]
+
+
+_MESSAGES = {
+    "pending": "Waiting for the user's approval (an approval card was shown). Do not assume "
+               "it happened; tell the user it awaits their approval.",
+    "needs_input": "Not done: confidence too low to propose this. Ask the user for the "
+                   "missing details instead.",
+    "approved": "Approved; being executed.",
+    "rejected": "The user rejected this action; it was not done.",
+    "expired": "Nobody approved this action in time; it was not done.",
+}
+
+
+def describe(record: ActionRecord) -> str:
+    """A readable line for the model's tool_result and the user's screen."""
+    if record.status == "executed":
+        return f"{record.tool} done."
+    if record.status in ("failed", "refused"):
+        return f"{record.tool} failed: {record.error}"
+    return _MESSAGES.get(record.status, record.status)

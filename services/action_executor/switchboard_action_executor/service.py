@@ -48,6 +48,7 @@ from switchboard_common.actions import (
     DecideReply,
     Decision,
     action_results_subject,
+    describe,
 )
 from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.envelope import utcnow
@@ -57,14 +58,6 @@ from switchboard_common.turns import turn_events_subject
 
 log = logging.getLogger(__name__)
 
-_MESSAGES = {
-    "pending": "Waiting for the user's approval (an approval card was shown). Do not assume "
-               "it happened; tell the user it awaits their approval.",
-    "needs_input": "Not done: confidence too low to propose this. Ask the user for the "
-                   "missing details instead.",
-    "rejected": "The user rejected this action; it was not done.",
-    "expired": "Nobody approved this action in time; it was not done.",
-}
 
 
 class ActionService:
@@ -288,7 +281,7 @@ class ActionService:
     async def _announce(self, record: ActionRecord) -> None:
         """The result for the tool-use loop (JetStream, deduplicated per status) and, for the
         user, an `action_result` frame (not for `pending`: that one is the approval card)."""
-        message = self.describe(record)
+        message = describe(record)
         result = record.result(message)
         await publish_command(self._broker, result, action_results_subject(record.org_id),
                               msg_id=f"action-result:{record.action_id}:{record.status}",
@@ -298,14 +291,6 @@ class ActionService:
                 org_id=record.org_id, turn_id=record.turn_id, action_id=record.action_id,
                 client_id=record.client_id, tool=record.tool, status=record.status,
                 message=message, output=record.output))
-
-    @staticmethod
-    def describe(record: ActionRecord) -> str:
-        if record.status == "executed":
-            return f"{record.tool} done."
-        if record.status in ("failed", "refused"):
-            return f"{record.tool} failed: {record.error}"
-        return _MESSAGES.get(record.status, record.status)
 
     async def _publish_frame(self, record: ActionRecord, frame: Any) -> None:
         await publish_fast(self._broker.connection,

@@ -12,6 +12,7 @@ from switchboard_common.conversations import ConversationStore
 from switchboard_common.directory import Client, Directory
 from switchboard_common.envelope import Id
 from switchboard_gateway.adapters.events import TurnBus
+from switchboard_gateway.adapters.memory import MemoryBus
 from switchboard_gateway.adapters.skills import SkillsBus
 from switchboard_gateway.adapters.store import TurnStore
 from switchboard_gateway.domain.access import Principal, check_client
@@ -56,6 +57,11 @@ def _skills(conn: HTTPConnection) -> SkillsBus:
     return skills
 
 
+def _memory(conn: HTTPConnection) -> MemoryBus:
+    memory: MemoryBus = conn.app.state.memory
+    return memory
+
+
 def _gate(conn: HTTPConnection) -> ClientGate:
     gate: ClientGate = conn.app.state.gate
     return gate
@@ -69,6 +75,7 @@ Dir = Annotated[Directory, Depends(_directory)]
 Conversations = Annotated[ConversationStore, Depends(_conversations)]
 SkillsApi = Annotated[SkillsBus, Depends(_skills)]
 Gate = Annotated[ClientGate, Depends(_gate)]
+MemoryApi = Annotated[MemoryBus, Depends(_memory)]
 
 
 def _rest_identity(settings: Config,

@@ -10,18 +10,23 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 
 from switchboard_common import telemetry
+from switchboard_common.action_store import ActionStore
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.directory import Directory
 from switchboard_gateway.adapters.events import TurnBus
+from switchboard_gateway.adapters.memory import MemoryBus
 from switchboard_gateway.adapters.skills import SkillsBus
 from switchboard_gateway.adapters.store import open_store
+from switchboard_gateway.handlers.actions import ActionGate
 from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
 from switchboard_gateway.routes import (
+    actions,
     clients,
     conversations,
     errors,
+    memory,
     health,
     page,
     skills,
@@ -56,8 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         directory = Directory(valkey)
         app.state.directory, app.state.conversations = directory, ConversationStore(valkey)
         app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s)
+        app.state.memory = MemoryBus(broker, settings.memory_timeout_s,
+                                     settings.memory_forget_timeout_s)
         app.state.gate = ClientGate(directory, app.state.skills,
                                     bool(settings.auto_provision_clients))
+        app.state.actions = ActionGate(nc, ActionStore(valkey), directory,
+                                       settings.decide_timeout_s)
         log.info("gateway ready: chat page http://%s:%d/  WebSocket ws://%s:%d/ws",
                  settings.host, settings.port, settings.host, settings.port)
         try:
@@ -76,6 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     for module in (health, turns, users, clients, templates, skills, conversations, usage,
-                   socket, page):
+                   memory, actions, socket, page):
         app.include_router(module.router)
     return app

@@ -21,11 +21,18 @@ class Settings(ServiceSettings):
     SB_TURN_EVENTS keeps a turn's events, so a duplicate within it replays the outcome."""
     max_outbox_frames: int = Field(50_000, gt=0)
     """Frames queued for one socket before it is closed as too slow (1013)."""
+    decide_timeout_s: float = Field(45.0, gt=0)
+    """How long an approval waits for the action_executor (it executes the approved action
+    before answering, bounded by the tool's timeout and retries)."""
     dev_org: str = "dev"
     dev_user: str = "dev"
     """Identity when the client names none (dev credential until auth lands)."""
     skills_resolve_timeout_s: float = Field(2.0, gt=0)
     """How long `GET .../skills/resolved` waits for a context replica before answering 503."""
+    memory_timeout_s: float = Field(3.0, gt=0)
+    """How long a memory search waits for memory_indexer before answering 503."""
+    memory_forget_timeout_s: float = Field(30.0, gt=0)
+    """Forgetting a whole client can take a while on a large index."""
     auto_provision_clients: bool | None = None
     """A `user_message` naming an unknown client creates it (name = id, assigned to the
     caller) instead of refusing it with `unknown_client`. Unset: on in development only, so

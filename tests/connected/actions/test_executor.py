@@ -17,7 +17,7 @@ from switchboard_action_executor.adapters.caldav import CalDav
 from switchboard_cli.embedded import ServerProcess
 from switchboard_common.action_store import ActionStore
 from switchboard_common.actions import ActionResult, DecideAction, DecideReply
-from tests.connected.actions.conftest import event_args, mails, propose, proposal
+from tests.connected.actions.conftest import event_args, mails, proposal, propose
 from tests.connected.helpers import Collector, nats_client
 
 pytestmark = pytest.mark.connected

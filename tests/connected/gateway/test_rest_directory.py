@@ -25,7 +25,8 @@ async def test_first_caller_is_admin_and_admins_add_members(gateway: Gateway, or
         assert [u["id"] for u in (await ana.get("/users")).json()] == ["ana", "ben", "boss"]
 
 
-async def test_client_crud_assignment_and_visibility(gateway: Gateway, org: str) -> None:
+async def test_client_crud_assignment_and_visibility(gateway: Gateway, org: str,
+                                                     memory_service: None) -> None:
     async with api(gateway, org, "boss") as boss, api(gateway, org, "ana") as ana, \
             api(gateway, org, "ben") as ben:
         for c in (boss, ana, ben):

@@ -5,11 +5,8 @@ context service uses, cache included)."""
 from __future__ import annotations
 
 from nats.aio.client import Client as NatsClient
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from switchboard_common.directory import Directory, publish_change
-from switchboard_common.errors import ErrorCode, SwitchboardError
 from switchboard_common.skills import (
     ResolveSkills,
     ResolveSkillsReply,
@@ -17,11 +14,7 @@ from switchboard_common.skills import (
     skills_resolve_subject,
 )
 from switchboard_common.telemetry import current_trace
-
-
-class SkillsUnavailable(SwitchboardError):
-    code = ErrorCode.UNAVAILABLE
-    retryable = True
+from switchboard_gateway.adapters.requests import ask
 
 
 class SkillsBus:
@@ -36,12 +29,6 @@ class SkillsBus:
     async def resolve(self, org: str, user: str, client_id: str) -> ResolveSkillsReply:
         request = ResolveSkills(org_id=org, trace=current_trace(), user_id=user,
                                 client_id=client_id)
-        try:
-            reply = await self._nc.request(skills_resolve_subject(org),
-                                           request.model_dump_json().encode(),
-                                           timeout=self._timeout)
-        except (NoRespondersError, NatsTimeout, TimeoutError) as exc:
-            raise SkillsUnavailable(
-                f"no context service answered within {self._timeout:g} s; is it running?"
-            ) from exc
-        return ResolveSkillsReply.model_validate_json(reply.data)
+        reply = await ask(self._nc, skills_resolve_subject(org), request, self._timeout,
+                          "context")
+        return ResolveSkillsReply.model_validate_json(reply)

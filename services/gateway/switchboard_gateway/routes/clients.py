@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard_common.directory import Client
 from switchboard_common.envelope import Id, new_id
+from switchboard_common.memory import ForgetRequest
 from switchboard_common.skills import Tier
-from switchboard_gateway.deps import AccessibleClient, Conversations, Dir, Me, SkillsApi
+from switchboard_gateway.deps import AccessibleClient, Conversations, Dir, Me, MemoryApi, SkillsApi
 from switchboard_gateway.domain.access import Principal, assignees_after, visible_clients
 from switchboard_gateway.routes.errors import COMMON, CONFLICT, NOT_FOUND, field_error
 
@@ -100,7 +101,12 @@ async def update_client(body: ClientPatch, client: AccessibleClient, who: Me, di
 @router.delete("/{client_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a client with its skills, conversations and usage")
 async def delete_client(client: AccessibleClient, who: Me, directory: Dir,
-                        conversations: Conversations, skills: SkillsApi) -> Response:
+                        conversations: Conversations, skills: SkillsApi,
+                        memory: MemoryApi) -> Response:
+    # Memory first: if memory_indexer cannot forget now (503), nothing is deleted and the
+    # caller can retry; the client must not vanish while its vectors stay searchable.
+    await memory.forget(ForgetRequest(org_id=who.org, client_id=client.id, scope="client",
+                                      requested_by=who.user.id))
     await directory.delete_client(who.org, client.id)
     await conversations.forget_client(who.org, client.id)
     await skills.changed(who.org, Tier.CLIENT, client.id)

@@ -18,7 +18,7 @@ from nats.errors import Error as NatsError
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
-from switchboard_gateway.adapters.skills import SkillsUnavailable
+from switchboard_gateway.adapters.requests import Unavailable
 from switchboard_gateway.domain.access import AccessError, Forbidden, NotFound
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ async def _on_access(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_unavailable(_: Request, exc: Exception) -> JSONResponse:
     log.warning("REST request refused, dependency unavailable: %s", type(exc).__name__)
-    detail = (str(exc) if isinstance(exc, SkillsUnavailable)
+    detail = (str(exc) if isinstance(exc, Unavailable)
               else "a dependency is unavailable, retry")
     return JSONResponse(_body(detail), status.HTTP_503_SERVICE_UNAVAILABLE)
 
@@ -101,5 +101,5 @@ async def _on_unavailable(_: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_invalid)
     app.add_exception_handler(AccessError, _on_access)
-    for unavailable in (SkillsUnavailable, RedisError, NatsError, TimeoutError, OSError):
+    for unavailable in (Unavailable, RedisError, NatsError, TimeoutError, OSError):
         app.add_exception_handler(unavailable, _on_unavailable)

@@ -10,7 +10,10 @@ from collections.abc import Coroutine
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from nats.errors import Error as NatsError
+from redis.exceptions import RedisError
 
+from switchboard_common.actions import ActionDecided, ActionRecord, describe
 from switchboard_common.errors import ErrorCode
 from switchboard_gateway.deps import Config, Gate, Turns
 from switchboard_gateway.domain.identity import Identity, InvalidIdentity, resolve_identity
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 _CLEANUP_S = 5.0
+_UNAVAILABLE = (RedisError, NatsError, OSError, TimeoutError)
 
 
 @router.websocket("/ws")
@@ -186,8 +190,7 @@ class Session:
 
 
 def decided_frame(record: ActionRecord) -> str:
-    return ActionDecidedFrame(org_id=record.org_id, turn_id=record.turn_id,
-                              action_id=record.action_id, client_id=record.client_id,
-                              tool=record.tool, status=record.status,
-                              message=ActionService_describe(record),
-                              output=record.output).model_dump_json()
+    return ActionDecided(org_id=record.org_id, turn_id=record.turn_id,
+                         action_id=record.action_id, client_id=record.client_id,
+                         tool=record.tool, status=record.status, message=describe(record),
+                         output=record.output).model_dump_json()

@@ -1,0 +1,50 @@
+"""The gateway's side of the memory contracts: publish ingest events to JetStream (deduplicated
+by the producer's event id) and ask memory_indexer to search or forget (request/reply)."""
+
+from __future__ import annotations
+
+from faststream.nats import NatsBroker
+
+from switchboard_common.bus import publish_command
+from switchboard_common.memory import (
+    ForgetRequest,
+    ForgetResult,
+    IngestEvent,
+    SearchRequest,
+    SearchResponse,
+    forget_subject,
+    ingest_msg_id,
+    ingest_subject,
+    search_subject,
+)
+from switchboard_common.streams import INGEST
+from switchboard_gateway.adapters.requests import Unavailable, ask
+
+
+class MemoryBus:
+    def __init__(self, broker: NatsBroker, search_timeout_s: float, forget_timeout_s: float
+                 ) -> None:
+        self._broker = broker
+        self._search_timeout = search_timeout_s
+        self._forget_timeout = forget_timeout_s
+
+    async def ingest(self, event: IngestEvent) -> bool:
+        """Store the event in SB_INGEST; False when it was a duplicate of one already there."""
+        ack = await publish_command(
+            self._broker, event, ingest_subject(event.org_id, event.client_id),
+            msg_id=ingest_msg_id(event.org_id, event.client_id, event.event_id),
+            stream=INGEST.name)
+        return not ack.duplicate
+
+    async def search(self, request: SearchRequest) -> SearchResponse:
+        reply = await ask(self._broker.connection, search_subject(request.org_id), request,
+                          self._search_timeout, "memory")
+        return SearchResponse.model_validate_json(reply)
+
+    async def forget(self, request: ForgetRequest) -> ForgetResult:
+        reply = await ask(self._broker.connection, forget_subject(request.org_id), request,
+                          self._forget_timeout, "memory")
+        result = ForgetResult.model_validate_json(reply)
+        if result.error:
+            raise Unavailable(f"memory could not forget: {result.error}")
+        return result

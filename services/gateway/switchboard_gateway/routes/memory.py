@@ -1,0 +1,123 @@
+"""Per-client memory: ingest events (batch), search, and forgetting.
+
+Ingest publishes each event to JetStream (`events.ingest.<org>.<client>`, deduplicated by the
+event id) and returns once they are stored; memory_indexer embeds and indexes them
+asynchronously. Search and forget ask memory_indexer over request/reply (503 if it does not
+answer). Deleting a client (routes/clients.py) forgets its memory the same way."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from switchboard_common.envelope import Id, utcnow
+from switchboard_common.memory import (
+    MAX_K,
+    MAX_QUERY_CHARS,
+    ForgetRequest,
+    ForgetResult,
+    IngestEvent,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+    SourceType,
+    Visibility,
+)
+from switchboard_common.telemetry import current_trace
+from switchboard_gateway.deps import AccessibleClient, Me, MemoryApi
+from switchboard_gateway.routes.errors import COMMON, NOT_FOUND
+
+router = APIRouter(prefix="/v1/clients/{client_id}", tags=["memory"],
+                   responses={**COMMON, **NOT_FOUND})
+
+MAX_BATCH = 500
+
+
+class IngestItem(BaseModel):
+    """One external event (a document, email, calendar entry, note or CRM change)."""
+
+    event_id: Id
+    """The producer's own id: sending it again replaces, never duplicates."""
+    source: SourceType
+    text: str = Field(min_length=1, max_length=200_000)
+    title: str = ""
+    occurred_at: datetime = Field(default_factory=utcnow)
+    visibility: Visibility = "client"
+    """`private`: visible only to the user who uploads it."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class IngestBatch(BaseModel):
+    events: list[IngestItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class IngestAccepted(BaseModel):
+    accepted: int
+    """Events stored for indexing."""
+    duplicates: int
+    """Events JetStream already had (same event id within its duplicate window)."""
+
+
+class SearchResults(BaseModel):
+    hits: list[SearchHit]
+    model: str
+    took_ms: float
+
+
+@router.post("/events", response_model=IngestAccepted, status_code=202,
+             summary=f"Upload up to {MAX_BATCH} events to the client's memory")
+async def ingest(batch: IngestBatch, client: AccessibleClient, who: Me, memory: MemoryApi
+                 ) -> IngestAccepted:
+    accepted = duplicates = 0
+    for item in batch.events:
+        event = IngestEvent(
+            org_id=who.org, trace=current_trace(), client_id=client.id,
+            user_id=who.user.id if item.visibility == "private" else None,
+            **item.model_dump())
+        if await memory.ingest(event):
+            accepted += 1
+        else:
+            duplicates += 1
+    return IngestAccepted(accepted=accepted, duplicates=duplicates)
+
+
+@router.get("/memory/search", response_model=SearchResults,
+            summary="Hybrid search of what the client's memory holds (with citations)")
+async def search(client: AccessibleClient, who: Me, memory: MemoryApi,
+                 q: str = Query(min_length=1, max_length=MAX_QUERY_CHARS),
+                 k: int = Query(8, ge=1, le=MAX_K),
+                 mode: SearchMode = "hybrid") -> SearchResults:
+    response = await memory.search(SearchRequest(
+        org_id=who.org, trace=current_trace(), client_id=client.id, user_id=who.user.id,
+        query=q, k=k, mode=mode))
+    return SearchResults(hits=response.hits, model=response.model, took_ms=response.took_ms)
+
+
+async def _forget(memory: MemoryApi, who: Me, client_id: str,
+                  scope: Literal["client", "item", "source"], **target: Any) -> ForgetResult:
+    return await memory.forget(ForgetRequest(
+        org_id=who.org, trace=current_trace(), client_id=client_id, scope=scope,
+        requested_by=who.user.id, **target))
+
+
+@router.delete("/memory", response_model=ForgetResult,
+               summary="Forget everything indexed for the client (vectors and text)")
+async def forget_all(client: AccessibleClient, who: Me, memory: MemoryApi) -> ForgetResult:
+    return await _forget(memory, who, client.id, "client")
+
+
+@router.delete("/memory/items/{item_id}", response_model=ForgetResult,
+               summary="Forget one event or turn")
+async def forget_item(item_id: Id, client: AccessibleClient, who: Me, memory: MemoryApi
+                      ) -> ForgetResult:
+    return await _forget(memory, who, client.id, "item", item_id=item_id)
+
+
+@router.delete("/memory/sources/{source}", response_model=ForgetResult,
+               summary="Forget everything that came from one source type")
+async def forget_source(source: SourceType, client: AccessibleClient, who: Me,
+                        memory: MemoryApi) -> ForgetResult:
+    return await _forget(memory, who, client.id, "source", source=source)

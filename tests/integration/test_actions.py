@@ -1,0 +1,268 @@
+"""Actions end to end, every service a real process: the fake Anthropic server scripts tool
+use, the action_executor decides by the client's autonomy policy and acts on a real CalDAV
+server (Radicale) and a real SMTP server (aiosmtpd, mail kept in a Maildir).
+
+Covers: a tool call executed and its result fed back to the model; parallel calls becoming
+approval cards decided over the WebSocket (approve with edit, reject, twice); REST approvals
+with access control and batches; pending approvals surviving restarts; the executor killed right
+after the effect (one event, one mail); the iteration bound."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mailbox
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from switchboard_action_executor.adapters.caldav import CalDav
+from switchboard_cli.embedded import mail_dir
+from switchboard_cli.stack import Stack, start_stack
+from tests.fakes.fake_anthropic import FakeAnthropic
+from tests.integration.conftest import (
+    FAST_RECOVERY,
+    frames_until_terminal,
+    send_message,
+    ws_url,
+)
+
+pytestmark = pytest.mark.integration
+
+MAX_ITERATIONS = 3
+START = "2031-03-04T09:00:00+00:00"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropic
+          ) -> Iterator[Stack]:
+    running = start_stack(
+        tmp_path_factory.mktemp("actions"), well_known_ports=False,
+        env={**FAST_RECOVERY, "ANTHROPIC_API_KEY": "sk-test-not-a-real-key",
+             "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+             "ACTION_EXECUTOR_ACK_WAIT_S": "3", "ACTION_EXECUTOR_RESUME_AFTER_S": "3",
+             "CONTEXT_TOOL_MAX_ITERATIONS": str(MAX_ITERATIONS)})
+    try:
+        running.wait_ready(timeout_s=90)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+async def org(stack: Stack) -> AsyncIterator[str]:
+    yield f"ac{uuid.uuid4().hex[:8]}"
+
+
+def call(tool: str, confidence: float = 0.95, **arguments: Any) -> dict[str, Any]:
+    return {"tool": tool, "input": {**arguments, "confidence": confidence,
+                                    "rationale": "the user asked for it"}}
+
+
+async def setup_client(stack: Stack, org: str, client: str, mode: str,
+                       user: str = "va1") -> None:
+    async with api(stack, org, user) as http:
+        assert (await http.post("/clients", json={"id": client, "name": client})
+                ).status_code == 201
+        put = await http.put(f"/clients/{client}/skills", json={
+            "autonomy": {"mode": mode}, "enabled_tools": [
+                "calendar_create", "calendar_list", "calendar_delete", "email_send",
+                "email_draft", "task_add", "task_list", "task_complete"]})
+        assert put.status_code == 200, put.text
+
+
+def api(stack: Stack, org: str, user: str = "va1") -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.gateway_url + "/v1", timeout=60,
+                             headers={"X-Org": org, "X-User": user})
+
+
+async def turn(stack: Stack, org: str, client: str, text: str, *, ws: Any = None,
+               timeout: float = 40.0) -> list[dict[str, Any]]:
+    if ws is None:
+        async with websockets.connect(ws_url(stack, org=org)) as own:
+            await send_message(own, text, client=client)
+            return await frames_until_terminal(own, timeout=timeout)
+    await send_message(ws, text, client=client)
+    return await frames_until_terminal(ws, timeout=timeout)
+
+
+async def titles(stack: Stack, org: str, client: str) -> list[str]:
+    cal = CalDav(stack.env["ACTION_EXECUTOR_CALDAV_URL"], "switchboard")
+    try:
+        events = await cal.list(org, client, datetime(2030, 1, 1, tzinfo=UTC),
+                                datetime(2033, 1, 1, tzinfo=UTC))
+    finally:
+        await cal.close()
+    return [e["title"] for e in events]
+
+
+def mail_with(stack: Stack, subject: str) -> list[Any]:
+    box = mail_dir(stack.data_dir)
+    return [m for m in mailbox.Maildir(box) if m["Subject"] == subject] if box.exists() else []
+
+
+def restart_executor(stack: Stack, **env: str) -> None:
+    proc = stack.procs["action_executor"]
+    if proc.poll() is None:
+        stack.kill_service("action_executor", signal.SIGKILL)
+    saved = dict(stack.env)
+    stack.env.update(env)
+    try:
+        stack.start_service("action_executor")
+    finally:
+        stack.env.clear()
+        stack.env.update(saved)
+
+
+async def test_a_tool_call_is_executed_and_fed_back(stack: Stack, org: str,
+                                                    fake_anthropic: FakeAnthropic) -> None:
+    await setup_client(stack, org, "sarah", "automate")
+    script = fake_anthropic.script(f"book-{org}", [
+        [{"text": "Booking it."}, call("calendar_create", title="Board prep", start=START)],
+        [{"text": " Booked for Tuesday."}]])
+    frames = await turn(stack, org, "sarah", f"{script} book board prep on Tuesday at 9")
+    done = frames[-1]
+    assert done["type"] == "turn_completed", json.dumps(done)
+    assert done["text"] == "Booking it. Booked for Tuesday." and done["stop_reason"] == "end_turn"
+    results = [f for f in frames if f["type"] == "action_result"]
+    assert [(r["tool"], r["status"]) for r in results] == [("calendar_create", "executed")]
+    assert await titles(stack, org, "sarah") == ["Board prep"]
+    tool_result = fake_anthropic.last_request["messages"][-1]["content"][0]
+    assert tool_result["type"] == "tool_result" and '"executed"' in tool_result["content"]
+    assert "confidence" in fake_anthropic.last_request["tools"][0]["input_schema"]["required"]
+
+
+async def test_parallel_calls_become_cards_decided_over_the_socket(
+        stack: Stack, org: str, fake_anthropic: FakeAnthropic) -> None:
+    await setup_client(stack, org, "john", "suggest")
+    script = fake_anthropic.script(f"three-{org}", [[
+        call("task_add", title="Prepare budget deck"),
+        call("email_send", to=["cfo@example.com"], subject="Budget review",
+             body="Can we meet on Tuesday?"),
+        call("calendar_create", title="Budget review", start=START)]])
+    async with websockets.connect(ws_url(stack, org=org)) as ws:
+        frames = await turn(stack, org, "john", f"{script} set up the budget review", ws=ws)
+        assert frames[-1]["type"] == "turn_completed"
+        cards = {f["tool"]: f for f in frames if f["type"] == "action_pending"}
+        assert set(cards) == {"task_add", "email_send", "calendar_create"}
+        assert cards["email_send"]["risky"] is True and cards["task_add"]["confidence"] == 0.95
+        # The model was told the three calls await approval, in one iteration.
+        results = fake_anthropic.last_request["messages"][-1]["content"]
+        assert len(results) == 3 and all("pending" in r["content"] for r in results)
+
+        edited = {"to": ["cfo@example.com"], "subject": "Budget review (edited)",
+                  "body": "Tuesday 9:00?"}
+        await ws.send(json.dumps({"type": "action_decisions", "decisions": [
+            {"type": "action_decision", "action_id": cards["email_send"]["action_id"],
+             "decision": "approve", "arguments": edited},
+            {"type": "action_decision", "action_id": cards["task_add"]["action_id"],
+             "decision": "reject"},
+            {"type": "action_decision", "action_id": cards["task_add"]["action_id"],
+             "decision": "approve"}]}))
+        replies = [json.loads(await asyncio.wait_for(ws.recv(), 30)) for _ in range(3)]
+    decided = {(r["type"], r.get("status") or r.get("code")) for r in replies}
+    assert decided == {("action_decided", "executed"), ("action_decided", "rejected"),
+                       ("error", "action_already_decided")}
+    assert len(mail_with(stack, "Budget review (edited)")) == 1
+    assert mail_with(stack, "Budget review") == []
+
+
+async def test_rest_approvals_batches_and_access(stack: Stack, org: str,
+                                                 fake_anthropic: FakeAnthropic) -> None:
+    await setup_client(stack, org, "dana", "assist")
+    script = fake_anthropic.script(f"rest-{org}", [[
+        call("email_send", to=["x@example.com"], subject="Hello", body="Hi there"),
+        call("task_add", 0.7, title="Call the bank")]])
+    frames = await turn(stack, org, "dana", f"{script} mail x and remind me")
+    assert frames[-1]["type"] == "turn_completed"
+    async with api(stack, org) as http, api(stack, org, "intruder") as other:
+        pending = (await http.get("/clients/dana/actions")).json()
+        assert sorted(a["tool"] for a in pending) == ["email_send", "task_add"]
+        assert {a["policy"]["outcome"] for a in pending} == {"propose"}
+        ids = [a["action_id"] for a in pending]
+        # A user of the org without access to the client learns nothing and changes nothing.
+        assert (await other.get("/clients/dana/actions")).status_code == 403
+        refused = await other.post(f"/actions/{ids[0]}/decision", json={"decision": "approve"})
+        assert refused.status_code == 403
+        batch = await http.post("/actions/decisions", json={"decisions": [
+            {"action_id": i, "decision": "approve"} for i in ids]})
+        assert [o["ok"] for o in batch.json()] == [True, True], batch.text
+        assert (await http.get("/clients/dana/actions")).json() == []
+        again = await http.post(f"/actions/{ids[0]}/decision", json={"decision": "reject"})
+        assert again.status_code == 409 and "already decided" in again.json()["detail"]
+        assert (await http.post("/actions/nope/decision", json={"decision": "approve"})
+                ).status_code == 404
+        tasks = (await http.get("/clients/dana/tasks")).json()
+        assert [t["title"] for t in tasks] == ["Call the bank"]
+        audit = (await http.get("/clients/dana/audit")).json()
+        kinds = [e["kind"] for e in audit]
+        assert kinds.count("proposed") == 2 and kinds.count("decided") == 2
+        assert kinds.count("executed") == 2
+        assert all(e["actor"] == "va1" for e in audit if e["kind"] == "decided")
+        assert "Hi there" not in json.dumps(audit)
+
+
+async def test_pending_approvals_survive_restarts(stack: Stack, org: str,
+                                                  fake_anthropic: FakeAnthropic) -> None:
+    await setup_client(stack, org, "erin", "suggest")
+    script = fake_anthropic.script(f"restart-{org}", [[
+        call("calendar_create", title="Offsite", start=START)]])
+    assert (await turn(stack, org, "erin", f"{script} plan the offsite"))[-1]["type"] == (
+        "turn_completed")
+    restart_executor(stack)
+    stack.kill_service("context", signal.SIGKILL)
+    stack.start_service("context")
+    async with api(stack, org) as http:
+        pending = (await http.get("/clients/erin/actions")).json()
+        assert [a["tool"] for a in pending] == ["calendar_create"]
+        for _ in range(100):  # until the restarted executor answers
+            decided = await http.post(f"/actions/{pending[0]['action_id']}/decision",
+                                      json={"decision": "approve"})
+            if decided.status_code != 503:
+                break
+            await asyncio.sleep(0.2)
+        assert decided.status_code == 200 and decided.json()["status"] == "executed"
+    assert await titles(stack, org, "erin") == ["Offsite"]
+
+
+@pytest.mark.parametrize("crash_point", ["after_effect", "before_ack"])
+async def test_killed_after_the_effect_acts_once(stack: Stack, org: str, crash_point: str,
+                                                 fake_anthropic: FakeAnthropic) -> None:
+    await setup_client(stack, org, "kim", "automate")
+    subject = f"Exactly once {org}"
+    script = fake_anthropic.script(f"once-{org}", [[
+        call("calendar_create", title=subject, start=START),
+        call("email_send", to=["kim@example.com"], subject=subject, body="Once.")]])
+    restart_executor(stack, ACTION_EXECUTOR_TEST_CRASH_POINT=crash_point)
+    async with websockets.connect(ws_url(stack, org=org)) as ws:
+        await send_message(ws, f"{script} book it and tell kim", client="kim")
+        await asyncio.to_thread(stack.procs["action_executor"].wait, 30)  # it killed itself
+        assert stack.procs["action_executor"].returncode == -signal.SIGKILL
+        restart_executor(stack)
+        frames = await frames_until_terminal(ws, timeout=40)
+    assert frames[-1]["type"] == "turn_completed", json.dumps(frames[-1])
+    assert await titles(stack, org, "kim") == [subject]
+    assert len(mail_with(stack, subject)) == 1
+    statuses = {f["tool"]: f["status"] for f in frames if f["type"] == "action_result"}
+    assert statuses["calendar_create"] == "executed"
+    # Mail cannot be looked up over SMTP: killed between sending and storing the outcome, it is
+    # reported as possibly sent and never sent twice (at most once).
+    assert statuses["email_send"] == ("failed" if crash_point == "after_effect" else "executed")
+
+
+async def test_the_loop_stops_at_max_iterations(stack: Stack, org: str,
+                                                fake_anthropic: FakeAnthropic) -> None:
+    await setup_client(stack, org, "lee", "automate")
+    script = fake_anthropic.script(f"loop-{org}", [[call("task_list", status="open")]],
+                                   repeat_last=True)
+    frames = await turn(stack, org, "lee", f"{script} keep checking my tasks")
+    done = frames[-1]
+    assert done["type"] == "turn_completed" and done["stop_reason"] == "max_iterations"
+    assert "Stopped" in done["text"]
+    assert len([f for f in frames if f["type"] == "action_result"]) == MAX_ITERATIONS - 1

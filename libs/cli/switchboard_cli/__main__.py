@@ -1,4 +1,4 @@
-"""switchboard up | chat | asyncapi"""
+"""switchboard up | chat | ingest"""
 
 from __future__ import annotations
 
@@ -25,6 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--org", default="dev")
     chat.add_argument("--user", default="dev")
 
+    ingest = sub.add_parser("ingest", help="upload events (JSON Lines) to a client's memory")
+    ingest.add_argument("file", type=Path)
+    ingest.add_argument("--client", required=True, help="the client (executive) id")
+    ingest.add_argument("--url", default="http://127.0.0.1:8080")
+    ingest.add_argument("--org", default="dev")
+    ingest.add_argument("--user", default="dev")
+    ingest.add_argument("--batch", type=int, default=100, help="events per request (<= 500)")
+
     args = parser.parse_args(argv)
     if args.command == "up":
         from switchboard_cli.up import default_data_dir, run_up
@@ -35,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         from switchboard_cli.chat import run_chat_cli
 
         return int(run_chat_cli(args.url, client_id=args.client, org=args.org, user=args.user))
+    if args.command == "ingest":
+        from switchboard_cli.ingest import run_ingest
+
+        return run_ingest(args.url, args.client, args.file, org=args.org, user=args.user,
+                          batch=args.batch)
     return 2
 
 

@@ -109,3 +109,29 @@ async def test_deleting_a_client_leaves_nothing_retrievable(
     assert (await va.get("/clients/sarah/memory/search", params={"q": "x"})).status_code in (
         403, 404)
     await store.close()
+
+
+async def test_cli_uploads_a_large_file_with_a_progress_bar(
+        gateway: Gateway, org: str, memory_service: None, tmp_path: Any) -> None:
+    import io
+    import json
+
+    from switchboard_cli.ingest import run_ingest
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps({
+        "event_id": f"n{i}", "source": "note", "text": f"Note {i}: project update number {i}"})
+        for i in range(250)))
+    async with api(gateway, org, "va1") as va:
+        await va.post("/clients", json={"id": "sarah", "name": "Sarah"})
+    out = io.StringIO()
+    code = await asyncio.to_thread(run_ingest, gateway.http, "sarah", path, org=org,
+                                   user="va1", batch=100, out=out)
+    text = out.getvalue()
+    assert code == 0, text
+    assert "100/250" in text and "200/250" in text and "250/250" in text
+    assert "250 events queued for indexing" in text
+    out = io.StringIO()
+    assert await asyncio.to_thread(run_ingest, gateway.http, "sarah", path, org=org,
+                                   user="va1", batch=100, out=out) == 0
+    assert "0 events queued for indexing, 250 already known" in out.getvalue()

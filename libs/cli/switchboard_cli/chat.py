@@ -140,6 +140,12 @@ def render_frame(frame: dict[str, Any]) -> str:
                 f" · {frame.get('stop_reason')}]\n")
     if kind == "error":
         return "\n" + render_error(frame) + "\n"
+    if kind == "action_pending":
+        return (f"\n[approval needed: {frame.get('tool')} (confidence "
+                f"{frame.get('confidence')}), action {frame.get('action_id')}: "
+                "POST /v1/actions/<id>/decision]\n")
+    if kind == "action_result":
+        return f"\n[{frame.get('tool')}: {frame.get('status')} - {frame.get('message')}]\n"
     return ""
 
 

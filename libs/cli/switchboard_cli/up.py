@@ -43,6 +43,9 @@ def run_up(data_dir: Path, gateway_port: int | None, restart_crashed: bool = Tru
         f"  terminal  : switchboard chat --url {stack.gateway_url.replace('http', 'ws')}/ws\n"
         f"  API docs  : {stack.gateway_url}/docs\n"
         f"  NATS      : {stack.env['NATS_URL']}   Valkey: {stack.env['VALKEY_URL']}\n"
+        f"  tools     : CalDAV {stack.env.get('ACTION_EXECUTOR_CALDAV_URL', '(configured)')}"
+        f"   SMTP port {stack.env.get('ACTION_EXECUTOR_SMTP_PORT', '(configured)')}"
+        f" (mail kept in {data_dir / 'mail'})\n"
         f"  model     : {model}\n"
         f"  data, logs: {data_dir}\n"
         f"Press Ctrl-C to stop.\n", flush=True,

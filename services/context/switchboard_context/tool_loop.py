@@ -73,12 +73,12 @@ class ToolLoop:
     async def after_model(self, result: ModelResult) -> ModelResult | None:
         """None: the loop goes on (actions proposed). Otherwise the turn's final result, with
         the text and usage of all its model calls."""
-        meta = await self.state.meta(result.turn_id)
+        meta = await self.state.meta(result.org_id, result.turn_id)
         if meta is None:
             return result  # a turn without tools
-        await self.state.record_call(result.turn_id, result.iteration, result.text,
+        await self.state.record_call(result.org_id, result.turn_id, result.iteration, result.text,
                                      result.usage)
-        text, usage = await self.state.totals(result.turn_id)
+        text, usage = await self.state.totals(result.org_id, result.turn_id)
         final = result.model_copy(update={"text": text, "usage": usage})
         if result.stop_reason != "tool_use" or not result.tool_calls:
             return final
@@ -104,8 +104,8 @@ class ToolLoop:
 
     async def _propose(self, result: ModelResult, autonomy: object, enabled: list[str]
                        ) -> None:
-        await self.state.save_calls(result.turn_id, result.iteration, result.tool_calls,
-                                    result.text, result.last_seq)
+        await self.state.save_calls(result.org_id, result.turn_id, result.iteration,
+                                    result.tool_calls, result.text, result.last_seq)
         for call in result.tool_calls:
             arguments, confidence, rationale = split_meta(call.input)
             action_id = action_id_for(result.turn_id, result.iteration, call.id)
@@ -123,18 +123,18 @@ class ToolLoop:
     async def on_result(self, result: ActionResult) -> None:
         """Collect one action's result; once every call of its iteration has one, request
         the next model call with the tool results."""
-        if await self.state.meta(result.turn_id) is None:
+        if await self.state.meta(result.org_id, result.turn_id) is None:
             return  # not a turn of ours any more (finished or expired)
         got = await self.state.add_result(result)
-        saved = await self.state.calls(result.turn_id, result.iteration)
+        saved = await self.state.calls(result.org_id, result.turn_id, result.iteration)
         if saved is None:
             return
         calls, text, last_seq = saved
         if any(c.id not in got for c in calls):
             return
-        if await self.state.was_sent(result.turn_id, result.iteration):
+        if await self.state.was_sent(result.org_id, result.turn_id, result.iteration):
             return  # a later result for a pending action: the loop has moved on
-        previous = await self.state.request(result.turn_id, result.iteration)
+        previous = await self.state.request(result.org_id, result.turn_id, result.iteration)
         if previous is None:
             return
         assistant: list[ContentBlock] = [TextBlock(text=text)] if text else []
@@ -149,7 +149,7 @@ class ToolLoop:
         await publish_command(self.broker, request, model_requested_subject(request.org_id),
                               msg_id=model_msg_id(request.turn_id, request.iteration),
                               stream=MODEL.name)
-        await self.state.mark_sent(result.turn_id, result.iteration)
+        await self.state.mark_sent(result.org_id, result.turn_id, result.iteration)
 
 
 def _tool_result(call_id: str, result: ActionResult) -> ToolResultBlock:

@@ -83,8 +83,9 @@ async def test_calls_are_proposed_and_results_continue_the_loop(
 
         await js.publish(f"actions.results.{org}", result(by_call["toolu_a"], "pending"))
         await js.publish(f"actions.results.{org}", result(by_call["toolu_b"], "needs_input"))
-        await js.publish(f"actions.results.{org}", result(by_call["toolu_b"], "expired"))
         msg = await fetch_one(nc, "SB_MODEL", f"model.requested.{org}", "test-llm")
+        # A later result (the pending action approved after all) does not call the model again.
+        await js.publish(f"actions.results.{org}", result(by_call["toolu_a"], "executed"))
         nxt = ModelRequest.model_validate_json(msg.data)
         assert nxt.iteration == 1 and nxt.seq_base == 3
         assistant, results = nxt.messages[-2], nxt.messages[-1]
@@ -102,6 +103,7 @@ async def test_calls_are_proposed_and_results_continue_the_loop(
                             last_seq=6, usage=Usage(input_tokens=200, output_tokens=5))
         await js.publish(f"model.completed.{org}", final.model_dump_json().encode())
         done = (await events.wait_for(lambda i: i))[0]
+        assert (await js.stream_info("SB_MODEL")).state.messages == 0  # no third request
         assert done["type"] == "turn_completed" and done["seq"] == 7
         assert done["text"] == "On it. Lunch awaits your approval."
         assert done["usage"]["input_tokens"] == 300 and done["usage"]["output_tokens"] == 15

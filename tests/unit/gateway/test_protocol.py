@@ -112,7 +112,7 @@ def test_error_frame_shape() -> None:
                        .frame("acme"))
     assert frame == {"type": "error", "v": 1, "org_id": "acme", "turn_id": None, "seq": 0,
                      "code": "invalid_json", "message": "frame is not valid JSON",
-                     "retryable": False, "idempotency_key": None}
+                     "retryable": False, "idempotency_key": None, "action_id": None}
     assert ErrorFrame.model_validate(frame).code is ErrorCode.INVALID_JSON
 
 

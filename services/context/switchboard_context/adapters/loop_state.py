@@ -1,4 +1,5 @@
-"""The tool-use loop's state per turn in Valkey (`ctx:loop:{turn}:*`, expiring with the turn):
+"""The tool-use loop's state per turn in Valkey (`ctx:loop:{org}:{turn}:*`, expiring with the
+turn):
 
 - `meta`            autonomy policy and enabled tools resolved when the turn started
 - `req:{i}`         the ModelRequest of iteration i
@@ -23,8 +24,8 @@ from switchboard_common.skills import Autonomy
 from switchboard_common.turns import Usage
 
 
-def _k(turn: str, part: str) -> str:
-    return f"ctx:loop:{turn}:{part}"
+def _k(org: str, turn: str, part: str) -> str:
+    return f"ctx:loop:{org}:{turn}:{part}"
 
 
 class LoopState:
@@ -35,38 +36,39 @@ class LoopState:
     async def start(self, request: ModelRequest, autonomy: Autonomy,
                     enabled: list[str]) -> None:
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(_k(request.turn_id, "meta"), json.dumps(
+        pipe.set(_k(request.org_id, request.turn_id, "meta"), json.dumps(
             {"autonomy": autonomy.model_dump(mode="json"), "enabled": enabled}), ex=self._ttl)
-        pipe.set(_k(request.turn_id, f"req:{request.iteration}"), request.model_dump_json(),
-                 ex=self._ttl)
+        pipe.set(_k(request.org_id, request.turn_id, f"req:{request.iteration}"),
+                 request.model_dump_json(), ex=self._ttl)
         await pipe.execute()
 
-    async def meta(self, turn: str) -> tuple[Autonomy, list[str]] | None:
-        raw = await self._r.get(_k(turn, "meta"))
+    async def meta(self, org: str, turn: str) -> tuple[Autonomy, list[str]] | None:
+        raw = await self._r.get(_k(org, turn, "meta"))
         if raw is None:
             return None
         data = json.loads(raw)
         return Autonomy.model_validate(data["autonomy"]), list(data["enabled"])
 
-    async def request(self, turn: str, iteration: int) -> ModelRequest | None:
-        raw = await self._r.get(_k(turn, f"req:{iteration}"))
+    async def request(self, org: str, turn: str, iteration: int) -> ModelRequest | None:
+        raw = await self._r.get(_k(org, turn, f"req:{iteration}"))
         return ModelRequest.model_validate_json(raw) if raw else None
 
     async def save_request(self, request: ModelRequest) -> None:
-        await self._r.set(_k(request.turn_id, f"req:{request.iteration}"),
+        await self._r.set(_k(request.org_id, request.turn_id, f"req:{request.iteration}"),
                           request.model_dump_json(), ex=self._ttl)
 
-    async def record_call(self, turn: str, iteration: int, text: str, usage: Usage) -> None:
+    async def record_call(self, org: str, turn: str, iteration: int, text: str,
+                          usage: Usage) -> None:
         pipe = self._r.pipeline(transaction=False)
         for part, value in (("text", text), ("usage", usage.model_dump_json())):
-            pipe.hset(_k(turn, part), str(iteration), value)
-            pipe.expire(_k(turn, part), self._ttl)
+            pipe.hset(_k(org, turn, part), str(iteration), value)
+            pipe.expire(_k(org, turn, part), self._ttl)
         await pipe.execute()
 
-    async def totals(self, turn: str) -> tuple[str, Usage]:
+    async def totals(self, org: str, turn: str) -> tuple[str, Usage]:
         """Text of all model calls of the turn (in order) and their summed usage."""
-        texts = await self._r.hgetall(_k(turn, "text"))
-        usages = await self._r.hgetall(_k(turn, "usage"))
+        texts = await self._r.hgetall(_k(org, turn, "text"))
+        usages = await self._r.hgetall(_k(org, turn, "usage"))
         text = "".join(_s(texts[k]) for k in sorted(texts, key=lambda k: int(_s(k))))
         total: dict[str, int] = {}
         for raw in usages.values():
@@ -74,14 +76,15 @@ class LoopState:
                 total[name] = total.get(name, 0) + int(value)
         return text, Usage(**total)
 
-    async def save_calls(self, turn: str, iteration: int, calls: list[ToolCall], text: str,
-                         last_seq: int) -> None:
-        await self._r.set(_k(turn, f"calls:{iteration}"), json.dumps({
+    async def save_calls(self, org: str, turn: str, iteration: int, calls: list[ToolCall],
+                         text: str, last_seq: int) -> None:
+        await self._r.set(_k(org, turn, f"calls:{iteration}"), json.dumps({
             "calls": [c.model_dump() for c in calls], "text": text, "last_seq": last_seq}),
             ex=self._ttl)
 
-    async def calls(self, turn: str, iteration: int) -> tuple[list[ToolCall], str, int] | None:
-        raw = await self._r.get(_k(turn, f"calls:{iteration}"))
+    async def calls(self, org: str, turn: str, iteration: int
+                    ) -> tuple[list[ToolCall], str, int] | None:
+        raw = await self._r.get(_k(org, turn, f"calls:{iteration}"))
         if raw is None:
             return None
         data = json.loads(raw)
@@ -90,7 +93,7 @@ class LoopState:
 
     async def add_result(self, result: ActionResult) -> dict[str, ActionResult]:
         """Keep the first result per call of that iteration; all results so far."""
-        key = _k(result.turn_id, f"results:{result.iteration}")
+        key = _k(result.org_id, result.turn_id, f"results:{result.iteration}")
         pipe = self._r.pipeline(transaction=False)
         pipe.hsetnx(key, result.tool_use_id, result.model_dump_json())
         pipe.expire(key, self._ttl)
@@ -98,11 +101,11 @@ class LoopState:
         _, _, raw = await pipe.execute()
         return {_s(k): ActionResult.model_validate_json(v) for k, v in raw.items()}
 
-    async def mark_sent(self, turn: str, iteration: int) -> None:
-        await self._r.set(_k(turn, f"sent:{iteration}"), "1", ex=self._ttl)
+    async def mark_sent(self, org: str, turn: str, iteration: int) -> None:
+        await self._r.set(_k(org, turn, f"sent:{iteration}"), "1", ex=self._ttl)
 
-    async def was_sent(self, turn: str, iteration: int) -> bool:
-        return bool(await self._r.exists(_k(turn, f"sent:{iteration}")))
+    async def was_sent(self, org: str, turn: str, iteration: int) -> bool:
+        return bool(await self._r.exists(_k(org, turn, f"sent:{iteration}")))
 
 
 def _s(value: Any) -> str:

@@ -49,7 +49,7 @@ async def run(kind: str, items: int, tmp: Path) -> tuple[float, float]:
         js = nc.jetstream()
         await ensure_streams(js)
         async with asyncio.timeout(120):  # wait until the service has its index (model loaded)
-            while not (index := await r.hget("sbmem:active", "index")):  # noqa: ASYNC110
+            while not (index := await r.hget("sbmem:active", "index")):
                 await asyncio.sleep(0.1)
         name = index.decode()
         started = time.perf_counter()
@@ -65,7 +65,7 @@ async def run(kind: str, items: int, tmp: Path) -> tuple[float, float]:
                 for i in range(start, min(items, start + 500))))
         published = time.perf_counter() - started
         async with asyncio.timeout(600):
-            while await indexed(r, name) < items:  # noqa: ASYNC110 (polls another process)
+            while await indexed(r, name) < items:
                 await asyncio.sleep(0.05)
         total = time.perf_counter() - started
         await nc.close()

@@ -15,6 +15,7 @@ confidence is kept as given (None / the raw number) so the policy can answer "as
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -131,11 +132,17 @@ def input_schema(info: ToolInfo) -> dict[str, Any]:
     return schema
 
 
+@functools.cache
+def _tool_def(name: str) -> ToolDef:
+    # Schema generation costs far more than the rest of a turn's prompt assembly: once per
+    # tool per process.
+    return ToolDef(name=name, description=CATALOG[name].description,
+                   input_schema=input_schema(CATALOG[name]))
+
+
 def model_tools(enabled: list[str]) -> list[ToolDef]:
     """The tool definitions for a model request: the enabled tools the catalogue knows."""
-    return [ToolDef(name=n, description=CATALOG[n].description,
-                    input_schema=input_schema(CATALOG[n]))
-            for n in enabled if n in CATALOG]
+    return [_tool_def(n) for n in enabled if n in CATALOG]
 
 
 def split_meta(raw: dict[str, Any]) -> tuple[dict[str, Any], float | None, str]:

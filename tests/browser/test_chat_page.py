@@ -96,3 +96,69 @@ async def test_page_streams_answer_and_shows_model(browser: Any, gateway_factory
         await playwright_api.expect(answer).to_have_text("Tomorrow is free.")
         await page.close()
     await nc.close()
+
+
+async def test_approval_card_is_shown_and_approved_in_one_click(
+        browser: Any, gateway_factory: GatewayFactory, nats_url: str, valkey_url: str,
+        org: str) -> None:
+    """The action_executor's side (the stored action, the decision's reply) is played by the
+    test; the page, the gateway and the decision's round trip over NATS are real."""
+    import redis.asyncio as redis
+
+    from switchboard_common.action_store import ActionStore
+    from switchboard_common.actions import (
+        ActionPending,
+        ActionRecord,
+        DecideAction,
+        DecideReply,
+        action_decide_subject,
+    )
+
+    async with gateway_factory() as gw:
+        nc = await nats.connect(nats_url)
+        backend = Backend(nc, org)
+        await backend.start()
+        page = await browser.new_page(viewport={"width": 900, "height": 700})
+        await page.goto(f"{gw.http}/?org={org}&user=va1")
+        await page.wait_for_selector("#status[data-state=connected]", timeout=10_000)
+        await page.fill("#client", "sarah")
+        await page.dispatch_event("#client", "change")
+        await page.fill("#message", "Email the CFO about the budget review")
+        await page.press("#message", "Enter")
+        turn = await backend.next_turn()
+
+        record = ActionRecord(action_id="act1", org_id=org, turn_id=turn.turn_id, user_id="va1",
+                              client_id="sarah", tool="email_send", status="pending",
+                              arguments={"to": ["cfo@example.com"], "subject": "Budget review"},
+                              confidence=0.82, rationale="the user asked to mail the CFO",
+                              risky=True)
+        valkey = redis.Redis.from_url(valkey_url)
+        await ActionStore(valkey).create(record)
+        decided: list[DecideAction] = []
+
+        async def executor(msg: Any) -> None:
+            request = DecideAction.model_validate_json(msg.data)
+            decided.append(request)
+            done = record.model_copy(update={"status": "executed",
+                                             "output": {"message_id": "<m1@example>"}})
+            await msg.respond(DecideReply(ok=True, record=done).model_dump_json().encode())
+
+        await nc.subscribe(action_decide_subject(org), cb=executor)
+        await backend.emit(turn, ActionPending(
+            org_id=org, turn_id=turn.turn_id, action_id="act1", client_id="sarah",
+            tool="email_send", arguments=record.arguments, confidence=0.82,
+            rationale=record.rationale, risky=True, expires_at=None,
+            reason="risky tool in assist mode needs approval"))
+        card = page.locator(".card")
+        await playwright_api.expect(card).to_contain_text("email_send")
+        await playwright_api.expect(card).to_contain_text("82%")
+        await playwright_api.expect(card).to_contain_text("cfo@example.com")
+        await page.screenshot(path=str(SCREENSHOT.with_stem(SCREENSHOT.stem + "-approval")))
+
+        await card.locator("button.approve").click()
+        await playwright_api.expect(card).to_have_attribute("data-status", "executed")
+        await playwright_api.expect(card.locator("button.approve")).to_be_disabled()
+        assert len(decided) == 1 and decided[0].approve and decided[0].user_id == "va1"
+        await page.close()
+        await valkey.aclose()
+        await nc.close()

@@ -282,15 +282,17 @@ class ActionService:
         """The result for the tool-use loop (JetStream, deduplicated per status) and, for the
         user, an `action_result` frame (not for `pending`: that one is the approval card)."""
         message = describe(record)
-        result = record.result(message)
-        await publish_command(self._broker, result, action_results_subject(record.org_id),
-                              msg_id=f"action-result:{record.action_id}:{record.status}",
-                              stream=ACTIONS.name)
+        # The user's frame first: the result lets the loop go on, and the turn could end
+        # (and the socket stop following it) before a frame sent after it arrives.
         if record.status != "pending":
             await self._publish_frame(record, ActionResultFrame(
                 org_id=record.org_id, turn_id=record.turn_id, action_id=record.action_id,
                 client_id=record.client_id, tool=record.tool, status=record.status,
                 message=message, output=record.output))
+        await publish_command(self._broker, record.result(message),
+                              action_results_subject(record.org_id),
+                              msg_id=f"action-result:{record.action_id}:{record.status}",
+                              stream=ACTIONS.name)
 
     async def _publish_frame(self, record: ActionRecord, frame: Any) -> None:
         await publish_fast(self._broker.connection,

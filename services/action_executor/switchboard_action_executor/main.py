@@ -21,6 +21,7 @@ from switchboard_common.action_store import ActionStore
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.streams import ACTIONS, ConsumerSpec
+from switchboard_common.telemetry import settle_memory
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.valkey import connect_valkey
 
@@ -69,6 +70,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
 
     @app.after_startup
     async def start_sweeper() -> None:
+        settle_memory()
         tasks.append(asyncio.create_task(_sweep_forever(app, settings.sweep_interval_s)))
 
     @app.on_shutdown

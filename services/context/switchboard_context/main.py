@@ -17,6 +17,7 @@ from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.directory import Directory
 from switchboard_common.model import ModelRequest
 from switchboard_common.streams import ACTIONS, RESULTS, TURNS, ConsumerSpec
+from switchboard_common.telemetry import settle_memory
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.turns import StreamEvent, TurnCompleted
 from switchboard_common.valkey import connect_valkey
@@ -101,6 +102,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
 
     @app.after_startup
     async def start_sweeper() -> None:
+        settle_memory()
         tasks.append(asyncio.create_task(_sweep_forever(app, settings.sweep_interval_s)))
 
     @app.on_shutdown

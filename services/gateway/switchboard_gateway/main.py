@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                        settings.decide_timeout_s)
         log.info("gateway ready: chat page http://%s:%d/  WebSocket ws://%s:%d/ws",
                  settings.host, settings.port, settings.host, settings.port)
+        telemetry.settle_memory()
         try:
             yield
         finally:

@@ -68,6 +68,10 @@ def build_app(settings: Settings | None = None) -> FastStream:
             broker, provider, policy, heartbeat_s=settings.heartbeat_s,
             deadline_grace_s=settings.deadline_grace_s))
 
+    @app.after_startup
+    async def settle() -> None:
+        telemetry.settle_memory()
+
     @app.after_shutdown
     async def close() -> None:
         await provider.close()

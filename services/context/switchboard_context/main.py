@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -15,9 +13,9 @@ from switchboard_common.bus import connect_with_backoff, make_broker, prepare_je
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.directory import Directory
+from switchboard_common.lifecycle import run_periodically, settle_after_startup
 from switchboard_common.model import ModelRequest
 from switchboard_common.streams import ACTIONS, RESULTS, TURNS, ConsumerSpec
-from switchboard_common.telemetry import settle_memory
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.turns import StreamEvent, TurnCompleted
 from switchboard_common.valkey import connect_valkey
@@ -77,7 +75,6 @@ def build_app(settings: Settings | None = None) -> FastStream:
 
     broker = build_broker(settings, drop_cached_skills)
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard context"))
-    tasks: list[asyncio.Task[None]] = []
 
     @app.on_startup
     async def connect() -> None:
@@ -100,20 +97,18 @@ def build_app(settings: Settings | None = None) -> FastStream:
         await prepare_jetstream(broker, consumers(settings))
         await watch_dead_letters(nc, consumers(settings))
 
-    @app.after_startup
-    async def start_sweeper() -> None:
-        settle_memory()
-        tasks.append(asyncio.create_task(_sweep_forever(app, settings.sweep_interval_s)))
+    async def sweep() -> None:
+        flow: TurnFlow = app.context.get("flow")
+        await flow.sweep()
+
+    run_periodically(app, settings.sweep_interval_s, sweep, "turn queue sweep")
+    settle_after_startup(app)
 
     @app.on_shutdown
-    async def stop_sweeper() -> None:
+    async def drain() -> None:
         flow: TurnFlow | None = app.context.get("flow")
         if flow is not None:
             await flow.drain(settings.shutdown_grace_s)
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     @app.after_shutdown
     async def close() -> None:
@@ -122,13 +117,3 @@ def build_app(settings: Settings | None = None) -> FastStream:
             await conversations.close()
 
     return app
-
-
-async def _sweep_forever(app: FastStream, interval_s: float) -> None:
-    flow: TurnFlow = app.context.get("flow")
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await flow.sweep()
-        except Exception:  # the sweeper must outlive a Valkey hiccup
-            log.exception("turn queue sweep failed")

@@ -8,6 +8,7 @@ from faststream.specification import AsyncAPI
 from switchboard_common import telemetry
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.dead_letter import watch_dead_letters
+from switchboard_common.lifecycle import settle_after_startup
 from switchboard_common.model import ModelResult
 from switchboard_common.streams import MODEL, ConsumerSpec
 from switchboard_common.turns import StreamEvent
@@ -68,9 +69,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
             broker, provider, policy, heartbeat_s=settings.heartbeat_s,
             deadline_grace_s=settings.deadline_grace_s))
 
-    @app.after_startup
-    async def settle() -> None:
-        telemetry.settle_memory()
+    settle_after_startup(app)
 
     @app.after_shutdown
     async def close() -> None:

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, status
 from starlette.requests import HTTPConnection
@@ -22,60 +23,24 @@ from switchboard_gateway.handlers.turns import TurnService
 from switchboard_gateway.settings import Settings
 
 
-def _settings(conn: HTTPConnection) -> Settings:
-    settings: Settings = conn.app.state.settings
-    return settings
+def _state(name: str) -> Callable[[HTTPConnection], Any]:
+    """A dependency returning `app.state.<name>` (set by the lifespan in main.py)."""
+    def get(conn: HTTPConnection) -> Any:
+        return getattr(conn.app.state, name)
+
+    get.__name__ = f"state_{name}"
+    return get
 
 
-def _bus(conn: HTTPConnection) -> TurnBus:
-    bus: TurnBus = conn.app.state.bus
-    return bus
-
-
-def _store(conn: HTTPConnection) -> TurnStore:
-    store: TurnStore = conn.app.state.store
-    return store
-
-
-def _turns(conn: HTTPConnection) -> TurnService:
-    turns: TurnService = conn.app.state.turns
-    return turns
-
-
-def _directory(conn: HTTPConnection) -> Directory:
-    directory: Directory = conn.app.state.directory
-    return directory
-
-
-def _conversations(conn: HTTPConnection) -> ConversationStore:
-    conversations: ConversationStore = conn.app.state.conversations
-    return conversations
-
-
-def _skills(conn: HTTPConnection) -> SkillsBus:
-    skills: SkillsBus = conn.app.state.skills
-    return skills
-
-
-def _memory(conn: HTTPConnection) -> MemoryBus:
-    memory: MemoryBus = conn.app.state.memory
-    return memory
-
-
-def _gate(conn: HTTPConnection) -> ClientGate:
-    gate: ClientGate = conn.app.state.gate
-    return gate
-
-
-Config = Annotated[Settings, Depends(_settings)]
-Bus = Annotated[TurnBus, Depends(_bus)]
-Store = Annotated[TurnStore, Depends(_store)]
-Turns = Annotated[TurnService, Depends(_turns)]
-Dir = Annotated[Directory, Depends(_directory)]
-Conversations = Annotated[ConversationStore, Depends(_conversations)]
-SkillsApi = Annotated[SkillsBus, Depends(_skills)]
-Gate = Annotated[ClientGate, Depends(_gate)]
-MemoryApi = Annotated[MemoryBus, Depends(_memory)]
+Config = Annotated[Settings, Depends(_state("settings"))]
+Bus = Annotated[TurnBus, Depends(_state("bus"))]
+Store = Annotated[TurnStore, Depends(_state("store"))]
+Turns = Annotated[TurnService, Depends(_state("turns"))]
+Dir = Annotated[Directory, Depends(_state("directory"))]
+Conversations = Annotated[ConversationStore, Depends(_state("conversations"))]
+SkillsApi = Annotated[SkillsBus, Depends(_state("skills"))]
+Gate = Annotated[ClientGate, Depends(_state("gate"))]
+MemoryApi = Annotated[MemoryBus, Depends(_state("memory"))]
 
 
 def _rest_identity(settings: Config,

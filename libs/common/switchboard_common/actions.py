@@ -105,6 +105,7 @@ class ActionResult(Envelope):
     turn_id: Id
     user_id: Id = "unknown"
     client_id: Id
+    conversation_id: Id = "main"
     iteration: int = 0
     tool_use_id: str = ""
     tool: str = ""
@@ -159,7 +160,8 @@ class ActionRecord(BaseModel):
     def result(self, message: str, *, org: str | None = None) -> ActionResult:
         return ActionResult(
             org_id=org or self.org_id, action_id=self.action_id, turn_id=self.turn_id,
-            user_id=self.user_id, client_id=self.client_id, iteration=self.iteration,
+            user_id=self.user_id, client_id=self.client_id,
+            conversation_id=self.conversation_id, iteration=self.iteration,
             tool_use_id=self.tool_use_id, tool=self.tool, status=self.status,
             output=self.output, message=message,
             is_error=self.status in ("failed", "refused"))

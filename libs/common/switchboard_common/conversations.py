@@ -6,6 +6,8 @@ Per conversation `c = conv:{org}:{user}:{client}:{conversation}`:
 - `{c}:turns`     list of TurnRecord JSON, oldest first: the full history, never trimmed
 - `{c}:done`      set of turn ids already appended (exactly-once append)
 - `{c}:summary`   Summary JSON: the model's summary of messages[0:covers]
+- `{c}:outcomes`  the last few outcomes of actions decided after their turn had ended, newest
+                  first (so the next prompt knows an approved mail went out)
 Per (org, user, client): `convs:{org}:{user}:{client}` sorted set conversation -> last activity.
 Usage counters: `usage:{org}`, `usage:{org}:user:{user}`, `usage:{org}:client:{client}` hashes.
 """
@@ -22,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from switchboard_common.envelope import utcnow
 from switchboard_common.model import ChatMessage
 from switchboard_common.turns import Usage
+
+OUTCOMES_KEPT = 5
 
 USAGE_FIELDS = ("turns", "input_tokens", "output_tokens", "cache_read_input_tokens",
                 "cache_creation_input_tokens", "cost_microusd")
@@ -90,15 +94,29 @@ class ConversationStore:
         return [ChatMessage.model_validate_json(item) for item in raw]
 
     async def history(self, org: str, user: str, client: str, conversation: str
-                      ) -> tuple[list[ChatMessage], Summary | None]:
-        """Messages and summary in one round trip (prompt assembly's hot path)."""
+                      ) -> tuple[list[ChatMessage], Summary | None, list[str]]:
+        """Messages, summary and recent action outcomes in one round trip (prompt assembly's
+        hot path)."""
         base = conversation_key(org, user, client, conversation)
         pipe = self._r.pipeline(transaction=False)
         pipe.lrange(base + ":messages", 0, -1)
         pipe.get(base + ":summary")
-        raw, summary = await pipe.execute()
+        pipe.lrange(base + ":outcomes", 0, OUTCOMES_KEPT - 1)
+        raw, summary, outcomes = await pipe.execute()
         return ([ChatMessage.model_validate_json(item) for item in raw],
-                Summary.model_validate_json(summary) if summary else None)
+                Summary.model_validate_json(summary) if summary else None,
+                [o.decode() if isinstance(o, bytes) else str(o) for o in reversed(outcomes)])
+
+    async def add_outcome(self, org: str, user: str, client: str, conversation: str,
+                          outcome: str) -> None:
+        key = conversation_key(org, user, client, conversation) + ":outcomes"
+        # A redelivered result must not be noted twice.
+        if outcome.encode() in await self._r.lrange(key, 0, OUTCOMES_KEPT - 1):
+            return
+        pipe = self._r.pipeline(transaction=True)
+        pipe.lpush(key, outcome)
+        pipe.ltrim(key, 0, OUTCOMES_KEPT - 1)
+        await pipe.execute()
 
     async def summary(self, org: str, user: str, client: str, conversation: str
                       ) -> Summary | None:

@@ -14,6 +14,7 @@ from typing import Any
 from faststream.nats import NatsBroker
 from faststream.nats.message import NatsMessage
 
+from switchboard_common.actions import ActionResult
 from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.conversations import (
     ConversationStore,
@@ -106,7 +107,7 @@ class TurnFlow:
             log.warning("turn %s expired while waiting", turn_id)
             return
         resolved, client = await self.skills.resolve(turn.org_id, turn.user_id, turn.client_id)
-        messages, summary = await self.conversations.history(
+        messages, summary, outcomes = await self.conversations.history(
             turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
         level = complexity.estimate(turn.text)
         retrieved: list[prompt.RetrievedItem] = []
@@ -118,7 +119,7 @@ class TurnFlow:
                 client_id=turn.client_id, client_name=client.name if client else turn.client_id,
                 skills=resolved.skills, history=messages[summary.covers if summary else 0:],
                 user_text=turn.text, summary=summary.text if summary else None,
-                retrieved=retrieved),
+                retrieved=retrieved, outcomes=outcomes),
             level, history_budget_tokens=self.settings.history_token_budget,
             lite_messages=self.settings.lite_messages)
         model = built.model or (self.settings.simple_model if built.kind == "lite"
@@ -153,6 +154,16 @@ class TurnFlow:
         # Always (also for a redelivered result): free the conversation, start what waits.
         if (following := await self.queue.finish(base_of(result), result.turn_id)) is not None:
             await self.start(following)
+
+    async def note_outcome(self, result: ActionResult) -> None:
+        """An action decided after its turn ended (an approval card answered later): keep a
+        line about it with the conversation, so the next prompt knows, e.g., that the mail
+        went out. The user already saw the result on the card."""
+        if result.status == "pending":
+            return
+        await self.conversations.add_outcome(
+            result.org_id, result.user_id, result.client_id, result.conversation_id,
+            f"{result.tool} ({result.action_id}): {result.status}. {result.message}".strip())
 
     async def sweep(self) -> None:
         """Start waiting turns of conversations whose active turn expired."""
@@ -198,7 +209,7 @@ class TurnFlow:
     async def _maybe_summarise(self, turn: TurnRequest) -> None:
         """Off the critical path: when the unsummarised conversation outgrows the budget, ask
         the model (in the background) to fold its older part into the summary."""
-        messages, summary = await self.conversations.history(
+        messages, summary, _ = await self.conversations.history(
             turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
         covered = summary.covers if summary else 0
         budget = self.settings.history_token_budget

@@ -120,23 +120,24 @@ class ToolLoop:
                                   msg_id=f"action:{action_id}", stream=ACTIONS.name)
         log.debug("turn %s: %d tool call(s) proposed", result.turn_id, len(result.tool_calls))
 
-    async def on_result(self, result: ActionResult) -> None:
+    async def on_result(self, result: ActionResult) -> bool:
         """Collect one action's result; once every call of its iteration has one, request
-        the next model call with the tool results."""
+        the next model call with the tool results. False: the result came after its turn's
+        loop had moved on (a pending action decided later), so the loop did not use it."""
         if await self.state.meta(result.org_id, result.turn_id) is None:
-            return  # not a turn of ours any more (finished or expired)
+            return False  # not a turn of ours any more (finished or expired)
         got = await self.state.add_result(result)
         saved = await self.state.calls(result.org_id, result.turn_id, result.iteration)
         if saved is None:
-            return
+            return False  # calls are saved before they are proposed: not one of this loop
         calls, text, last_seq = saved
         if any(c.id not in got for c in calls):
-            return
+            return True
         if await self.state.was_sent(result.org_id, result.turn_id, result.iteration):
-            return  # a later result for a pending action: the loop has moved on
+            return False  # a later result for a pending action: the loop has moved on
         previous = await self.state.request(result.org_id, result.turn_id, result.iteration)
         if previous is None:
-            return
+            return True
         assistant: list[ContentBlock] = [TextBlock(text=text)] if text else []
         assistant += [ToolUseBlock(id=c.id, name=c.name, input=c.input) for c in calls]
         results: list[ContentBlock] = [_tool_result(c.id, got[c.id]) for c in calls]
@@ -150,6 +151,7 @@ class ToolLoop:
                               msg_id=model_msg_id(request.turn_id, request.iteration),
                               stream=MODEL.name)
         await self.state.mark_sent(result.org_id, result.turn_id, result.iteration)
+        return True
 
 
 def _tool_result(call_id: str, result: ActionResult) -> ToolResultBlock:

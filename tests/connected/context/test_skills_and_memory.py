@@ -236,3 +236,36 @@ async def test_long_conversation_is_summarised_and_usage_is_counted_once(
         await nc.close()
         await app.stop()
         await store.close()
+
+
+async def test_an_action_decided_after_its_turn_is_noted_for_the_next_prompt(
+        nats_url: str, valkey_url: str, org: str, responder: Responder) -> None:
+    from switchboard_common.actions import ActionResult
+
+    app = await start(build_app(settings(nats_url, valkey_url)))
+    await responder.start(nats_url, org)
+    nc = await nats.connect(nats_url)
+    try:
+        await publish_turn(nc, turn(org, "t1", "Email the CFO about the budget review"))
+        await responder.wait_for(1)
+        late = ActionResult(org_id=org, action_id="a1", turn_id="t1", user_id="va1",
+                            client_id="sarah", tool="email_send", status="executed",
+                            message="email_send done.")
+        for _ in range(2):  # redelivered: still noted once
+            await nc.jetstream().publish(f"actions.results.{org}", late.model_dump_json().encode(),
+                                         headers={"Nats-Msg-Id": f"r{_}"})
+        store = ConversationStore(redis.Redis.from_url(valkey_url))
+        async with asyncio.timeout(10):
+            while not (await store.history(org, "va1", "sarah", "main"))[2]:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert (await store.history(org, "va1", "sarah", "main"))[2] == [
+            "email_send (a1): executed. email_send done."]
+        await store.close()
+
+        await publish_turn(nc, turn(org, "t2", "Did the mail go out?"))
+        reqs = await responder.wait_for(2)
+        assert "email_send (a1): executed." in reqs[1].context
+    finally:
+        await nc.close()
+        await app.stop()

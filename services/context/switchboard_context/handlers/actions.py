@@ -1,6 +1,8 @@
 """actions.results -> the tool-use loop: collect one action's result; with all results of an
-iteration in, request the next model call. Idempotent (results are keyed by call, the next
-request by (turn, iteration)); exceptions nack and JetStream redelivers."""
+iteration in, request the next model call. A result that comes after its turn's loop moved on
+(an approval card decided later) is noted with the conversation instead, for the next prompt.
+Idempotent (results are keyed by call, the next request by (turn, iteration), outcomes by
+their text); exceptions nack and JetStream redelivers."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ CONSUMER = "context-actions"
 
 
 async def on_action_result(result: ActionResult, flow: Flow) -> None:
-    if flow.loop is not None:
-        await flow.loop.on_result(result)
+    if flow.loop is None or not await flow.loop.on_result(result):
+        await flow.note_outcome(result)
 
 
 def router() -> NatsRouter:

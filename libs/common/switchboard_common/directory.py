@@ -122,7 +122,8 @@ class Directory:
         pipe = self._r.pipeline(transaction=True)
         pipe.hdel(_k(org, "clients"), client)
         pipe.delete(_k(org, "skills", "client", client))
-        removed, _ = await pipe.execute()
+        pipe.delete(_k(org, "conn", client))
+        removed, *_ = await pipe.execute()
         return bool(removed)
 
     async def list_clients(self, org: str) -> list[Client]:

@@ -17,6 +17,7 @@ from switchboard_action_executor.settings import Settings
 from switchboard_action_executor.tools.builtin import Backends, build_registry
 from switchboard_common.action_store import ActionStore
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
+from switchboard_common.connections import ConnectionStore
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.lifecycle import run_periodically, settle_after_startup
 from switchboard_common.streams import ACTIONS, ConsumerSpec
@@ -57,7 +58,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
         valkey = await connect_valkey(settings.valkey_url, settings.connect_timeout_s)
         nc = await connect_with_backoff(broker, settings.connect_timeout_s)
         registry = build_registry(Backends(calendar, mailer, valkey, nc,
-                                           settings.memory_timeout_s))
+                                           settings.memory_timeout_s, ConnectionStore(valkey)))
         service = ActionService(settings, ActionStore(valkey), registry, RateLimiter(valkey),
                                 broker)
         app.context.set_global("actions", service)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, HTTPException, status
 from starlette.requests import HTTPConnection
 
+from switchboard_common.connections import ConnectionStore
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.directory import Client, Directory
 from switchboard_common.envelope import Id
@@ -41,6 +42,7 @@ Conversations = Annotated[ConversationStore, Depends(_state("conversations"))]
 SkillsApi = Annotated[SkillsBus, Depends(_state("skills"))]
 Gate = Annotated[ClientGate, Depends(_state("gate"))]
 MemoryApi = Annotated[MemoryBus, Depends(_state("memory"))]
+Connections = Annotated[ConnectionStore, Depends(_state("connections"))]
 
 
 def _rest_identity(settings: Config,

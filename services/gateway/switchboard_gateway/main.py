@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from switchboard_common import telemetry
 from switchboard_common.action_store import ActionStore
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
+from switchboard_common.connections import ConnectionStore
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.directory import Directory
 from switchboard_gateway.adapters.events import TurnBus
@@ -24,6 +25,7 @@ from switchboard_gateway.handlers.turns import TurnService
 from switchboard_gateway.routes import (
     actions,
     clients,
+    connections,
     conversations,
     errors,
     health,
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         valkey = redis.Redis.from_url(settings.valkey_url, socket_connect_timeout=1.0)
         directory = Directory(valkey)
         app.state.directory, app.state.conversations = directory, ConversationStore(valkey)
+        app.state.connections = ConnectionStore(valkey)
         app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s)
         app.state.memory = MemoryBus(broker, settings.memory_timeout_s,
                                      settings.memory_forget_timeout_s)
@@ -85,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "minimal chat page at /.")
     app.state.settings = settings
     errors.install(app)
-    for module in (health, turns, users, clients, templates, skills, conversations, usage,
-                   memory, actions, socket, page):
+    for module in (health, turns, users, clients, connections, templates, skills,
+                   conversations, usage, memory, actions, socket, page):
         app.include_router(module.router)
     return app

@@ -205,3 +205,47 @@ async def test_unreachable_server_is_retried_then_fails_readably(
             assert "unreachable" in items[0]["message"] and "3 attempts" in items[0]["message"]
     finally:
         await app.stop()
+
+
+async def test_a_client_with_its_own_servers_gets_its_events_and_mail_there(
+        executor: None, nats_url: str, valkey_url: str, org: str, tool_servers: Servers,
+        tmp_path: Path) -> None:
+    """Per-client connections (set through the REST API in production): John's calendar and
+    mail go to his own CalDAV and SMTP servers; Sarah keeps the deployment's."""
+    from switchboard_cli.embedded import mail_dir, start_radicale, start_smtp
+    from switchboard_common.connections import (
+        CalDavConnection,
+        ClientConnections,
+        ConnectionStore,
+        SmtpConnection,
+    )
+
+    own_caldav, own_smtp = start_radicale(tmp_path), start_smtp(tmp_path)
+    valkey = redis.Redis.from_url(valkey_url)
+    try:
+        await ConnectionStore(valkey).put(org, "john", ClientConnections(
+            caldav=CalDavConnection(url=own_caldav.url),
+            smtp=SmtpConnection(host="127.0.0.1", port=own_smtp.port, starttls=False,
+                                mail_from="assistant@john.example")))
+        async with nats_client(nats_url) as nc:
+            got = await results(nc, org)
+            for client, call in (("john", "toolu_1"), ("sarah", "toolu_2")):
+                await propose(nc, proposal(org, "calendar_create",
+                                           event_args(f"{client} review"), call=call,
+                                           client=client))
+            await propose(nc, proposal(org, "email_send", {
+                "to": ["cfo@example.com"], "subject": f"Hello {org}", "body": "Hi."},
+                call="toolu_3", client="john"))
+            items = await got.wait_for(lambda i: len(i) >= 3, timeout=20)
+            assert all(i["status"] == "executed" for i in items), items
+        own = (own_caldav, own_smtp, mail_dir(tmp_path))
+        assert await calendar_titles(own, org, "john") == ["john review"]
+        assert await calendar_titles(tool_servers, org, "john") == []
+        assert await calendar_titles(tool_servers, org, "sarah") == ["sarah review"]
+        sent = [m for m in mails(mail_dir(tmp_path)) if m["Subject"] == f"Hello {org}"]
+        assert len(sent) == 1 and sent[0]["From"] == "assistant@john.example"
+        assert not [m for m in mails(tool_servers[2]) if m["Subject"] == f"Hello {org}"]
+    finally:
+        await valkey.aclose()
+        own_smtp.stop()
+        own_caldav.stop()

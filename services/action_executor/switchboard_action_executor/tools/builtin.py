@@ -17,6 +17,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from switchboard_action_executor.adapters.caldav import CalDav
+from switchboard_action_executor.adapters.connections import ClientBackends
 from switchboard_action_executor.adapters.smtp import Mailer
 from switchboard_action_executor.domain.registry import (
     Registry,
@@ -25,6 +26,7 @@ from switchboard_action_executor.domain.registry import (
     ToolError,
     TransientToolError,
 )
+from switchboard_common.connections import ConnectionStore
 from switchboard_common.envelope import utcnow
 from switchboard_common.memory import SearchRequest, SearchResponse, search_subject
 from switchboard_common.tools import (
@@ -44,10 +46,14 @@ from switchboard_common.tools import (
 @dataclass
 class Backends:
     calendar: CalDav
+    """The deployment's calendar server, for clients without their own."""
     mailer: Mailer
+    """The deployment's mail server, for clients without their own."""
     valkey: redis.Redis
     nats: NatsClient | None = None
     memory_timeout_s: float = 2.0
+    connections: ConnectionStore | None = None
+    """Per-client servers (REST `/v1/clients/{id}/connections`); None: defaults only."""
 
 
 def _mail_summary(args: EmailDraft) -> dict[str, Any]:
@@ -59,12 +65,13 @@ class BuiltinTools:
 
     def __init__(self, backends: Backends) -> None:
         self.b = backends
+        self.servers = ClientBackends(backends.connections, backends.calendar, backends.mailer)
 
     async def calendar_create(self, ctx: ToolContext, a: CalendarCreate) -> dict[str, Any]:
         end = a.end or a.start + timedelta(minutes=a.duration_minutes)
         if end <= a.start:
             raise ToolError("the event must end after it starts")
-        created = await self.b.calendar.create(
+        created = await (await self.servers.calendar(ctx.org, ctx.client_id)).create(
             ctx.org, ctx.client_id, ctx.action_id, title=a.title, start=a.start, end=end,
             location=a.location, description=a.description, attendees=a.attendees)
         return {"event_id": ctx.action_id, "title": a.title, "start": a.start.isoformat(),
@@ -73,11 +80,13 @@ class BuiltinTools:
     async def calendar_list(self, ctx: ToolContext, a: CalendarList) -> dict[str, Any]:
         if a.end <= a.start:
             raise ToolError("the window must end after it starts")
-        events = await self.b.calendar.list(ctx.org, ctx.client_id, a.start, a.end)
+        calendar = await self.servers.calendar(ctx.org, ctx.client_id)
+        events = await calendar.list(ctx.org, ctx.client_id, a.start, a.end)
         return {"events": events[:100], "count": len(events)}
 
     async def calendar_delete(self, ctx: ToolContext, a: CalendarDelete) -> dict[str, Any]:
-        deleted = await self.b.calendar.delete(ctx.org, ctx.client_id, a.event_id)
+        calendar = await self.servers.calendar(ctx.org, ctx.client_id)
+        deleted = await calendar.delete(ctx.org, ctx.client_id, a.event_id)
         if not deleted and not ctx.resumed:
             raise ToolError(f"there is no event {a.event_id} in the calendar")
         # Resumed and gone: our own earlier attempt deleted it.
@@ -95,7 +104,8 @@ class BuiltinTools:
             raise ToolError("an earlier attempt to send this mail was interrupted and may have "
                             "gone out; it was not sent again (check the sent mail)")
         message_id = f"<{ctx.action_id}@switchboard>"
-        await self.b.mailer.send(message_id, a.to, a.cc, a.subject, a.body)
+        mailer = await self.servers.mailer(ctx.org, ctx.client_id)
+        await mailer.send(message_id, a.to, a.cc, a.subject, a.body)
         return {"message_id": message_id, "recipients": len(a.to) + len(a.cc),
                 **_mail_summary(a)}
 

@@ -1,0 +1,40 @@
+"""A client's own servers for the calendar and mail tools (CalDAV, SMTP). Members with access
+read them with passwords masked; only admins change them. Without them the deployment's
+default servers are used."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from switchboard_common.connections import ClientConnections
+from switchboard_gateway.deps import AccessibleClient, Connections, Me
+from switchboard_gateway.domain.access import require_admin
+from switchboard_gateway.routes.errors import COMMON, NOT_FOUND
+
+router = APIRouter(prefix="/v1/clients/{client_id}/connections", tags=["connections"],
+                   responses={**COMMON, **NOT_FOUND})
+
+
+@router.get("", response_model=ClientConnections,
+            summary="The client's CalDAV and SMTP servers (passwords masked)")
+async def get_connections(client: AccessibleClient, who: Me, store: Connections
+                          ) -> ClientConnections:
+    return await store.get(who.org, client.id) or ClientConnections()
+
+
+@router.put("", response_model=ClientConnections,
+            summary="Set the client's CalDAV and/or SMTP servers (admin)")
+async def put_connections(body: ClientConnections, client: AccessibleClient, who: Me,
+                          store: Connections) -> ClientConnections:
+    require_admin(who, "change a client's servers")
+    await store.put(who.org, client.id, body)
+    return body
+
+
+@router.delete("", status_code=204, response_class=Response,
+               summary="Go back to the deployment's default servers (admin)")
+async def delete_connections(client: AccessibleClient, who: Me, store: Connections
+                             ) -> Response:
+    require_admin(who, "change a client's servers")
+    await store.delete(who.org, client.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

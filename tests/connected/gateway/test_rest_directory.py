@@ -149,3 +149,23 @@ async def test_templates_crud_and_validation(gateway: Gateway, org: str) -> None
         await ana.patch("/clients/c1", json={"template_id": None})
         assert (await boss.delete("/templates/sw")).status_code == 204
         assert (await boss.delete("/templates/sw")).status_code == 404
+
+
+async def test_client_connections_are_admin_only_and_masked(gateway: Gateway, org: str) -> None:
+    async with api(gateway, org, "boss") as boss, api(gateway, org, "ana") as ana:
+        await boss.get("/me")
+        await ana.post("/clients", json={"id": "sarah", "name": "Sarah"})
+        await boss.put("/clients/sarah/assignees", json={"user_ids": ["ana"]})
+        body = {"smtp": {"host": "smtp.sarah.example", "port": 587, "username": "sarah",
+                         "password": "hunter2", "mail_from": "assistant@sarah.example"}}
+        assert (await ana.put("/clients/sarah/connections", json=body)).status_code == 403
+        saved = await boss.put("/clients/sarah/connections", json=body)
+        assert saved.status_code == 200 and "hunter2" not in saved.text
+        read = (await ana.get("/clients/sarah/connections")).json()
+        assert read["smtp"]["host"] == "smtp.sarah.example"
+        assert read["smtp"]["password"] == "**********" and read["caldav"] is None
+        bad = await boss.put("/clients/sarah/connections", json={"caldav": {"url": "ftp://x"}})
+        assert bad.status_code == 422 and "caldav.url" in bad.json()["detail"]
+        assert (await boss.delete("/clients/sarah/connections")).status_code == 204
+        assert (await ana.get("/clients/sarah/connections")).json() == {"caldav": None,
+                                                                        "smtp": None}

@@ -16,6 +16,7 @@ from switchboard_action_executor.service import ActionService
 from switchboard_action_executor.settings import Settings
 from switchboard_action_executor.tools.builtin import Backends, build_registry
 from switchboard_common.action_store import ActionStore
+from switchboard_common.actions import ActionPending, ActionResult, ActionResultFrame
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.connections import ConnectionStore
 from switchboard_common.dead_letter import watch_dead_letters
@@ -50,6 +51,15 @@ def build_app(settings: Settings | None = None) -> FastStream:
     setup_telemetry("action_executor", settings.log_level)
     broker = make_broker(settings.nats_url, "action_executor", settings.shutdown_grace_s)
     broker.include_router(actions.build_router(settings.max_concurrency))
+    # What the executor publishes (for the AsyncAPI document).
+    broker.publisher("actions.results.{org}", schema=ActionResult,
+                     title="action_executor/actions.results",
+                     description="Where an action stands, for context's tool-use loop "
+                                 "(JetStream SB_ACTIONS, one per status).")
+    broker.publisher("turns.events.{org}.{turn}", schema=ActionPending | ActionResultFrame,
+                     title="action_executor/turns.events",
+                     description="Approval cards (action_pending) and outcomes (action_result) "
+                                 "for the user's socket, core NATS, seq 0.")
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard action_executor"))
     calendar, mailer = build_backends(settings)
 

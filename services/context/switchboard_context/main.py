@@ -9,11 +9,13 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
+from switchboard_common.actions import ActionProposed
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.directory import Directory
 from switchboard_common.lifecycle import run_periodically, settle_after_startup
+from switchboard_common.memory import SearchRequest
 from switchboard_common.model import ModelRequest
 from switchboard_common.streams import ACTIONS, RESULTS, TURNS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
@@ -57,6 +59,13 @@ def build_broker(settings: Settings, on_reconnect: Callable[[], Awaitable[None]]
     broker.publisher("turns.completed.{org}", schema=TurnCompleted,
                      title="context/turns.completed",
                      description="A finished turn, appended to its conversation (SB_HISTORY).")
+    broker.publisher("actions.proposed.{org}", schema=ActionProposed,
+                     title="context/actions.proposed",
+                     description="A tool call the model made, with the client's autonomy "
+                                 "policy (JetStream SB_ACTIONS, Nats-Msg-Id action:<id>).")
+    broker.publisher("memory.search.{org}", schema=SearchRequest,
+                     title="context/memory.search",
+                     description="Request/reply (250 ms budget): retrieval for full prompts.")
     broker.publisher("turns.events.{org}.{turn}", schema=StreamEvent,
                      title="context/turns.events",
                      description="The turn's terminal client event: turn_completed or error.")

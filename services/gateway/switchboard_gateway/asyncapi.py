@@ -8,7 +8,9 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
+from switchboard_common.actions import DecideAction
 from switchboard_common.directory import SkillsChanged
+from switchboard_common.memory import ForgetRequest, IngestEvent, SearchRequest
 from switchboard_common.skills import ResolveSkills
 from switchboard_common.turns import StreamEvent, TurnRequest
 
@@ -35,6 +37,21 @@ def build_app() -> FastStream:
         "skills.resolve.{org}", schema=ResolveSkills, title="gateway/skills.resolve",
         description="Request/reply (2 s): resolved skills with provenance for (user, "
                     "client), answered by one context replica with ResolveSkillsReply.")
+
+    for subject, schema, title, description in (
+        ("events.ingest.{org}.{client}", IngestEvent, "gateway/events.ingest",
+         "An uploaded event (POST /v1/clients/{id}/events), JetStream SB_INGEST, "
+         "Nats-Msg-Id ingest:<org>:<client>:<event_id>."),
+        ("memory.search.{org}", SearchRequest, "gateway/memory.search",
+         "Request/reply to memory_indexer (GET .../memory/search); reply SearchResponse."),
+        ("memory.forget.{org}", ForgetRequest, "gateway/memory.forget",
+         "Request/reply to memory_indexer (DELETE .../memory..., DELETE a client); reply "
+         "ForgetResult."),
+        ("actions.decide.{org}", DecideAction, "gateway/actions.decide",
+         "Request/reply to action_executor: approve, edit or reject a pending action; "
+         "reply DecideReply."),
+    ):
+        broker.publisher(subject, schema=schema, title=title, description=description)
 
     del publisher, changed, resolve
     return FastStream(broker, specification=AsyncAPI(title="Switchboard gateway"))

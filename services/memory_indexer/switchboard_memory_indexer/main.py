@@ -8,6 +8,7 @@ from faststream.specification import AsyncAPI
 from switchboard_common import telemetry
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.dead_letter import watch_dead_letters
+from switchboard_common.memory import MemoryForgotten
 from switchboard_common.streams import HISTORY, INGEST, ConsumerSpec
 from switchboard_memory_indexer.adapters.factory import make_embedder, make_store
 from switchboard_memory_indexer.handlers import ingest, queries
@@ -31,6 +32,9 @@ def build_app(settings: Settings | None = None) -> FastStream:
     broker = make_broker(settings.nats_url, "memory_indexer", settings.shutdown_grace_s)
     broker.include_router(ingest.router)
     broker.include_router(queries.router)
+    broker.publisher("memory.forgotten.{org}", schema=MemoryForgotten,
+                     title="memory_indexer/memory.forgotten",
+                     description="After a forget: context deletes the matching conversations.")
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard memory_indexer"))
 
     @app.on_startup

@@ -15,6 +15,7 @@ Usage counters: `usage:{org}`, `usage:{org}:user:{user}`, `usage:{org}:client:{c
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,16 @@ return 1
 """
 
 
+# Summary first, then only the messages after what it covers.
+_HISTORY = """
+local summary = redis.call('GET', KEYS[2])
+local start = 0
+if summary then start = tonumber(cjson.decode(summary)['covers']) or 0 end
+return {redis.call('LRANGE', KEYS[1], start, -1), summary or false,
+        redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1), start}
+"""
+
+
 class TurnRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -66,6 +77,21 @@ class Summary(BaseModel):
     """How many of the oldest messages the summary replaces in prompts."""
 
 
+@dataclass(frozen=True)
+class History:
+    recent: list[ChatMessage]
+    """The messages the summary does not cover, oldest first."""
+    offset: int
+    """Index of `recent[0]` in the whole conversation (= what the summary covers)."""
+    summary: Summary | None
+    outcomes: list[str]
+    """Outcomes of actions decided after their turn, oldest first."""
+
+    @property
+    def total(self) -> int:
+        return self.offset + len(self.recent)
+
+
 class UsageTotals(BaseModel):
     turns: int = 0
     input_tokens: int = 0
@@ -83,6 +109,7 @@ class ConversationStore:
     def __init__(self, client: redis.Redis) -> None:
         self._r = client
         self._append: Any = client.register_script(_APPEND)
+        self._history: Any = client.register_script(_HISTORY)
 
     async def close(self) -> None:
         await self._r.aclose()
@@ -93,19 +120,18 @@ class ConversationStore:
                                    + ":messages", 0, -1)
         return [ChatMessage.model_validate_json(item) for item in raw]
 
-    async def history(self, org: str, user: str, client: str, conversation: str
-                      ) -> tuple[list[ChatMessage], Summary | None, list[str]]:
-        """Messages, summary and recent action outcomes in one round trip (prompt assembly's
-        hot path)."""
+    async def history(self, org: str, user: str, client: str, conversation: str) -> History:
+        """What a prompt needs, in one round trip: the summary, only the messages it does not
+        cover (a conversation of months is not re-read on every turn) and recent outcomes."""
         base = conversation_key(org, user, client, conversation)
-        pipe = self._r.pipeline(transaction=False)
-        pipe.lrange(base + ":messages", 0, -1)
-        pipe.get(base + ":summary")
-        pipe.lrange(base + ":outcomes", 0, OUTCOMES_KEPT - 1)
-        raw, summary, outcomes = await pipe.execute()
-        return ([ChatMessage.model_validate_json(item) for item in raw],
-                Summary.model_validate_json(summary) if summary else None,
-                [o.decode() if isinstance(o, bytes) else str(o) for o in reversed(outcomes)])
+        recent, summary, outcomes, offset = await self._history(
+            keys=[base + ":messages", base + ":summary", base + ":outcomes"],
+            args=[OUTCOMES_KEPT])
+        return History(
+            recent=[ChatMessage.model_validate_json(item) for item in recent],
+            offset=int(offset),
+            summary=Summary.model_validate_json(summary) if summary else None,
+            outcomes=[o.decode() if isinstance(o, bytes) else str(o) for o in reversed(outcomes)])
 
     async def add_outcome(self, org: str, user: str, client: str, conversation: str,
                           outcome: str) -> None:

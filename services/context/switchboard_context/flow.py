@@ -107,8 +107,8 @@ class TurnFlow:
             log.warning("turn %s expired while waiting", turn_id)
             return
         resolved, client = await self.skills.resolve(turn.org_id, turn.user_id, turn.client_id)
-        messages, summary, outcomes = await self.conversations.history(
-            turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
+        past = await self.conversations.history(turn.org_id, turn.user_id, turn.client_id,
+                                                turn.conversation_id)
         level = complexity.estimate(turn.text)
         retrieved: list[prompt.RetrievedItem] = []
         if level.level == "complex" and self.memory is not None:
@@ -117,9 +117,9 @@ class TurnFlow:
         built = prompt.build(
             prompt.PromptInputs(
                 client_id=turn.client_id, client_name=client.name if client else turn.client_id,
-                skills=resolved.skills, history=messages[summary.covers if summary else 0:],
-                user_text=turn.text, summary=summary.text if summary else None,
-                retrieved=retrieved, outcomes=outcomes),
+                skills=resolved.skills, history=past.recent, user_text=turn.text,
+                summary=past.summary.text if past.summary else None,
+                retrieved=retrieved, outcomes=past.outcomes),
             level, history_budget_tokens=self.settings.history_token_budget,
             lite_messages=self.settings.lite_messages)
         model = built.model or (self.settings.simple_model if built.kind == "lite"
@@ -209,17 +209,18 @@ class TurnFlow:
     async def _maybe_summarise(self, turn: TurnRequest) -> None:
         """Off the critical path: when the unsummarised conversation outgrows the budget, ask
         the model (in the background) to fold its older part into the summary."""
-        messages, summary, _ = await self.conversations.history(
-            turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
-        covered = summary.covers if summary else 0
+        past = await self.conversations.history(turn.org_id, turn.user_id, turn.client_id,
+                                                turn.conversation_id)
+        summary = past.summary
         budget = self.settings.history_token_budget
-        if tokens.count_messages(messages[covered:]) <= budget:
+        if tokens.count_messages(past.recent) <= budget:
             return
-        keep = len(prompt.window(messages, "", budget_tokens=budget // 2)) - 1
-        target = len(messages) - keep
-        if target <= covered:
+        keep = len(prompt.window(past.recent, "", budget_tokens=budget // 2)) - 1
+        target = past.total - keep
+        if target <= past.offset:
             return
-        transcript = "\n".join(f"{m.role}: {m.text}" for m in messages[covered:target])
+        transcript = "\n".join(f"{m.role}: {m.text}"
+                               for m in past.recent[:target - past.offset])
         previous = f"Summary so far:\n{summary.text}\n\n" if summary else ""
         request = ModelRequest(
             org_id=turn.org_id, turn_id=f"s{turn.turn_id}"[:64], user_id=turn.user_id,
@@ -233,7 +234,7 @@ class TurnFlow:
         await publish_command(self.broker, request, model_requested_subject(turn.org_id),
                               msg_id=model_msg_id(request.turn_id, 0), stream=MODEL.name)
         log.info("conversation of turn %s: summarising %d messages", turn.turn_id,
-                 target - covered)
+                 target - past.offset)
 
     async def _save_summary(self, result: ModelResult) -> None:
         if result.error or not result.text.strip():

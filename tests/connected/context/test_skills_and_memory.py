@@ -212,6 +212,10 @@ async def test_long_conversation_is_summarised_and_usage_is_counted_once(
                 await asyncio.sleep(0.05)
         summary = await store.summary(org, "va1", "sarah", "main")
         assert summary is not None and summary.covers >= 2
+        # Prompts read only what the summary does not cover.
+        past = await store.history(org, "va1", "sarah", "main")
+        everything = await store.messages(org, "va1", "sarah", "main")
+        assert past.offset == summary.covers and past.recent == everything[summary.covers:]
         assert any(r.purpose == "summary" for r in responder.requests)
 
         question = "What did we discuss earlier about the quarterly numbers and why?"
@@ -256,10 +260,10 @@ async def test_an_action_decided_after_its_turn_is_noted_for_the_next_prompt(
                                          headers={"Nats-Msg-Id": f"r{_}"})
         store = ConversationStore(redis.Redis.from_url(valkey_url))
         async with asyncio.timeout(10):
-            while not (await store.history(org, "va1", "sarah", "main"))[2]:
+            while not (await store.history(org, "va1", "sarah", "main")).outcomes:
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
-        assert (await store.history(org, "va1", "sarah", "main"))[2] == [
+        assert (await store.history(org, "va1", "sarah", "main")).outcomes == [
             "email_send (a1): executed. email_send done."]
         await store.close()
 

@@ -28,10 +28,6 @@ from switchboard_common.envelope import SCHEMA_VERSION, Envelope, Id, utcnow
 from switchboard_common.errors import ErrorCode
 from switchboard_common.skills import Autonomy, Thresholds
 
-ACTION_PROPOSED = "actions.proposed.{org}"
-ACTION_RESULTS = "actions.results.{org}"
-ACTION_DECIDE = "actions.decide.{org}"
-
 Outcome = Literal["execute", "propose", "ask"]
 ActionStatus = Literal[
     "pending",      # waiting for the user's approval (expires)

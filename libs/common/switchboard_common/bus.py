@@ -6,17 +6,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from faststream import ExceptionMiddleware
 from faststream.nats import NatsBroker, PubAck
 from faststream.nats.annotations import NatsBroker as BrokerAnnotation
 from faststream.nats.annotations import NatsMessage
 from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from pydantic import BaseModel, ValidationError
 
-from switchboard_common.dead_letter import dead_letter
+from switchboard_common.dead_letter import dead_letter_delivery
 from switchboard_common.streams import ALL_STREAMS, ConsumerSpec, ensure_consumer, ensure_streams
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,9 @@ async def _reject_malformed(exc: ValidationError, message: NatsMessage,
     dead-letter stream and terminate it at once instead of redelivering it max_deliver times.
     (Copied here, not from the advisory: a work queue drops a terminated message at once.)"""
     raw = message.raw_message
-    meta = raw.metadata
     log.warning("malformed message on %s rejected: %d validation error(s)",
                 raw.subject, exc.error_count())
-    await dead_letter(broker.connection, meta.stream, meta.consumer, meta.sequence.stream,
-                      raw.subject, raw.data, raw.headers, reason="INVALID_MESSAGE")
+    await dead_letter_delivery(broker.connection, raw, "INVALID_MESSAGE")
     await message.reject()
 
 
@@ -94,6 +94,24 @@ async def publish_command(broker: NatsBroker, message: BaseModel, subject: str, 
     )
     assert isinstance(ack, PubAck)
     return ack
+
+
+class NoAnswer(Exception):
+    """Request/reply: nobody subscribes to the subject, or no answer came in time."""
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+async def request_reply(nc: NatsClient, subject: str, request: BaseModel, reply: type[R],
+                        timeout_s: float) -> R:
+    """Ask the one service that answers `subject` and parse its answer. Each caller decides
+    what "no answer" means for it (a 503, a prompt without memory, a transient tool error)."""
+    try:
+        msg = await nc.request(subject, request.model_dump_json().encode(), timeout=timeout_s)
+    except (NoRespondersError, NatsTimeout, TimeoutError) as exc:
+        raise NoAnswer(f"no answer on {subject} within {timeout_s:g} s") from exc
+    return reply.model_validate_json(msg.data)
 
 
 async def publish_fast(nc: NatsClient, subject: str, message: BaseModel) -> None:

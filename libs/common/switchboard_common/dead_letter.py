@@ -28,17 +28,29 @@ def dlq_subject(stream: str, consumer: str) -> str:
 
 
 async def dead_letter(nc: NatsClient, stream: str, consumer: str, seq: int, subject: str,
-                      data: bytes, headers: dict[str, str] | None, reason: str) -> None:
-    """Copy one message to the DLQ with where it came from and why. Idempotent per (stream,
-    seq) through Nats-Msg-Id, so two replicas reacting to one advisory store it once."""
+                      data: bytes, headers: dict[str, str] | None, reason: str,
+                      error: str | None = None) -> None:
+    """Copy one message to the DLQ with where it came from and why (`error`: field paths and
+    types only, never content). Idempotent per (stream, seq) through Nats-Msg-Id, so two
+    replicas, or the handler and the advisory path, store it once."""
     out = dict(headers or {})
     out.update({
         "Sb-Dlq-Reason": reason, "Sb-Dlq-Stream": stream, "Sb-Dlq-Consumer": consumer,
         "Sb-Dlq-Seq": str(seq), "Sb-Dlq-Subject": subject,
         "Nats-Msg-Id": f"dlq:{stream}:{seq}",
     })
+    if error:
+        out["Sb-Dlq-Error"] = error
     await nc.jetstream().publish(dlq_subject(stream, consumer), data, headers=out)
     log.warning("message %s/%s seq %d dead-lettered (%s)", stream, consumer, seq, reason)
+
+
+async def dead_letter_delivery(nc: NatsClient, msg: Msg, reason: str,
+                               error: str | None = None) -> None:
+    """Dead-letter a JetStream delivery being handled now (before terminating or acking it)."""
+    meta = msg.metadata
+    await dead_letter(nc, meta.stream, meta.consumer, meta.sequence.stream, msg.subject,
+                      msg.data, msg.headers, reason, error)
 
 
 async def watch_dead_letters(nc: NatsClient, specs: tuple[ConsumerSpec, ...]

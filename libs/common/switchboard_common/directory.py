@@ -12,7 +12,7 @@ Keys (JSON values):
 - `dir:{org}:skills:system`     the org's overrides of the built-in system defaults
 - `dir:{org}:skills:user:{id}`  a user's defaults
 - `dir:{org}:skills:client:{id}` a client's overrides
-- `dir:{org}:version`           counter bumped on every change (cache validation)
+- `dir:{org}:version`           counter bumped on every change (orders SkillsChanged events)
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard_common.envelope import Envelope, Id, utcnow
 from switchboard_common.skills import SYSTEM_DEFAULTS, Tier, merge
-
-SKILLS_CHANGED = "skills.changed.{org}"
 
 
 def skills_changed_subject(org: str) -> str:
@@ -83,9 +81,6 @@ class Directory:
     async def get_user(self, org: str, user: str) -> User | None:
         raw = await self._r.hget(_k(org, "users"), user)
         return User.model_validate_json(raw) if raw else None
-
-    async def put_user(self, org: str, user: User) -> None:
-        await self._r.hset(_k(org, "users"), user.id, user.model_dump_json())
 
     async def ensure_user(self, org: str, user_id: str) -> User:
         """Dev credential: an unknown caller is created; the first user of an org is its admin."""
@@ -191,15 +186,12 @@ class Directory:
     async def bump_version(self, org: str) -> int:
         return int(await self._r.incr(_k(org, "version")))
 
-    async def version(self, org: str) -> int:
-        raw = await self._r.get(_k(org, "version"))
-        return int(raw) if raw else 0
-
 
 async def publish_change(directory: Directory, nc: NatsClient, org: str, tier: Tier,
                          subject_id: str | None = None) -> None:
-    """Bump the org's version (so a replica that missed the event still notices on its next
-    validation) and tell every context replica to drop its cached resolutions."""
+    """Tell every context replica to drop the org's cached resolutions. The event carries the
+    org's change counter, so logs show which change a replica acted on. A replica that misses
+    the event (disconnected) clears its cache on reconnect, and entries expire anyway."""
     version = await directory.bump_version(org)
     event = SkillsChanged(org_id=org, tier=tier, subject_id=subject_id, version=version)
     await nc.publish(skills_changed_subject(org), event.model_dump_json().encode())

@@ -29,13 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from switchboard_common.envelope import Envelope, Id, utcnow
 
-INGEST = "events.ingest.{org}.{client}"
-SEARCH = "memory.search.{org}"
-FORGET = "memory.forget.{org}"
-FORGOTTEN = "memory.forgotten.{org}"
-DLQ_INGEST = "dlq.SB_INGEST.memory-ingest"
-DLQ_TURNS = "dlq.SB_HISTORY.memory-turns"
-
 SourceType = Literal["document", "email", "calendar", "note", "crm", "turn"]
 SearchMode = Literal["hybrid", "dense", "text"]
 Visibility = Literal["client", "private"]

@@ -21,9 +21,6 @@ from switchboard_common.turns import Usage
 
 Purpose = Literal["answer", "summary"]
 
-MODEL_REQUESTED = "model.requested.{org}"
-MODEL_COMPLETED = "model.completed.{org}"
-
 
 def model_requested_subject(org: str) -> str:
     return f"model.requested.{org}"

@@ -169,8 +169,6 @@ def validate_layer(layer: Mapping[str, Any]) -> None:
 
 # ---- bus contract: skills.resolve.<org> (request/reply, served by context) ----
 
-SKILLS_RESOLVE = "skills.resolve.{org}"
-
 
 def skills_resolve_subject(org: str) -> str:
     return f"skills.resolve.{org}"

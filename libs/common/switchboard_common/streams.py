@@ -91,9 +91,9 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (TURNS, MODEL, RESULTS, HISTORY, ACTIONS, 
                                        TURN_EVENTS, DLQ)
 
 
-PULL_NOTE = """Latency-sensitive consumers fetch one message per pull request: nats-py's
-multi-message fetch, once the first message of an idle period arrives, keeps waiting for the
-rest of the batch until the request expires, which would hold that first message back."""
+# PULL_NOTE: latency-sensitive consumers fetch one message per pull request. nats-py's
+# multi-message fetch, once the first message of an idle period arrives, keeps waiting for the
+# rest of the batch until the request expires, which would hold that first message back.
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from switchboard_common.envelope import SCHEMA_VERSION, Envelope, Id
 from switchboard_common.errors import ErrorCode
 
-TURN_REQUESTED = "turns.requested.{org}"
-TURN_COMPLETED = "turns.completed.{org}"
-TURN_EVENTS = "turns.events.{org}.{turn}"
-
 DEFAULT_CONVERSATION = "main"
 
 

@@ -15,8 +15,8 @@ from faststream import TestApp
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from switchboard_common.dead_letter import dlq_subject
 from switchboard_common.memory import (
-    DLQ_INGEST,
     ForgetRequest,
     ForgetResult,
     IngestEvent,
@@ -28,6 +28,7 @@ from switchboard_common.memory import (
     ingest_subject,
     search_subject,
 )
+from switchboard_common.streams import INGEST
 from switchboard_common.turns import TurnCompleted, Usage, turn_completed_subject
 from switchboard_memory_indexer.main import build_app
 from switchboard_memory_indexer.settings import Settings
@@ -103,7 +104,7 @@ async def test_events_and_turns_are_indexed_and_searchable(service: None, nc: Cl
 async def test_malformed_events_are_dead_lettered_and_do_not_block(service: None, nc: Client,
                                                                    org: str) -> None:
     js = nc.jetstream()
-    dlq = await js.subscribe(DLQ_INGEST, config=ConsumerConfig(
+    dlq = await js.subscribe(dlq_subject(INGEST.name, "memory-ingest"), config=ConsumerConfig(
         deliver_policy=DeliverPolicy.NEW))
     bad = [
         b"{not json",

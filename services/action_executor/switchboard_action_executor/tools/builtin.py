@@ -13,8 +13,6 @@ from typing import Any
 
 import redis.asyncio as redis
 from nats.aio.client import Client as NatsClient
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from switchboard_action_executor.adapters.caldav import CalDav
 from switchboard_action_executor.adapters.connections import ClientBackends
@@ -26,6 +24,7 @@ from switchboard_action_executor.domain.registry import (
     ToolError,
     TransientToolError,
 )
+from switchboard_common.bus import NoAnswer, request_reply
 from switchboard_common.connections import ConnectionStore
 from switchboard_common.envelope import utcnow
 from switchboard_common.memory import SearchRequest, SearchResponse, search_subject
@@ -141,12 +140,10 @@ class BuiltinTools:
         request = SearchRequest(org_id=ctx.org, client_id=ctx.client_id, user_id=ctx.user_id,
                                 query=a.query, k=a.k)
         try:
-            reply = await self.b.nats.request(search_subject(ctx.org),
-                                         request.model_dump_json().encode(),
-                                         timeout=self.b.memory_timeout_s)
-        except (NatsTimeout, NoRespondersError) as exc:
+            response = await request_reply(self.b.nats, search_subject(ctx.org), request,
+                                           SearchResponse, self.b.memory_timeout_s)
+        except NoAnswer as exc:
             raise TransientToolError("memory search did not answer") from exc
-        response = SearchResponse.model_validate_json(reply.data)
         if response.error:
             raise ToolError(f"memory search refused the query ({response.error})")
         return {"hits": [{"source": h.source, "title": h.title, "text": h.text[:500],

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 
 from nats.aio.client import Client as NatsClient
-from nats.errors import NoRespondersError, TimeoutError
 
+from switchboard_common.bus import NoAnswer, request_reply
 from switchboard_common.memory import SearchRequest, SearchResponse, search_subject
 from switchboard_context.domain.prompt import RetrievedItem
 
@@ -26,12 +26,11 @@ class MemorySearch:
         request = SearchRequest(org_id=org, client_id=client, user_id=user,
                                 query=query[:2000], k=self._k)
         try:
-            reply = await self._nc.request(search_subject(org), request.model_dump_json().encode(),
-                                           timeout=self._timeout)
-        except (TimeoutError, NoRespondersError) as exc:
-            log.info("memory search skipped: %s", type(exc).__name__)
+            response = await request_reply(self._nc, search_subject(org), request,
+                                           SearchResponse, self._timeout)
+        except NoAnswer as exc:
+            log.info("memory search skipped: %s", exc)
             return []
-        response = SearchResponse.model_validate_json(reply.data)
         if response.error:
             log.warning("memory search refused: %s", response.error)
         return [RetrievedItem(id=h.item_id, source=h.source, text=h.text,

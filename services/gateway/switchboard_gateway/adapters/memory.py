@@ -37,14 +37,12 @@ class MemoryBus:
         return not ack.duplicate
 
     async def search(self, request: SearchRequest) -> SearchResponse:
-        reply = await ask(self._broker.connection, search_subject(request.org_id), request,
-                          self._search_timeout, "memory")
-        return SearchResponse.model_validate_json(reply)
+        return await ask(self._broker.connection, search_subject(request.org_id), request,
+                         SearchResponse, self._search_timeout, "memory")
 
     async def forget(self, request: ForgetRequest) -> ForgetResult:
-        reply = await ask(self._broker.connection, forget_subject(request.org_id), request,
-                          self._forget_timeout, "memory")
-        result = ForgetResult.model_validate_json(reply)
+        result = await ask(self._broker.connection, forget_subject(request.org_id), request,
+                           ForgetResult, self._forget_timeout, "memory")
         if result.error:
             raise Unavailable(f"memory could not forget: {result.error}")
         return result

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from nats.aio.client import Client as NatsClient
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
+from switchboard_common.bus import NoAnswer, request_reply
 from switchboard_common.errors import ErrorCode, SwitchboardError
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class Unavailable(SwitchboardError):
@@ -17,11 +20,10 @@ class Unavailable(SwitchboardError):
     retryable = True
 
 
-async def ask(nc: NatsClient, subject: str, request: BaseModel, timeout_s: float,
-              service: str) -> bytes:
+async def ask(nc: NatsClient, subject: str, request: BaseModel, reply: type[R],
+              timeout_s: float, service: str) -> R:
     try:
-        reply = await nc.request(subject, request.model_dump_json().encode(), timeout=timeout_s)
-    except (NoRespondersError, NatsTimeout, TimeoutError) as exc:
+        return await request_reply(nc, subject, request, reply, timeout_s)
+    except NoAnswer as exc:
         raise Unavailable(
             f"no {service} service answered within {timeout_s:g} s; is it running?") from exc
-    return bytes(reply.data)

@@ -29,6 +29,5 @@ class SkillsBus:
     async def resolve(self, org: str, user: str, client_id: str) -> ResolveSkillsReply:
         request = ResolveSkills(org_id=org, trace=current_trace(), user_id=user,
                                 client_id=client_id)
-        reply = await ask(self._nc, skills_resolve_subject(org), request, self._timeout,
-                          "context")
-        return ResolveSkillsReply.model_validate_json(reply)
+        return await ask(self._nc, skills_resolve_subject(org), request, ResolveSkillsReply,
+                         self._timeout, "context")

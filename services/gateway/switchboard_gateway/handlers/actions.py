@@ -14,8 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from nats.aio.client import Client as NatsClient
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from starlette.requests import HTTPConnection
 
 from switchboard_common.action_store import ActionStore
@@ -25,6 +23,7 @@ from switchboard_common.actions import (
     DecideReply,
     action_decide_subject,
 )
+from switchboard_common.bus import NoAnswer, request_reply
 from switchboard_common.directory import Directory
 from switchboard_common.errors import ErrorCode
 from switchboard_gateway.domain.access import AccessError, Principal, check_client
@@ -65,14 +64,12 @@ class ActionGate:
         request = DecideAction(org_id=me.org, action_id=action_id, user_id=me.user.id,
                                approve=approve, arguments=arguments, reason=reason)
         try:
-            reply = await self._nc.request(action_decide_subject(me.org),
-                                           request.model_dump_json().encode(),
-                                           timeout=self._timeout)
-        except (NatsTimeout, NoRespondersError) as exc:
-            log.warning("decision on %s not answered: %s", action_id, type(exc).__name__)
+            return await request_reply(self._nc, action_decide_subject(me.org), request,
+                                       DecideReply, self._timeout)
+        except NoAnswer as exc:
+            log.warning("decision on %s not answered: %s", action_id, exc)
             return DecideReply(ok=False, code=ErrorCode.UNAVAILABLE,
                                message="the action executor did not answer; retry")
-        return DecideReply.model_validate_json(reply.data)
 
 
 def _actions(conn: HTTPConnection) -> ActionGate:

@@ -16,10 +16,10 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 from faststream.nats.annotations import NatsBroker, NatsMessage
 
-from switchboard_common.memory import DLQ_INGEST, DLQ_TURNS, IngestEvent
+from switchboard_common.dead_letter import dead_letter_delivery
+from switchboard_common.memory import IngestEvent
 from switchboard_common.streams import HISTORY, INGEST
 from switchboard_common.turns import TurnCompleted
-from switchboard_memory_indexer.adapters.dead_letters import dead_letter
 from switchboard_memory_indexer.deps import Memory
 from switchboard_memory_indexer.domain.errors import InvalidEvent
 from switchboard_memory_indexer.domain.validation import check_subject, parse
@@ -50,7 +50,7 @@ async def on_turn_completed(message: NatsMessage, memory: Memory, broker: NatsBr
         check_subject(raw.subject, turn.org_id)
     except InvalidEvent as exc:
         log.warning("turn dead-lettered (%s): %s", exc, exc.detail)
-        await dead_letter(broker, DLQ_TURNS, raw, "invalid_event", exc.detail)
+        await dead_letter_delivery(broker.connection, raw, "invalid_event", exc.detail)
         return
     n = await memory.index_turn(turn)
     log.debug("indexed turn %s (%d chunks)", turn.turn_id, n)
@@ -74,7 +74,7 @@ async def on_ingest(message: NatsMessage, memory: Memory, broker: NatsBroker) ->
         check_subject(raw.subject, event.org_id, event.client_id)
     except InvalidEvent as exc:
         log.warning("ingest event dead-lettered (%s): %s", exc, exc.detail)
-        await dead_letter(broker, DLQ_INGEST, raw, "invalid_event", exc.detail)
+        await dead_letter_delivery(broker.connection, raw, "invalid_event", exc.detail)
         return
     n = await memory.index_event(event)
     log.debug("indexed event %s (%d chunks)", event.event_id, n)

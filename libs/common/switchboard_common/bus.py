@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel, ValidationError
 
 from switchboard_common.dead_letter import dead_letter_delivery
+from switchboard_common.settings import nats_servers
 from switchboard_common.streams import ALL_STREAMS, ConsumerSpec, ensure_consumer, ensure_streams
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,10 @@ async def _reject_malformed(exc: ValidationError, message: NatsMessage,
 def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,
                 reconnected_cb: Callable[[], Awaitable[None]] | None = None) -> NatsBroker:
     """A broker that reconnects forever once connected and drains on close, so SIGTERM
-    finishes in-flight handlers (up to `graceful_timeout_s`) before the process exits."""
+    finishes in-flight handlers (up to `graceful_timeout_s`) before the process exits.
+    `nats_url` may name several servers, comma-separated; the client fails over between them."""
     return NatsBroker(
-        nats_url,
+        nats_servers(nats_url),
         name=name,
         graceful_timeout=graceful_timeout_s,
         max_reconnect_attempts=-1,
@@ -74,11 +76,11 @@ async def connect_with_backoff(broker: NatsBroker, timeout_s: float) -> NatsClie
             delay = min(delay * 2, 2.0)
 
 
-async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, ...] = ()
-                            ) -> JetStreamContext:
-    """Idempotently create all streams and this service's consumers."""
+async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, ...] = (),
+                            *, replicas: int = 1) -> JetStreamContext:
+    """Idempotently create all streams (with `replicas` copies) and this service's consumers."""
     js = broker.connection.jetstream()
-    await ensure_streams(js, ALL_STREAMS)
+    await ensure_streams(js, ALL_STREAMS, replicas)
     for spec in consumers:
         await ensure_consumer(js, spec)
     return js

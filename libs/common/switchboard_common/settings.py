@@ -1,21 +1,45 @@
 """Settings shared by every service. Each service subclasses `ServiceSettings` with its own
-env prefix (GATEWAY_, CONTEXT_, ...); the infrastructure URLs are read unprefixed
-(NATS_URL, VALKEY_URL) because every process of one deployment points at the same servers."""
+env prefix (GATEWAY_, CONTEXT_, ...); the infrastructure settings are read unprefixed
+(NATS_URL, VALKEY_URL, NATS_STREAM_REPLICAS) because every process of one deployment points at
+the same servers and must agree on the streams it creates."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+NATS_SCHEMES = frozenset({"nats", "tls", "ws", "wss"})
 
 
 def _shared(name: str) -> AliasChoices:
     return AliasChoices(name, name.upper())
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers named by NATS_URL: one URL, or several comma-separated (a cluster's seed
+    list, as `nats` CLI and the server's own `routes` write them). nats-py takes several servers
+    only as a list; handed the joined string it fails with `invalid connect url option`, which is
+    how the Kubernetes deploy once crash-looped."""
+    servers = [part.strip() for part in url.split(",")]
+    for server in servers:
+        # nats-py reads a bare `host:port` as nats://host:port; check the same reading here.
+        parts = urlsplit(server if "://" in server else f"nats://{server}")
+        if parts.scheme not in NATS_SCHEMES or not parts.hostname:
+            raise ValueError(f"not a NATS server URL: {server!r}")
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    return servers
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=_shared("nats_url"))
+    """One server or several, comma-separated (see `nats_servers`)."""
+    stream_replicas: int = Field(1, ge=1, le=5, validation_alias=_shared("nats_stream_replicas"))
+    """Replicas of every JetStream stream: 1 on one server (embedded), 3 on a NATS cluster.
+    Every service creates the streams idempotently, so all of one deployment must agree."""
     valkey_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_shared("valkey_url"))
     log_level: str = Field("INFO", validation_alias=_shared("log_level"))
     environment: str = Field("development", validation_alias=_shared("switchboard_env"))
@@ -23,3 +47,10 @@ class ServiceSettings(BaseSettings):
     """How long start-up waits (with backoff) for NATS and Valkey before giving up."""
     shutdown_grace_s: float = 10.0
     """SIGTERM: stop taking new messages, then finish in-flight work within this time."""
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str) -> str:
+        # Refused at start-up with the reason, instead of 30 s of connect retries and an exit.
+        nats_servers(value)
+        return value

@@ -39,7 +39,7 @@ class StreamSpec:
     max_msgs_per_subject: int = -1
     description: str = ""
 
-    def config(self) -> StreamConfig:
+    def config(self, replicas: int = 1) -> StreamConfig:
         return StreamConfig(
             name=self.name,
             description=self.description,
@@ -50,6 +50,7 @@ class StreamSpec:
             duplicate_window=self.duplicate_window_s,
             max_msgs_per_subject=self.max_msgs_per_subject,
             discard=DiscardPolicy.OLD,
+            num_replicas=replicas,
         )
 
 
@@ -122,14 +123,17 @@ class ConsumerSpec:
         )
 
 
-async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
-    """Create or update every stream. Safe to run from every replica of every service."""
+async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS,
+                         replicas: int = 1) -> None:
+    """Create or update every stream with `replicas` copies (1 on one server, 3 on a cluster;
+    consumers inherit it). Safe to run from every replica of every service."""
     for spec in specs:
         try:
-            await js.add_stream(spec.config())
+            await js.add_stream(spec.config(replicas))
         except BadRequestError:
-            # Exists with another config (e.g. an older deploy): bring it up to date.
-            await js.update_stream(spec.config())
+            # Exists with another config (an older deploy, or R1 before the cluster grew):
+            # bring it up to date; JetStream moves a stream between R1 and R3 in place.
+            await js.update_stream(spec.config(replicas))
     log.debug("streams ready: %s", ", ".join(s.name for s in specs))
 
 

@@ -73,7 +73,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
                                 broker)
         app.context.set_global("actions", service)
         app.context.set_global("valkey", valkey)
-        await prepare_jetstream(broker, consumers(settings))
+        await prepare_jetstream(broker, consumers(settings), replicas=settings.stream_replicas)
         await watch_dead_letters(nc, consumers(settings))
 
     async def sweep() -> None:

@@ -103,7 +103,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
         for name, value in (("flow", flow), ("skills", resolver),
                             ("conversations", conversations)):
             app.context.set_global(name, value)
-        await prepare_jetstream(broker, consumers(settings))
+        await prepare_jetstream(broker, consumers(settings), replicas=settings.stream_replicas)
         await watch_dead_letters(nc, consumers(settings))
 
     async def sweep() -> None:

@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker = make_broker(settings.nats_url, "gateway", settings.shutdown_grace_s)
         nc = await connect_with_backoff(broker, settings.connect_timeout_s)
-        await prepare_jetstream(broker)
+        await prepare_jetstream(broker, replicas=settings.stream_replicas)
         store = await open_store(settings.valkey_url, settings.idempotency_ttl_s,
                                  settings.connect_timeout_s)
         bus = TurnBus(broker)

@@ -63,7 +63,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
     async def connect() -> None:
         await provider.start()  # the local model loads and warms before the first turn
         await connect_with_backoff(broker, settings.connect_timeout_s)
-        await prepare_jetstream(broker, consumers(settings))
+        await prepare_jetstream(broker, consumers(settings), replicas=settings.stream_replicas)
         await watch_dead_letters(broker.connection, consumers(settings))
         app.context.set_global("model_calls", ModelCalls(
             broker, provider, policy, heartbeat_s=settings.heartbeat_s,

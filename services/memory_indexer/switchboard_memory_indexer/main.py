@@ -57,7 +57,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
             settings.rrf_k, settings.candidates)))
         app.context.set_global("settings", settings)
         await connect_with_backoff(broker, settings.connect_timeout_s)
-        await prepare_jetstream(broker, consumers(settings))
+        await prepare_jetstream(broker, consumers(settings), replicas=settings.stream_replicas)
         await watch_dead_letters(broker.connection, consumers(settings))
 
     @app.after_shutdown

@@ -1,0 +1,206 @@
+"""What `kubectl apply -k` applies: valid objects, hardened pods, and settings that every
+service parses and whose URLs its client libraries accept (the test that would have caught the
+crash-loop on a comma-separated NATS_URL)."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import redis
+from nats.aio.client import Client as NatsClient
+
+from switchboard_cli.stack import SERVICES
+from switchboard_common.bus import make_broker
+from switchboard_common.settings import ServiceSettings
+from tests.unit.deploy.kustomize import Obj, render
+
+K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
+OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
+KUBERNETES_VERSION = "1.30"  # the oldest release the manifests are written for
+SECRET = "switchboard-secrets"
+# Environment a service's settings could read: cleared so only the rendered env counts.
+SETTINGS_ENV = re.compile(r"^(NATS_|VALKEY_|SWITCHBOARD_|LOG_LEVEL|GATEWAY_|CONTEXT_|LLM_STREAM_|"
+                          r"ACTION_EXECUTOR_|MEMORY_INDEXER_|ANTHROPIC_|SECRETS_KEYS|OTEL_)")
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def objects(request: pytest.FixtureRequest) -> list[Obj]:
+    return render(K8S / request.param)
+
+
+def _secret_values() -> dict[str, str]:
+    """The Secret an operator creates from secrets.example.env, filled with random values."""
+    keys = [line.split("=", 1)[0] for line in (K8S / "secrets.example.env").read_text().splitlines()
+            if line and not line.startswith("#")]
+    fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    return {key: fernet_key if key == "SECRETS_KEYS" else secrets.token_urlsafe(24)
+            for key in keys}
+
+
+def _find(objects: list[Obj], kind: str, name: str) -> Obj:
+    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+def _pods(objects: list[Obj]) -> list[tuple[Obj, Obj]]:
+    return [(o, o["spec"]["template"]["spec"]) for o in objects
+            if o["kind"] in ("Deployment", "StatefulSet")]
+
+
+def _container_env(objects: list[Obj], container: Obj, secret: dict[str, str]) -> dict[str, str]:
+    """The environment the kubelet gives the container: envFrom first, then env in order, with
+    $(VAR) references to variables defined before expanded."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert "configMapRef" in source, "secrets are mounted key by key, never whole"
+        env.update(_find(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), var["value"])
+            continue
+        ref = var["valueFrom"]
+        if "secretKeyRef" in ref:
+            key = ref["secretKeyRef"]
+            assert key["name"] == SECRET and (key["key"] in secret), key
+            env[var["name"]] = secret[key["key"]]
+        elif "configMapKeyRef" in ref:
+            key = ref["configMapKeyRef"]
+            env[var["name"]] = _find(objects, "ConfigMap", key["name"])["data"][key["key"]]
+        else:
+            assert "fieldRef" in ref, var
+            env[var["name"]] = "from-the-pod"
+    return env
+
+
+def _build_settings(env: dict[str, str], service: str, monkeypatch: pytest.MonkeyPatch
+                    ) -> ServiceSettings:
+    for name in list(os.environ):
+        if SETTINGS_ENV.match(name):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings_class = importlib.import_module(f"switchboard_{service}.settings").Settings
+    settings: ServiceSettings = settings_class()
+    return settings
+
+
+def test_every_object_is_valid_kubernetes(objects: list[Obj]) -> None:
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_secrets_are_referenced_never_applied(objects: list[Obj]) -> None:
+    assert not [o for o in objects if o["kind"] == "Secret"], \
+        "a Secret in the kustomization is overwritten by every `kubectl apply -k`"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_parses_its_rendered_settings(
+        objects: list[Obj], service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = _find(objects, "Deployment", service.replace("_", "-"))
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = _container_env(objects, container, _secret_values())
+    settings = _build_settings(env, service, monkeypatch)
+
+    assert settings.environment == "production"
+    _check_nats(objects, settings, service, container)
+    _check_valkey(objects, settings)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    http_port = getattr(settings, "port", None) if service == "gateway" else \
+        int(env[f"{service.upper()}_HTTP_PORT"])
+    assert http_port == ports["http"]
+
+
+def _check_nats(objects: list[Obj], settings: ServiceSettings, service: str,
+                container: Obj) -> None:
+    # Exactly what the service hands nats-py, through the same make_broker.
+    servers: list[str] = make_broker(settings.nats_url, service)._connection_kwargs["servers"]
+    client = NatsClient()
+    client._setup_server_pool(servers)  # raises `invalid connect url option` where connect would
+    nats = _find(objects, "StatefulSet", "nats")
+    headless = _find(objects, "Service", nats["spec"]["serviceName"])
+    client_port = next(p["port"] for p in headless["spec"]["ports"] if p["name"] == "client")
+    pods = {f"nats-{i}.{headless['metadata']['name']}" for i in range(nats["spec"]["replicas"])}
+    for server in client._server_pool:
+        assert server.uri.hostname in pods and server.uri.port == client_port
+    assert settings.stream_replicas <= nats["spec"]["replicas"]
+    if nats["spec"]["replicas"] >= 3:
+        assert settings.stream_replicas == 3, "a NATS cluster keeps every stream R3"
+    # The service's NATS user is one the servers know, with the password from the same key.
+    users = _find(objects, "ConfigMap", "nats-config")["data"]["users.conf"]
+    env = {v["name"]: v for v in container["env"]}
+    password_key = env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+    assert f"{{ user: {env['NATS_USER']['value']}, password: ${password_key} }}" in users
+    [server] = nats["spec"]["template"]["spec"]["containers"]
+    assert password_key in {v["name"] for v in server["env"]}
+
+
+def _check_valkey(objects: list[Obj], settings: ServiceSettings) -> None:
+    client = redis.Redis.from_url(settings.valkey_url)
+    kwargs = client.connection_pool.connection_kwargs
+    service = _find(objects, "Service", kwargs["host"])
+    assert kwargs["port"] in [p["port"] for p in service["spec"]["ports"]]
+    assert _find(objects, "StatefulSet", kwargs["host"])
+
+
+def test_every_service_is_deployed_with_probes_autoscaling_and_a_budget(objects: list[Obj]
+                                                                      ) -> None:
+    for service in SERVICES:
+        name = service.replace("_", "-")
+        [container] = _find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"] for p in container["ports"]}
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert all(container[p]["httpGet"]["port"] in ports
+                   for p in ("livenessProbe", "startupProbe", "readinessProbe"))
+        hpa = _find(objects, "HorizontalPodAutoscaler", name)
+        assert hpa["spec"]["scaleTargetRef"]["name"] == name
+        assert _find(objects, "PodDisruptionBudget", name)["spec"]["selector"] == \
+            {"matchLabels": {"app": name}}
+
+
+def test_every_pod_is_hardened_and_bounded(objects: list[Obj]) -> None:
+    for workload, pod in _pods(objects):
+        where = workload["metadata"]["name"]
+        assert pod["automountServiceAccountToken"] is False, where
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]), where
+            assert "memory" in resources["limits"], where
+            assert ":" in container["image"] and not container["image"].endswith(":latest")
+
+
+def test_only_the_gateway_is_reachable_from_outside(objects: list[Obj]) -> None:
+    for service in (o for o in objects if o["kind"] == "Service"):
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    backends = {path["backend"]["service"]["name"]
+                for ingress in objects if ingress["kind"] == "Ingress"
+                for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
+    assert backends == {"gateway"}
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    deny = _find(policies, "NetworkPolicy", "default-deny")["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    scrape_ports = {8080, 8081, 8222}
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []):
+            outside = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                       for p in rule["from"] if "namespaceSelector" in p}
+            ports = {p["port"] for p in rule["ports"]}
+            if outside == {"ingress-nginx"}:
+                assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "gateway"}}
+            elif outside:
+                assert outside == {"monitoring"} and ports <= scrape_ports, policy

@@ -79,3 +79,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         handle = getattr(utils, name, None)
         if handle is not None:
             handle.close()
+
+
+# Services built in-process by tests would all bind the default probes port (8081) and collide
+# with each other and with parallel runs; the stack started by integration tests sets a free
+# port per service explicitly, which wins over this default.
+for _service in ("CONTEXT", "LLM_STREAM", "ACTION_EXECUTOR", "MEMORY_INDEXER"):
+    os.environ.setdefault(f"{_service}_HTTP_PORT", "0")

@@ -62,6 +62,8 @@ class Stack:
     tool_servers: list[ServerProcess] = field(default_factory=list)
     """Embedded CalDAV and SMTP servers the action_executor's tools talk to."""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    probe_urls: dict[str, str] = field(default_factory=dict)
+    """Where each service answers /healthz, /readyz and /metrics (the gateway on its port)."""
     log_dir: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,22 +85,35 @@ class Stack:
         proc.send_signal(sig)
         proc.wait(30)
 
+    def not_ready(self) -> list[str]:
+        """The services whose /readyz does not answer 200 now."""
+        down = []
+        for name, url in self.probe_urls.items():
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        continue
+            except OSError:
+                pass
+            down.append(name)
+        return down
+
     def wait_ready(self, timeout_s: float = 60.0) -> None:
-        """Until the gateway reports NATS and Valkey reachable and every service is alive."""
+        """Until every service is alive and says ready on /readyz: then a turn can be
+        served, memory search included (memory_indexer is ready once its model and index
+        are loaded)."""
         deadline = time.monotonic() + timeout_s
+        down = list(self.probe_urls)
         while time.monotonic() < deadline:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}; see "
                                        f"{self.log_dir / (name + '.log')}")
-            try:
-                with urllib.request.urlopen(self.gateway_url + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
+            down = self.not_ready()
+            if not down:
+                return
             time.sleep(0.1)
-        raise TimeoutError(f"gateway not ready within {timeout_s}s")
+        raise TimeoutError(f"not ready within {timeout_s}s: {', '.join(down)}")
 
     def stop(self, grace_s: float = 15.0) -> None:
         """Services first (SIGTERM: they drain NATS and finish in-flight work), then Valkey
@@ -139,10 +154,12 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
         valkey_url = valkey.url
     gateway_port = gateway_port or (8080 if well_known_ports and port_free(8080) else free_port())
     tool_servers, tool_env = _start_tool_servers(data_dir, log_dir, env or {})
-    child_env = {**os.environ, **tool_env, "NATS_URL": nats_url, "VALKEY_URL": valkey_url,
-                 "GATEWAY_PORT": str(gateway_port), "PYTHONUNBUFFERED": "1", **(env or {})}
+    probe_env, probe_urls = _probe_ports(services, gateway_port)
+    child_env = {**os.environ, **tool_env, **probe_env, "NATS_URL": nats_url,
+                 "VALKEY_URL": valkey_url, "GATEWAY_PORT": str(gateway_port),
+                 "PYTHONUNBUFFERED": "1", **(env or {})}
     stack = Stack(data_dir, child_env, f"http://127.0.0.1:{gateway_port}", nats, valkey,
-                  tool_servers=tool_servers)
+                  tool_servers=tool_servers, probe_urls=probe_urls)
     try:
         for name in services:
             stack.start_service(name)
@@ -150,6 +167,23 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
         stack.stop()
         raise
     return stack
+
+
+def _probe_ports(services: tuple[str, ...], gateway_port: int
+                 ) -> tuple[dict[str, str], dict[str, str]]:
+    """A free loopback port for each worker's probes server (they all default to 8081,
+    which only works with one service per host, as in Kubernetes)."""
+    env: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    for name in services:
+        if name == "gateway":
+            urls[name] = f"http://127.0.0.1:{gateway_port}"
+            continue
+        port = free_port()
+        env[f"{name.upper()}_HTTP_PORT"] = str(port)
+        env[f"{name.upper()}_HTTP_HOST"] = "127.0.0.1"
+        urls[name] = f"http://127.0.0.1:{port}"
+    return env, urls
 
 
 def _start_tool_servers(data_dir: Path, log_dir: Path, env: dict[str, str]

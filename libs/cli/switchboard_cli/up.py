@@ -47,6 +47,8 @@ def run_up(data_dir: Path, gateway_port: int | None, restart_crashed: bool = Tru
         f"   SMTP port {stack.env.get('ACTION_EXECUTOR_SMTP_PORT', '(configured)')}"
         f" (mail kept in {data_dir / 'mail'})\n"
         f"  model     : {model}\n"
+        f"  probes    : /healthz /readyz /metrics on "
+        f"{'  '.join(f'{n} {u}' for n, u in stack.probe_urls.items())}\n"
         f"  data, logs: {data_dir}\n"
         f"Press Ctrl-C to stop.\n", flush=True,
     )

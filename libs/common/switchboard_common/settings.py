@@ -54,3 +54,13 @@ class ServiceSettings(BaseSettings):
         # Refused at start-up with the reason, instead of 30 s of connect retries and an exit.
         nats_servers(value)
         return value
+
+class WorkerSettings(ServiceSettings):
+    """A service without a web server of its own (context, llm_stream, action_executor,
+    memory_indexer): it serves /healthz, /readyz and /metrics on `http_port`
+    (env `<SERVICE>_HTTP_PORT`). The gateway serves the same paths on its own port."""
+
+    http_port: int = Field(8081, ge=0, le=65535)
+    """0 disables the probes server (in-process tests; `switchboard up` picks free ports)."""
+    http_host: str = "0.0.0.0"
+    """Probes come from the kubelet and Prometheus, not from loopback."""

@@ -21,6 +21,7 @@ from switchboard_common.bus import connect_with_backoff, make_broker, prepare_je
 from switchboard_common.connections import ConnectionStore
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.lifecycle import run_periodically, settle_after_startup
+from switchboard_common.ops import serve_ops
 from switchboard_common.streams import ACTIONS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.valkey import connect_valkey
@@ -61,11 +62,14 @@ def build_app(settings: Settings | None = None) -> FastStream:
                      description="Approval cards (action_pending) and outcomes (action_result) "
                                  "for the user's socket, core NATS, seq 0.")
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard action_executor"))
+    readiness = serve_ops(app, broker, settings.http_host, settings.http_port,
+                          consumers(settings))
     calendar, mailer = build_backends(settings)
 
     @app.on_startup
     async def connect() -> None:
         valkey = await connect_valkey(settings.valkey_url, settings.connect_timeout_s)
+        readiness.add("valkey", valkey.ping)
         nc = await connect_with_backoff(broker, settings.connect_timeout_s)
         registry = build_registry(Backends(calendar, mailer, valkey, nc,
                                            settings.memory_timeout_s, ConnectionStore(valkey)))

@@ -10,10 +10,10 @@ from typing import Literal
 from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from switchboard_common.settings import ServiceSettings
+from switchboard_common.settings import WorkerSettings
 
 
-class Settings(ServiceSettings):
+class Settings(WorkerSettings):
     model_config = SettingsConfigDict(env_prefix="ACTION_EXECUTOR_", extra="ignore",
                                       populate_by_name=True)
 

@@ -17,6 +17,7 @@ from switchboard_common.directory import Directory
 from switchboard_common.lifecycle import run_periodically, settle_after_startup
 from switchboard_common.memory import SearchRequest
 from switchboard_common.model import ModelRequest
+from switchboard_common.ops import serve_ops
 from switchboard_common.streams import ACTIONS, RESULTS, TURNS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.turns import StreamEvent, TurnCompleted
@@ -84,10 +85,13 @@ def build_app(settings: Settings | None = None) -> FastStream:
 
     broker = build_broker(settings, drop_cached_skills)
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard context"))
+    readiness = serve_ops(app, broker, settings.http_host, settings.http_port,
+                          consumers(settings))
 
     @app.on_startup
     async def connect() -> None:
         valkey = await connect_valkey(settings.valkey_url, settings.connect_timeout_s)
+        readiness.add("valkey", valkey.ping)
         nc = await connect_with_backoff(broker, settings.connect_timeout_s)
         resolver = SkillResolver(Directory(valkey), settings.skills_cache_ttl_s)
         conversations = ConversationStore(valkey)

@@ -1,9 +1,9 @@
 from pydantic_settings import SettingsConfigDict
 
-from switchboard_common.settings import ServiceSettings
+from switchboard_common.settings import WorkerSettings
 
 
-class Settings(ServiceSettings):
+class Settings(WorkerSettings):
     model_config = SettingsConfigDict(env_prefix="CONTEXT_", extra="ignore", populate_by_name=True)
 
     ack_wait_s: float = 30.0

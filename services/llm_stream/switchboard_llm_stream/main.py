@@ -10,6 +10,7 @@ from switchboard_common.bus import connect_with_backoff, make_broker, prepare_je
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.lifecycle import settle_after_startup
 from switchboard_common.model import ModelResult
+from switchboard_common.ops import serve_ops
 from switchboard_common.streams import MODEL, ConsumerSpec
 from switchboard_common.turns import StreamEvent
 from switchboard_llm_stream.calls import ModelCalls
@@ -55,6 +56,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
                      description="The call's result or typed failure (SB_RESULTS, Nats-Msg-Id "
                                  "model-result:<turn>:<iteration>).")
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard llm_stream"))
+    # Ready once the provider has started (the local model is loaded and warm).
+    serve_ops(app, broker, settings.http_host, settings.http_port, consumers(settings))
     provider = select_provider(settings)
     policy = RetryPolicy(settings.max_provider_attempts, settings.max_deliver,
                          settings.retry_backoff_s, settings.retry_backoff_max_s)

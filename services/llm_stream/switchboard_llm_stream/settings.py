@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from switchboard_common.settings import ServiceSettings
+from switchboard_common.settings import WorkerSettings
 
 _PLACEHOLDER_KEYS = {"changeme", "change-me", "placeholder", "your-api-key", "sk-ant-xxx"}
 
@@ -19,7 +19,7 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(f"llm_stream_{name}", name)
 
 
-class Settings(ServiceSettings):
+class Settings(WorkerSettings):
     model_config = SettingsConfigDict(env_prefix="LLM_STREAM_", extra="ignore",
                                       populate_by_name=True)
 

@@ -9,6 +9,7 @@ from switchboard_common import telemetry
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.memory import MemoryForgotten
+from switchboard_common.ops import serve_ops
 from switchboard_common.streams import HISTORY, INGEST, ConsumerSpec
 from switchboard_memory_indexer.adapters.factory import make_embedder, make_store
 from switchboard_memory_indexer.handlers import ingest, queries
@@ -36,6 +37,9 @@ def build_app(settings: Settings | None = None) -> FastStream:
                      title="memory_indexer/memory.forgotten",
                      description="After a forget: context deletes the matching conversations.")
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard memory_indexer"))
+    # Ready only once the embedder and the index are loaded (start-up below): before that a
+    # memory search would go unanswered.
+    serve_ops(app, broker, settings.http_host, settings.http_port, consumers(settings))
 
     @app.on_startup
     async def connect() -> None:

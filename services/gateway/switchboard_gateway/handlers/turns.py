@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import timedelta
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from redis.exceptions import RedisError
 
 from switchboard_common.envelope import new_id, utcnow
 from switchboard_common.errors import ErrorCode
+from switchboard_common.metrics import TURN_SECONDS
 from switchboard_common.telemetry import current_trace
 from switchboard_common.turns import (
     DEFAULT_CONVERSATION,
@@ -68,6 +70,8 @@ class TurnRelay:
         self._out = out
         self._filter = SeqFilter(last_seq)
         self._done = asyncio.Event()
+        self.outcome = "timeout"
+        """How the turn ended for this socket: completed, error or timeout."""
         # Live events wait here while stored ones are replayed, so the socket sees stored
         # events first and live ones after, never interleaved out of order.
         self._held: list[bytes] | None = []
@@ -87,7 +91,8 @@ class TurnRelay:
             return
         if self._filter.accept(kind, seq):
             self._out.send(data.decode())
-        if self._filter.finished:
+        if self._filter.finished and not self._done.is_set():
+            self.outcome = "completed" if kind == "turn_completed" else "error"
             self._done.set()
 
     async def run(self, *, first_frame: str | None, request: TurnRequest | None = None
@@ -182,8 +187,10 @@ class TurnService:
             org_id=who.org, trace=current_trace(), turn_id=record.turn_id, user_id=who.user,
             client_id=record.client_id, conversation_id=record.conversation_id, text=msg.text,
             idempotency_key=msg.idempotency_key, deadline_at=record.deadline_at)
+        started_at = time.monotonic()
         try:
             await relay.run(first_frame=started, request=request)
+            TURN_SECONDS.labels(relay.outcome).observe(time.monotonic() - started_at)
         except _UNAVAILABLE as exc:
             log.warning("turn %s: TurnRequest not published: %s", record.turn_id,
                         type(exc).__name__)

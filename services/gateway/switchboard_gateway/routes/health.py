@@ -1,10 +1,12 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and Prometheus metrics (the same three paths every worker
+service serves on its `http_port`, see switchboard_common.ops)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from fastapi import APIRouter, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from switchboard_gateway.deps import Bus, Store
@@ -39,3 +41,9 @@ async def readyz(bus: Bus, store: Store, response: Response) -> Readiness:
     if down:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Readiness(ready=not down, nats=nats_ok, valkey=valkey_ok, down=down)
+
+
+@router.get("/metrics", response_class=Response, summary="Prometheus metrics (text format)",
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from switchboard_common.actions import ActionDecided, ActionRecord, describe
 from switchboard_common.errors import ErrorCode
+from switchboard_common.metrics import OPEN_SOCKETS
 from switchboard_gateway.deps import Config, Gate, Turns
 from switchboard_gateway.domain.identity import Identity, InvalidIdentity, resolve_identity
 from switchboard_gateway.domain.protocol import (
@@ -49,8 +50,9 @@ async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, acti
         await ws.close(status.WS_1008_POLICY_VIOLATION)
         return
     await ws.accept()
-    await Session(ws, who, turns, settings.max_message_bytes, settings.max_outbox_frames,
-                  gate, actions).run()
+    with OPEN_SOCKETS.track_inprogress():
+        await Session(ws, who, turns, settings.max_message_bytes, settings.max_outbox_frames,
+                      gate, actions).run()
 
 
 class Session:

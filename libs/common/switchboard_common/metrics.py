@@ -1,0 +1,57 @@
+"""Every Prometheus metric Switchboard exports, in one place (prometheus-client, the official
+client: its default registry is what `/metrics` serves). A service only moves the metrics it
+owns; the rest stay at zero in its output. Label values are bounded sets (outcomes, model
+names, org ids) — never user, client or turn ids, which would explode the series count.
+
+Names and meanings are documented in docs/operations.md ("Metrics")."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Buckets for whole turns and first tokens: from a cached local answer to a slow model.
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
+
+TURN_SECONDS = Histogram(
+    "switchboard_turn_duration_seconds",
+    "Gateway: from a user_message to the turn's terminal frame on that socket.",
+    ["outcome"], buckets=_LATENCY_BUCKETS)
+"""outcome: completed | error | timeout."""
+
+FIRST_TOKEN_SECONDS = Histogram(
+    "switchboard_time_to_first_token_seconds",
+    "llm_stream: from the provider call to its first streamed text.",
+    ["provider", "model"], buckets=_LATENCY_BUCKETS)
+
+TOKENS = Counter(
+    "switchboard_model_tokens",
+    "llm_stream: tokens used by model calls, by org, model and direction.",
+    ["org", "model", "direction"])
+"""direction: input | output."""
+
+APPROVALS = Counter(
+    "switchboard_approvals",
+    "action_executor: decisions on approval cards, by outcome.",
+    ["outcome"])
+"""outcome: approved | rejected | expired."""
+
+CONSUMER_PENDING = Gauge(
+    "switchboard_jetstream_consumer_pending",
+    "JetStream consumer lag at scrape time: messages not yet delivered (pending) and "
+    "delivered but not acked (ack_pending), per stream and durable consumer.",
+    ["stream", "consumer", "state"])
+
+DLQ_DEPTH = Gauge(
+    "switchboard_dlq_messages",
+    "Messages kept in SB_DLQ for a consumer of this service (dlq.<stream>.<consumer>).",
+    ["stream", "consumer"])
+
+OPEN_SOCKETS = Gauge(
+    "switchboard_open_sockets",
+    "Gateway: WebSocket connections open now.")
+
+RATE_LIMIT_REFUSALS = Counter(
+    "switchboard_rate_limit_refusals",
+    "Requests refused by a rate limit, quota or budget, by which limit refused them.",
+    ["limit"])
+"""limit: the limit's name (e.g. turns_per_user, org_tokens_month); set by the limiter."""

@@ -55,6 +55,7 @@ class ServiceSettings(BaseSettings):
         nats_servers(value)
         return value
 
+
 class WorkerSettings(ServiceSettings):
     """A service without a web server of its own (context, llm_stream, action_executor,
     memory_indexer): it serves /healthz, /readyz and /metrics on `http_port`

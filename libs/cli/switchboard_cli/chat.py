@@ -125,8 +125,23 @@ def render_error(frame: dict[str, Any]) -> str:
     return f"[error {frame.get('code')}: {frame.get('message')}{hint}]"
 
 
+# Escape sequences (ESC, CSI, OSC 8 hyperlinks that hide a link's real target, OSC 52 clipboard
+# writes) and other control characters in an answer are shown, never interpreted.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f,
+                                          *range(0x80, 0xa0))}
+
+
+def plain(text: str) -> str:
+    """Model or server text made safe for a terminal: control characters made visible."""
+    return text.translate(_CONTROLS)
+
+
 def render_frame(frame: dict[str, Any]) -> str:
     """What the terminal shows for one turn frame."""
+    return plain(_render(frame))
+
+
+def _render(frame: dict[str, Any]) -> str:
     kind = frame.get("type")
     if kind == "delta":
         return str(frame.get("text", ""))

@@ -71,6 +71,11 @@ class PolicyDecision(BaseModel):
     risky: bool
     confidence: float | None
     thresholds: Thresholds
+    outbound: bool = False
+    tainted_by: list[str] = Field(default_factory=list)
+    """Untrusted sources that entered the turn's context before this call was made."""
+    canary_hit: bool = False
+    """The system prompt's canary appeared in the arguments (a prompt leak attempt)."""
 
 
 class ActionProposed(Envelope):
@@ -91,6 +96,11 @@ class ActionProposed(Envelope):
     rationale: str = ""
     autonomy: Autonomy = Autonomy()
     enabled_tools: list[str] = Field(default_factory=list)
+    tainted_by: list[str] = Field(default_factory=list, max_length=50)
+    """Untrusted sources (`memory:email:<id>`, `tool:calendar_list`) that entered the turn's
+    context before the model made this call: a risky or outbound tool then needs approval."""
+    canary_hit: bool = False
+    """context found the system prompt's canary in the arguments."""
 
 
 class ActionResult(Envelope):
@@ -144,6 +154,7 @@ class ActionRecord(BaseModel):
     rationale: str = ""
     risky: bool = False
     policy: PolicyDecision | None = None
+    tainted_by: list[str] = Field(default_factory=list)
     status: ActionStatus
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
@@ -170,7 +181,7 @@ class AuditEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: datetime = Field(default_factory=utcnow)
-    kind: Literal["proposed", "decided", "executed", "failed", "expired"]
+    kind: Literal["proposed", "decided", "executed", "failed", "expired", "flagged"]
     action_id: str
     tool: str
     actor: str
@@ -222,6 +233,8 @@ class ActionPending(_ActionFrame):
     risky: bool
     expires_at: datetime | None
     reason: str
+    tainted_by: list[str] = Field(default_factory=list)
+    """The untrusted sources that influenced this call (empty: none)."""
 
 
 class ActionResultFrame(_ActionFrame):

@@ -135,6 +135,9 @@ class ModelRequest(Envelope):
     seq_base: int = 0
     """The turn's client stream already reached this seq (a later iteration of the tool-use
     loop): deltas continue after it even when the last stored event carries no seq."""
+    canary: str = ""
+    """A marker placed in `system`: llm_stream stops streaming an answer that repeats it
+    (a system prompt leak) and reports `canary_hit` on the result."""
 
 
 class ProviderFailure(BaseModel):
@@ -166,3 +169,5 @@ class ModelResult(Envelope):
     meta: dict[str, str] = {}
     tool_calls: list[ToolCall] = []
     """With stop_reason `tool_use`: the calls, in the order the model made them."""
+    canary_hit: bool = False
+    """The answer repeated the request's canary: the text from it on was withheld."""

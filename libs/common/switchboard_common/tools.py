@@ -99,21 +99,31 @@ class ToolInfo:
     input: type[ToolInput]
     risky: bool = False
     """Risky tools never run alone in `assist` mode (see the autonomy policy)."""
+    outbound: bool = False
+    """Sends data out of the platform (mail, invitations): in a turn that read untrusted
+    content it never runs alone, whatever the mode and confidence (docs/security.md)."""
+    outside_text: bool = False
+    """Its result carries text written outside the platform (mail, calendar entries, ingested
+    documents): reading it taints the turn."""
 
 
 CATALOG: dict[str, ToolInfo] = {t.name: t for t in (
-    ToolInfo("calendar_create", "Create an event in the client's calendar.", CalendarCreate),
+    # Invitations go to the attendees' mail servers: creating an event sends data out.
+    ToolInfo("calendar_create", "Create an event in the client's calendar.", CalendarCreate,
+             outbound=True),
     ToolInfo("calendar_list", "List the client's calendar events in a time window.",
-             CalendarList),
+             CalendarList, outside_text=True),
     ToolInfo("calendar_delete", "Delete an event from the client's calendar.", CalendarDelete,
              risky=True),
     ToolInfo("email_draft", "Save an e-mail draft for the client (not sent).", EmailDraft),
-    ToolInfo("email_send", "Send an e-mail on the client's behalf.", EmailSend, risky=True),
+    ToolInfo("email_send", "Send an e-mail on the client's behalf.", EmailSend, risky=True,
+             outbound=True),
     ToolInfo("task_add", "Add a task to the client's task list.", TaskAdd),
-    ToolInfo("task_list", "List the client's tasks.", TaskList),
+    # Tasks may have been written by the model in an earlier tainted turn.
+    ToolInfo("task_list", "List the client's tasks.", TaskList, outside_text=True),
     ToolInfo("task_complete", "Mark one of the client's tasks as done.", TaskComplete),
     ToolInfo("memory_search", "Search what is known about the client (mail, documents, "
-             "earlier conversations).", MemorySearchInput),
+             "earlier conversations).", MemorySearchInput, outside_text=True),
 )}
 
 

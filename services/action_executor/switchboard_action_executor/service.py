@@ -75,6 +75,10 @@ class ActionService:
         if existing is not None:  # redelivered: continue from where it stands
             return await self._continue(existing)
         record = await self._store.create(self._new_record(p))
+        if record.policy is not None and record.policy.canary_hit:
+            await self._audit(record, "flagged", "policy", {
+                "reason": "system prompt canary in the arguments",
+                "tainted_by": record.tainted_by})
         if record.status != "refused":
             await self._audit(record, "proposed", "policy", {
                 "policy": record.policy.model_dump(mode="json") if record.policy else None,
@@ -99,12 +103,15 @@ class ActionService:
         except ValidationError as exc:
             return ActionRecord(**base, status="refused", risky=tool.risky,
                                 error=f"invalid arguments: {argument_problems(exc)}")
-        decision = policy.decide(p.autonomy, p.tool, tool.risky, p.confidence)
+        decision = policy.decide(p.autonomy, p.tool, tool.risky, p.confidence,
+                                 outbound=tool.info.outbound, tainted_by=p.tainted_by,
+                                 canary_hit=p.canary_hit)
         status = {"execute": "approved", "propose": "pending", "ask": "needs_input"}
         expires = (utcnow() + timedelta(seconds=self._s.approval_ttl_s)
                    if decision.outcome == "propose" else None)
         return ActionRecord(
             **{**base, "arguments": args}, risky=tool.risky, policy=decision,
+            tainted_by=p.tainted_by,
             status=status[decision.outcome], expires_at=expires,
             decision=Decision(approve=True, by="policy") if decision.outcome == "execute"
             else None)
@@ -117,7 +124,7 @@ class ActionService:
                 org_id=record.org_id, turn_id=record.turn_id, action_id=record.action_id,
                 client_id=record.client_id, tool=record.tool, arguments=record.arguments,
                 confidence=record.confidence, rationale=record.rationale, risky=record.risky,
-                expires_at=record.expires_at,
+                expires_at=record.expires_at, tainted_by=record.tainted_by,
                 reason=record.policy.reason if record.policy else ""))
         await self._announce(record)
         return record

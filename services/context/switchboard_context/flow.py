@@ -5,7 +5,10 @@ own beyond its collaborators, so any replica can continue any turn."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import secrets
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,7 +17,8 @@ from typing import Any
 from faststream.nats import NatsBroker
 from faststream.nats.message import NatsMessage
 
-from switchboard_common.actions import ActionResult
+from switchboard_common.action_store import ActionStore
+from switchboard_common.actions import ActionResult, AuditEntry
 from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.conversations import (
     ConversationStore,
@@ -70,6 +74,11 @@ class TurnFlow:
     memory: MemorySearch | None = None
     loop: ToolLoop | None = None
     """The tool-use loop; None: turns are answered without tools."""
+    audit: ActionStore | None = None
+    """Where a flagged turn (its answer repeated the canary) is recorded."""
+    canary_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    """Per process: a canary only has to be unguessable and stable per client, so the cached
+    system prompt prefix stays the same from turn to turn."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
 
@@ -119,7 +128,8 @@ class TurnFlow:
                 client_id=turn.client_id, client_name=client.name if client else turn.client_id,
                 skills=resolved.skills, history=past.recent, user_text=turn.text,
                 summary=past.summary.text if past.summary else None,
-                retrieved=retrieved, outcomes=past.outcomes),
+                retrieved=retrieved, outcomes=past.outcomes,
+                canary=self.canary(turn.org_id, turn.client_id)),
             level, history_budget_tokens=self.settings.history_token_budget,
             lite_messages=self.settings.lite_messages)
         model = built.model or (self.settings.simple_model if built.kind == "lite"
@@ -130,19 +140,26 @@ class TurnFlow:
             system=built.system, context=built.context, messages=built.messages, model=model,
             max_tokens=min(built.max_tokens, self.settings.max_tokens),
             deadline_at=turn.deadline_at, meta={"prompt": built.kind},
-            tools=model_tools(resolved.skills.enabled_tools) if self.loop else [])
+            tools=model_tools(resolved.skills.enabled_tools) if self.loop else [],
+            canary=self.canary(turn.org_id, turn.client_id))
         if request.tools and self.loop is not None:
-            await self.loop.begin(request, resolved.skills)
+            await self.loop.begin(request, resolved.skills, built.tainted_by)
         await publish_command(self.broker, request, model_requested_subject(turn.org_id),
                               msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name)
         log.debug("turn %s started: %s prompt, ~%d tokens", turn_id, built.kind,
                   built.input_tokens)
+
+    def canary(self, org: str, client: str) -> str:
+        digest = hmac.new(self.canary_key, f"{org}:{client}".encode(), hashlib.sha256)
+        return "sbc-" + digest.hexdigest()[:20]
 
     async def complete(self, result: ModelResult) -> None:
         if result.purpose == "summary":
             await self._save_summary(result)
             return
         turn = await self.pending.get(result.turn_id)
+        if result.canary_hit:
+            await self._flag(result)
         if turn is not None and result.error is None and self.loop is not None:
             final = await self.loop.after_model(result)
             if final is None:
@@ -154,6 +171,16 @@ class TurnFlow:
         # Always (also for a redelivered result): free the conversation, start what waits.
         if (following := await self.queue.finish(base_of(result), result.turn_id)) is not None:
             await self.start(following)
+
+    async def _flag(self, result: ModelResult) -> None:
+        log.warning("turn %s: the answer repeated the system prompt canary; withheld",
+                    result.turn_id)
+        if self.audit is not None:
+            await self.audit.audit(result.org_id, result.client_id, AuditEntry(
+                kind="flagged", action_id=result.turn_id, tool="answer", actor="system",
+                details={"reason": "the answer repeated the system prompt canary; the text "
+                                   "from it on was withheld", "turn_id": result.turn_id,
+                         "user_id": result.user_id, "iteration": result.iteration}))
 
     async def note_outcome(self, result: ActionResult) -> None:
         """An action decided after its turn ended (an approval card answered later): keep a

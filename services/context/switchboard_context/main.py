@@ -9,6 +9,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
+from switchboard_common.action_store import ActionStore
 from switchboard_common.actions import ActionProposed
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.conversations import ConversationStore
@@ -99,6 +100,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
             settings=settings, broker=broker, conversations=conversations,
             pending=PendingTurns(valkey, settings.pending_ttl_s),
             queue=TurnQueue(valkey, settings.turn_active_ttl_s), skills=resolver,
+            audit=ActionStore(valkey),
             memory=(MemorySearch(nc, settings.memory_timeout_s, settings.memory_k)
                     if settings.memory_search else None),
             loop=(ToolLoop(broker, LoopState(valkey, settings.pending_ttl_s),

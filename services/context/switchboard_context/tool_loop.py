@@ -12,6 +12,13 @@ turn completes with stop_reason `max_iterations` / `token_budget`.
 
 A pending approval does not hold the turn: its tool_result says it awaits the user's approval,
 the model tells the user so, and the decision arrives later on the approval card's action.
+
+Untrusted content: every tool result reaches the model quoted as data
+(`switchboard_common.untrusted.quote`). The turn's taint (untrusted sources in its context) is
+a set in the loop state: retrieved outside memory from the start, plus every executed tool whose
+result carries outside text (`ToolInfo.outside_text`). Each proposal carries the taint as it
+stood when the model made the call, and whether its arguments repeat the system prompt's
+canary; the executor's policy decides on both.
 """
 
 from __future__ import annotations
@@ -42,9 +49,10 @@ from switchboard_common.model import (
 )
 from switchboard_common.skills import Skills
 from switchboard_common.streams import ACTIONS, MODEL
-from switchboard_common.tools import model_tools, split_meta
+from switchboard_common.tools import CATALOG, model_tools, split_meta
 from switchboard_common.turns import Delta, turn_events_subject
-from switchboard_context.adapters.loop_state import LoopState
+from switchboard_common.untrusted import quote, source_id
+from switchboard_context.adapters.loop_state import LoopMeta, LoopState
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +74,10 @@ class ToolLoop:
     def tools_for(skills: Skills) -> list[str]:
         return [t.name for t in model_tools(skills.enabled_tools)]
 
-    async def begin(self, request: ModelRequest, skills: Skills) -> None:
+    async def begin(self, request: ModelRequest, skills: Skills,
+                    tainted_by: tuple[str, ...] = ()) -> None:
         """Remember what the loop needs (called before iteration 0 is requested)."""
-        await self.state.start(request, skills.autonomy, self.tools_for(skills))
+        await self.state.start(request, skills.autonomy, self.tools_for(skills), tainted_by)
 
     async def after_model(self, result: ModelResult) -> ModelResult | None:
         """None: the loop goes on (actions proposed). Otherwise the turn's final result, with
@@ -88,7 +97,7 @@ class ToolLoop:
                  "token_budget" if spent >= self.token_budget else None)
         if limit is not None:
             return await self._stop(final, limit)
-        await self._propose(result, *meta)
+        await self._propose(result, meta)
         return None
 
     async def _stop(self, final: ModelResult, reason: str) -> ModelResult:
@@ -102,12 +111,13 @@ class ToolLoop:
         return final.model_copy(update={"text": final.text + notice, "last_seq": seq,
                                         "stop_reason": reason, "tool_calls": []})
 
-    async def _propose(self, result: ModelResult, autonomy: object, enabled: list[str]
-                       ) -> None:
+    async def _propose(self, result: ModelResult, meta: LoopMeta) -> None:
         await self.state.save_calls(result.org_id, result.turn_id, result.iteration,
                                     result.tool_calls, result.text, result.last_seq)
+        tainted_by = await self.state.taint(result.org_id, result.turn_id)
         for call in result.tool_calls:
             arguments, confidence, rationale = split_meta(call.input)
+            canary_hit = bool(meta.canary) and meta.canary in json.dumps(arguments)
             action_id = action_id_for(result.turn_id, result.iteration, call.id)
             proposal = ActionProposed.model_validate({
                 "org_id": result.org_id, "trace": result.trace, "action_id": action_id,
@@ -115,7 +125,11 @@ class ToolLoop:
                 "client_id": result.client_id, "conversation_id": result.conversation_id,
                 "iteration": result.iteration, "tool_use_id": call.id, "tool": call.name,
                 "arguments": arguments, "confidence": confidence, "rationale": rationale,
-                "autonomy": autonomy, "enabled_tools": enabled})
+                "autonomy": meta.autonomy, "enabled_tools": meta.enabled,
+                "tainted_by": tainted_by, "canary_hit": canary_hit})
+            if canary_hit:
+                log.warning("turn %s: %s arguments repeat the system prompt canary",
+                            result.turn_id, call.name)
             await publish_command(self.broker, proposal, action_proposed_subject(result.org_id),
                                   msg_id=f"action:{action_id}", stream=ACTIONS.name)
         log.debug("turn %s: %d tool call(s) proposed", result.turn_id, len(result.tool_calls))
@@ -138,6 +152,10 @@ class ToolLoop:
         previous = await self.state.request(result.org_id, result.turn_id, result.iteration)
         if previous is None:
             return True
+        await self.state.add_taint(result.org_id, result.turn_id, tuple(
+            source_id("tool", c.name, got[c.id].action_id) for c in calls
+            if got[c.id].status == "executed" and c.name in CATALOG
+            and CATALOG[c.name].outside_text))
         assistant: list[ContentBlock] = [TextBlock(text=text)] if text else []
         assistant += [ToolUseBlock(id=c.id, name=c.name, input=c.input) for c in calls]
         results: list[ContentBlock] = [_tool_result(c.id, got[c.id]) for c in calls]
@@ -155,7 +173,10 @@ class ToolLoop:
 
 
 def _tool_result(call_id: str, result: ActionResult) -> ToolResultBlock:
+    # Cut before quoting, so the cut can never drop the closing delimiter.
     body = json.dumps({"status": result.status, "message": result.message,
-                       "output": result.output}, default=str)
-    return ToolResultBlock(tool_use_id=call_id, content=body[:MAX_RESULT_CHARS],
+                       "output": result.output}, default=str, ensure_ascii=False)
+    return ToolResultBlock(tool_use_id=call_id,
+                           content=quote(body[:MAX_RESULT_CHARS], kind="tool_result",
+                                         tool=result.tool or "unknown"),
                            is_error=result.is_error)

@@ -46,6 +46,7 @@ from switchboard_common.model import (
 from switchboard_common.streams import RESULTS
 from switchboard_common.turns import TurnRetry, turn_events_subject
 from switchboard_llm_stream.adapters.turn_events import last_event
+from switchboard_llm_stream.domain.canary import watched
 from switchboard_llm_stream.domain.deltas import DeltaEncoder
 from switchboard_llm_stream.domain.errors import ProviderError, deadline_passed
 from switchboard_llm_stream.domain.provider import Completion, Provider
@@ -159,7 +160,7 @@ class ModelCalls:
         beat = asyncio.create_task(self._keep_alive(heartbeat))
         window = asyncio.timeout(time_left + self._grace_s)
         try:
-            async with window, self._provider.stream(request) as text:
+            async with window, watched(self._provider, request) as text:
                 if subject is None:
                     async for _ in text:
                         pass
@@ -194,7 +195,7 @@ class ModelCalls:
             provider=self._provider.name, model=done.model, text=done.text,
             stop_reason=done.stop_reason, usage=done.usage, last_seq=last_seq,
             attempts=attempt, error=failure, purpose=request.purpose, meta=request.meta,
-            tool_calls=done.tool_calls)
+            tool_calls=done.tool_calls, canary_hit=done.flagged)
 
     async def _publish_result(self, result: ModelResult) -> None:
         await publish_command(self._broker, result, model_completed_subject(result.org_id),

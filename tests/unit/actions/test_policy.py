@@ -57,3 +57,35 @@ def test_edges_of_the_unit_interval() -> None:
                                                             require_approval=0.0))
     assert decide(automate, "x", False, 1.0).outcome == "execute"
     assert decide(automate, "x", False, 0.0).outcome == "propose"
+
+
+@pytest.mark.parametrize("mode", ["suggest", "assist", "automate"])
+@pytest.mark.parametrize(("risky", "outbound"), [(True, False), (False, True), (True, True)])
+def test_a_tainted_turn_never_runs_a_risky_or_outbound_tool_alone(
+        mode: str, risky: bool, outbound: bool) -> None:
+    taint = ["memory:email:evt-1", "tool:calendar_list:a1"]
+    decision = decide(Autonomy(mode=mode, default=T), "email_send", risky, 1.0,
+                      outbound=outbound, tainted_by=taint)
+    assert decision.outcome == "propose"
+    assert decision.tainted_by == taint
+    if mode == "automate":
+        assert "memory:email:evt-1" in decision.reason
+
+
+def test_a_tainted_turn_keeps_the_policy_for_plain_tools_and_asks_stay_asks() -> None:
+    auto = Autonomy(mode="automate", default=T)
+    assert decide(auto, "task_add", False, 1.0, tainted_by=["memory:email:e"]).outcome == \
+        "execute"
+    assert decide(auto, "email_send", True, 0.2, outbound=True,
+                  tainted_by=["memory:email:e"]).outcome == "ask"
+
+
+def test_an_untainted_turn_keeps_todays_policy() -> None:
+    auto = Autonomy(mode="automate", default=T)
+    assert decide(auto, "email_send", True, 0.95, outbound=True).outcome == "execute"
+
+
+def test_the_canary_in_outbound_arguments_holds_the_call() -> None:
+    decision = decide(Autonomy(mode="automate", default=T), "email_send", True, 1.0,
+                      outbound=True, canary_hit=True)
+    assert decision.outcome == "propose" and "canary" in decision.reason

@@ -9,6 +9,11 @@ approval, or should the assistant ask for details instead?
     automate, confidence >= auto_execute                   -> execute
     otherwise (between the thresholds)                     -> propose
 
+Then, whatever the mode and confidence, an `execute` becomes `propose` (an approval card) when
+    the turn read untrusted content and the tool is risky or outbound   (taint)
+    the arguments of an outbound tool carry the system prompt's canary  (leak attempt)
+Untainted turns keep the table above unchanged.
+
 Thresholds are per action type (`Autonomy.actions[tool]`), else the mode's default. The
 decision records every input it used, and is stored with the action.
 """
@@ -21,8 +26,31 @@ from switchboard_common.actions import PolicyDecision
 from switchboard_common.skills import Autonomy
 
 
-def decide(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None
-           ) -> PolicyDecision:
+def decide(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None, *,
+           outbound: bool = False, tainted_by: list[str] | None = None,
+           canary_hit: bool = False) -> PolicyDecision:
+    base = _by_autonomy(autonomy, tool, risky, confidence)
+    guarded = base.model_copy(update={"outbound": outbound, "tainted_by": tainted_by or [],
+                                      "canary_hit": canary_hit})
+    if base.outcome != "execute":
+        return guarded
+    if canary_hit and outbound:
+        return guarded.model_copy(update={
+            "outcome": "propose",
+            "reason": "the arguments carry the system prompt's canary (a leak attempt): "
+                      "held for approval"})
+    if tainted_by and (risky or outbound):
+        kind = "sends data out" if outbound else "is risky"
+        return guarded.model_copy(update={
+            "outcome": "propose",
+            "reason": f"untrusted content entered this turn ({', '.join(tainted_by[:5])}"
+                      f"{', ...' if len(tainted_by) > 5 else ''}) and {tool} {kind}: "
+                      "never executed alone"})
+    return guarded
+
+
+def _by_autonomy(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None
+                 ) -> PolicyDecision:
     limits = autonomy.thresholds(tool)
     mode = autonomy.mode
 

@@ -1,7 +1,8 @@
 """The tool-use loop's state per turn in Valkey (`ctx:loop:{org}:{turn}:*`, expiring with the
 turn):
 
-- `meta`            autonomy policy and enabled tools resolved when the turn started
+- `meta`            autonomy policy, enabled tools and canary resolved when the turn started
+- `taint`           set of untrusted sources that entered the turn's context so far
 - `req:{i}`         the ModelRequest of iteration i
 - `calls:{i}`       the tool calls of iteration i's answer (and its last seq), JSON
 - `results:{i}`     hash tool_use_id -> ActionResult JSON: the first result per call wins
@@ -14,7 +15,7 @@ the first time (and the next request's Nats-Msg-Id makes a second publish a no-o
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as redis
 
@@ -28,26 +29,50 @@ def _k(org: str, turn: str, part: str) -> str:
     return f"ctx:loop:{org}:{turn}:{part}"
 
 
+class LoopMeta(NamedTuple):
+    autonomy: Autonomy
+    enabled: list[str]
+    canary: str
+
+
 class LoopState:
     def __init__(self, client: redis.Redis, ttl_s: int) -> None:
         self._r = client
         self._ttl = ttl_s
 
-    async def start(self, request: ModelRequest, autonomy: Autonomy,
-                    enabled: list[str]) -> None:
+    async def start(self, request: ModelRequest, autonomy: Autonomy, enabled: list[str],
+                    tainted_by: tuple[str, ...] = ()) -> None:
         pipe = self._r.pipeline(transaction=False)
         pipe.set(_k(request.org_id, request.turn_id, "meta"), json.dumps(
-            {"autonomy": autonomy.model_dump(mode="json"), "enabled": enabled}), ex=self._ttl)
+            {"autonomy": autonomy.model_dump(mode="json"), "enabled": enabled,
+             "canary": request.canary}), ex=self._ttl)
         pipe.set(_k(request.org_id, request.turn_id, f"req:{request.iteration}"),
                  request.model_dump_json(), ex=self._ttl)
+        if tainted_by:
+            self._add_taint(pipe, request.org_id, request.turn_id, tainted_by)
         await pipe.execute()
 
-    async def meta(self, org: str, turn: str) -> tuple[Autonomy, list[str]] | None:
+    async def meta(self, org: str, turn: str) -> LoopMeta | None:
         raw = await self._r.get(_k(org, turn, "meta"))
         if raw is None:
             return None
         data = json.loads(raw)
-        return Autonomy.model_validate(data["autonomy"]), list(data["enabled"])
+        return LoopMeta(Autonomy.model_validate(data["autonomy"]), list(data["enabled"]),
+                        str(data.get("canary", "")))
+
+    def _add_taint(self, pipe: Any, org: str, turn: str, sources: tuple[str, ...]) -> None:
+        pipe.sadd(_k(org, turn, "taint"), *sources)
+        pipe.expire(_k(org, turn, "taint"), self._ttl)
+
+    async def add_taint(self, org: str, turn: str, sources: tuple[str, ...]) -> None:
+        """Idempotent (a set): a redelivered result adds nothing new."""
+        if sources:
+            pipe = self._r.pipeline(transaction=False)
+            self._add_taint(pipe, org, turn, sources)
+            await pipe.execute()
+
+    async def taint(self, org: str, turn: str) -> list[str]:
+        return sorted(_s(m) for m in await self._r.smembers(_k(org, turn, "taint")))
 
     async def request(self, org: str, turn: str, iteration: int) -> ModelRequest | None:
         raw = await self._r.get(_k(org, turn, f"req:{iteration}"))

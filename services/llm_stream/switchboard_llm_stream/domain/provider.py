@@ -22,6 +22,8 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     tool_calls: list[ToolCall] = field(default_factory=list)
     """Tool calls the model made (stop_reason `tool_use`), in order."""
+    flagged: bool = False
+    """The answer repeated the request's canary (see domain/canary.py)."""
 
     @property
     def text(self) -> str:

@@ -1,0 +1,94 @@
+"""The canary watch on a streamed answer (pure): context places a marker in the system prompt;
+an answer that repeats it is reciting the prompt (LLM07, system prompt leakage), so nothing from
+the marker on reaches the client.
+
+The watch holds back the last `len(canary) - 1` characters of what it has seen, so a marker
+split over several pieces is caught before any of it is forwarded; the held text goes out with
+the next piece (or when the answer ends). The comparison ignores case, so a model asked to
+"shout" the prompt is caught as well."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from switchboard_common.model import ModelRequest
+from switchboard_llm_stream.domain.provider import Completion, Provider, TextStream
+
+WITHHELD_NOTICE = "\n\n(Part of this answer was withheld: it repeated confidential instructions.)"
+
+
+class CanaryWatch:
+    def __init__(self, canary: str) -> None:
+        self._canary = canary.lower()
+        self._keep = max(len(canary) - 1, 0)
+        self._held = ""
+        self.shown: list[str] = []
+        """Everything forwarded so far (the answer as the client saw it)."""
+        self.hit = False
+
+    def feed(self, piece: str) -> str:
+        """What of `piece` may be forwarded now ("" once the canary was seen)."""
+        if self.hit:
+            return ""
+        text = self._held + piece
+        found = text.lower().find(self._canary)
+        if found >= 0:
+            self.hit = True
+            self._held = ""
+            return self._show(text[:found])
+        cut = max(len(text) - self._keep, 0)
+        self._held = text[cut:]
+        return self._show(text[:cut])
+
+    def flush(self) -> str:
+        """At the end of the answer: the held tail (it cannot start a canary any more)."""
+        tail, self._held = ("" if self.hit else self._held), ""
+        return self._show(tail)
+
+    def _show(self, text: str) -> str:
+        if text:
+            self.shown.append(text)
+        return text
+
+    @property
+    def text(self) -> str:
+        """The answer to keep: what was shown, plus a notice when the rest was withheld."""
+        return "".join(self.shown) + (WITHHELD_NOTICE if self.hit else "")
+
+
+class _Watched:
+    """A provider's text stream seen through a `CanaryWatch`."""
+
+    def __init__(self, inner: TextStream, watch: CanaryWatch) -> None:
+        self._inner = inner
+        self._watch = watch
+        self.completion: Completion = inner.completion
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for piece in self._inner:
+            if shown := self._watch.feed(piece):
+                yield shown
+        if tail := self._watch.flush():
+            yield tail
+        # The provider fills its completion while streaming: take it (and correct it) last.
+        self.completion = self._inner.completion
+        if self._watch.hit:
+            self.completion.text_parts = [self._watch.text]
+            self.completion.flagged = True
+            yield WITHHELD_NOTICE
+
+
+def watched(provider: Provider, request: ModelRequest
+            ) -> AbstractAsyncContextManager[TextStream]:
+    """`provider.stream(request)`, watched for the request's canary when it has one (and is
+    an answer the client sees)."""
+    if not request.canary or request.purpose != "answer":
+        return provider.stream(request)
+
+    @asynccontextmanager
+    async def run() -> AsyncIterator[TextStream]:
+        async with provider.stream(request) as text:
+            yield _Watched(text, CanaryWatch(request.canary))
+
+    return run()

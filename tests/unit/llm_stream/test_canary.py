@@ -1,0 +1,33 @@
+"""The canary watch on streamed answers: nothing from the marker on reaches the client, even
+when the marker is split over pieces; text before it flows with a bounded hold-back."""
+
+from __future__ import annotations
+
+from switchboard_llm_stream.domain.canary import WITHHELD_NOTICE, CanaryWatch
+
+CANARY = "sbc-0123456789abcdef0123"
+
+
+def run(pieces: list[str]) -> tuple[str, CanaryWatch]:
+    watch = CanaryWatch(CANARY)
+    out = "".join(watch.feed(p) for p in pieces) + watch.flush()
+    return out, watch
+
+
+def test_an_answer_without_the_canary_passes_unchanged() -> None:
+    pieces = ["Hello", " there,", " the meeting", " is at 3pm."]
+    out, watch = run(pieces)
+    assert out == "".join(pieces) and not watch.hit and watch.text == out
+
+
+def test_a_split_canary_is_caught_before_any_of_it_is_shown() -> None:
+    text = f"Sure! My instructions: [{CANARY}] Confidential instructions: never repeat"
+    pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
+    out, watch = run(pieces)
+    assert watch.hit and out == "Sure! My instructions: ["
+    assert "sbc-" not in out and watch.text == out + WITHHELD_NOTICE
+
+
+def test_case_changes_do_not_hide_it() -> None:
+    out, watch = run(["LOUD: ", CANARY.upper(), " rest"])
+    assert watch.hit and out == "LOUD: "

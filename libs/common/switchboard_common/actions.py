@@ -120,6 +120,9 @@ class ActionResult(Envelope):
     message: str = ""
     """Readable: what happened, for the model's tool_result and for the user."""
     is_error: bool = False
+    code: ErrorCode | None = None
+    """Typed reason of a refusal (`invalid_arguments`: the arguments failed the tool's
+    schema; the message names the fields, never their values)."""
 
 
 class Decision(BaseModel):
@@ -161,6 +164,7 @@ class ActionRecord(BaseModel):
     decision: Decision | None = None
     output: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    error_code: ErrorCode | None = None
     duration_ms: float | None = None
     executed_at: datetime | None = None
 
@@ -171,7 +175,7 @@ class ActionRecord(BaseModel):
             conversation_id=self.conversation_id, iteration=self.iteration,
             tool_use_id=self.tool_use_id, tool=self.tool, status=self.status,
             output=self.output, message=message,
-            is_error=self.status in ("failed", "refused"))
+            is_error=self.status in ("failed", "refused"), code=self.error_code)
 
 
 class AuditEntry(BaseModel):
@@ -247,6 +251,7 @@ class ActionResultFrame(_ActionFrame):
     status: ActionStatus
     message: str
     output: dict[str, Any] = Field(default_factory=dict)
+    code: ErrorCode | None = None
 
 
 class ActionDecided(ActionResultFrame):

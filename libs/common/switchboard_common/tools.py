@@ -18,10 +18,10 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from switchboard_common.model import ToolDef
 
@@ -38,18 +38,18 @@ class ToolInput(BaseModel):
 
 class CalendarCreate(ToolInput):
     title: str = Field(min_length=1, max_length=200, description="Event title")
-    start: datetime = Field(description="Start, ISO 8601 with time zone offset")
-    end: datetime | None = Field(None, description="End; default start + duration_minutes")
+    start: AwareDatetime = Field(description="Start, ISO 8601 with time zone offset")
+    end: AwareDatetime | None = Field(None, description="End; default start + duration_minutes")
     duration_minutes: int = Field(30, ge=1, le=24 * 60)
     location: str = Field("", max_length=200)
-    attendees: list[str] = Field(default_factory=list, max_length=50,
-                                 description="Attendee e-mail addresses")
+    attendees: list[EmailStr] = Field(default_factory=list, max_length=50,
+                                      description="Attendee e-mail addresses")
     description: str = Field("", max_length=4000)
 
 
 class CalendarList(ToolInput):
-    start: datetime = Field(description="Window start, ISO 8601")
-    end: datetime = Field(description="Window end, ISO 8601")
+    start: AwareDatetime = Field(description="Window start, ISO 8601 with time zone offset")
+    end: AwareDatetime = Field(description="Window end, ISO 8601 with time zone offset")
 
 
 class CalendarDelete(ToolInput):
@@ -58,9 +58,11 @@ class CalendarDelete(ToolInput):
 
 # ---- mail ----
 
+# Addresses are checked (syntax only, no DNS: `email-validator` through pydantic's EmailStr)
+# before anything runs: a malformed one goes back to the model as `invalid_arguments` at once.
 class EmailDraft(ToolInput):
-    to: list[str] = Field(min_length=1, max_length=50)
-    cc: list[str] = Field(default_factory=list, max_length=50)
+    to: list[EmailStr] = Field(min_length=1, max_length=50)
+    cc: list[EmailStr] = Field(default_factory=list, max_length=50)
     subject: str = Field(min_length=1, max_length=300)
     body: str = Field(min_length=1, max_length=50_000)
 

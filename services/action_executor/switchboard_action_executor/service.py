@@ -102,7 +102,8 @@ class ActionService:
             args = tool.parse(p.arguments).model_dump(mode="json", exclude_unset=False)
         except ValidationError as exc:
             return ActionRecord(**base, status="refused", risky=tool.risky,
-                                error=f"invalid arguments: {argument_problems(exc)}")
+                                error=f"invalid arguments: {argument_problems(exc)}",
+                                error_code=ErrorCode.INVALID_ARGUMENTS)
         decision = policy.decide(p.autonomy, p.tool, tool.risky, p.confidence,
                                  outbound=tool.info.outbound, tainted_by=p.tainted_by,
                                  canary_hit=p.canary_hit)
@@ -272,6 +273,12 @@ class ActionService:
                 ctx = ToolContext(**{**ctx.__dict__, "resumed": True})
             except ToolError as exc:
                 return {"ok": False, "error": str(exc)}
+            except (ValueError, TypeError) as exc:
+                # A value the schema let through but the backend refused: its message may
+                # quote the value (an address, a phone number), so only the type is kept.
+                log.warning("action %s %s: the backend refused an argument (%s)",
+                            record.action_id, tool.name, type(exc).__name__)
+                return {"ok": False, "error": f"{tool.name} refused one of its arguments"}
             if attempt < self._s.tool_attempts:
                 log.warning("action %s %s: attempt %d failed (%s); retrying", record.action_id,
                             tool.name, attempt, error)
@@ -295,7 +302,7 @@ class ActionService:
             await self._publish_frame(record, ActionResultFrame(
                 org_id=record.org_id, turn_id=record.turn_id, action_id=record.action_id,
                 client_id=record.client_id, tool=record.tool, status=record.status,
-                message=message, output=record.output))
+                message=message, output=record.output, code=record.error_code))
         await publish_command(self._broker, record.result(message),
                               action_results_subject(record.org_id),
                               msg_id=f"action-result:{record.action_id}:{record.status}",

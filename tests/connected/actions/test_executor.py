@@ -172,6 +172,29 @@ async def test_refusals_are_readable(executor: None, nats_url: str, org: str) ->
         assert all(i["is_error"] for i in items)
 
 
+async def test_bad_arguments_are_refused_at_once_and_nothing_personal_is_logged(
+        executor: None, nats_url: str, org: str, tool_servers: Servers,
+        caplog: pytest.LogCaptureFixture) -> None:
+    address = "jane.doe+1-555-0100@@example..com"
+    async with nats_client(nats_url) as nc:
+        got = await results(nc, org)
+        started = asyncio.get_running_loop().time()
+        await propose(nc, proposal(org, "email_send", {
+            "to": [address], "subject": "Hi", "body": "call me at +1 555 0100"},
+            confidence=1.0, call="m1"))
+        await propose(nc, proposal(org, "calendar_create", {
+            "title": "Naive", "start": "2031-05-06T09:00:00"}, call="m2"))
+        items = await got.wait_for(lambda i: len(i) == 2)
+        assert asyncio.get_running_loop().time() - started < 5  # at once, no redelivery
+    by_call = {i["tool_use_id"]: i for i in items}
+    mail = by_call["m1"]
+    assert mail["status"] == "refused" and mail["code"] == "invalid_arguments"
+    assert "to.0" in mail["message"] and address not in mail["message"]
+    assert by_call["m2"]["code"] == "invalid_arguments" and "start" in by_call["m2"]["message"]
+    assert not mails(tool_servers[2]) or all(m["Subject"] != "Hi" for m in mails(tool_servers[2]))
+    assert address not in caplog.text and "555" not in caplog.text
+
+
 async def test_calls_of_one_response_run_concurrently(executor: None, nats_url: str, org: str,
                                                       tool_servers: Servers) -> None:
     async with nats_client(nats_url) as nc:

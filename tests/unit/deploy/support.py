@@ -1,0 +1,43 @@
+"""What the deploy tests share: the example credentials and building a service's settings
+from a rendered environment."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+import pytest
+
+from switchboard_common.settings import ServiceSettings
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+# Environment a service's settings could read: cleared so only the rendered env counts.
+SETTINGS_ENV = re.compile(r"^(NATS_|VALKEY_|SWITCHBOARD_|LOG_LEVEL|GATEWAY_|CONTEXT_|LLM_STREAM_|"
+                          r"ACTION_EXECUTOR_|MEMORY_INDEXER_|ANTHROPIC_|SECRETS_KEYS|OTEL_)")
+
+
+def example_secrets() -> dict[str, str]:
+    """The keys of deploy/secrets.example.env, filled as an operator would: random values."""
+    text = (DEPLOY / "secrets.example.env").read_text()
+    keys = [line.split("=", 1)[0] for line in text.splitlines()
+            if line and not line.startswith("#")]
+    fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    return {key: fernet_key if key == "SECRETS_KEYS" else secrets.token_urlsafe(24)
+            for key in keys}
+
+
+def build_settings(env: dict[str, str], service: str, monkeypatch: pytest.MonkeyPatch
+                   ) -> ServiceSettings:
+    """The service's own Settings class, built from exactly `env` (as at start-up)."""
+    for name in list(os.environ):
+        if SETTINGS_ENV.match(name):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings_class = importlib.import_module(f"switchboard_{service}.settings").Settings
+    settings: ServiceSettings = settings_class()
+    return settings

@@ -1,0 +1,132 @@
+"""docker-compose.yml: valid against the Compose Specification, every service health-checked
+and started after what it needs, only the gateway published, credentials only from the env
+file, and every service's settings parse from what compose would hand it. (No Docker engine
+here: the file is checked, not run.)"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import redis
+import yaml
+from nats.aio.client import Client as NatsClient
+
+from switchboard_cli.stack import SERVICES
+from switchboard_common.bus import make_broker
+from tests.unit.deploy.kustomize import render
+from tests.unit.deploy.support import DEPLOY, build_settings, example_secrets
+
+ROOT = DEPLOY.parent
+COMPOSE = ROOT / "docker-compose.yml"
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}; $$ is a literal $.
+VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$\$")
+
+
+def _raw() -> Any:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's variable substitution, for the forms the file uses."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match[0] == "$$":
+            return "$"
+        name, op, arg = match["name"], match["op"], match["arg"]
+        current = env.get(name)
+        empty = current is None or (op is not None and op.startswith(":") and not current)
+        if op and op.endswith("?") and empty:
+            raise ValueError(f"compose refuses to start: {arg}")
+        if op and op.endswith("-") and empty:
+            return str(arg)
+        return current or ""
+
+    return VARIABLE.sub(substitute, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> Any:
+    return interpolate(_raw(), example_secrets())
+
+
+def test_compose_file_follows_the_compose_specification(compose: Any) -> None:
+    # The schema the Compose Specification publishes, as vendored (and kept current) by
+    # check-jsonschema (Apache-2.0, its vendor/licenses/LICENSE.compose-spec).
+    schema_file = files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(schema_file.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for document in (_raw(), compose):  # as written, and as compose reads it after substitution
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                  for e in validator.iter_errors(document)]
+        assert not errors, errors
+
+
+def test_every_service_is_health_checked_and_waits_for_what_it_needs(compose: Any) -> None:
+    services = compose["services"]
+    assert set(SERVICES) <= set(services)
+    for name, service in services.items():
+        ours = service.get("build", {}).get("target") == "runtime"
+        # Ours get the Dockerfile's HEALTHCHECK (tests/unit/deploy/test_dockerfile.py).
+        assert ours or "healthcheck" in service, f"{name} has no healthcheck"
+        for needed, how in service.get("depends_on", {}).items():
+            assert how == {"condition": "service_healthy"}, (name, needed)
+    action_executor = services["action_executor"]["depends_on"]
+    assert {"nats", "valkey", "caldav", "smtp"} <= set(action_executor)
+
+
+def test_only_the_authenticated_gateway_is_published(compose: Any) -> None:
+    published = {name for name, service in compose["services"].items() if service.get("ports")}
+    assert published == {"gateway"}
+    [port] = compose["services"]["gateway"]["ports"]
+    assert port.startswith("127.0.0.1:"), "published on loopback unless the operator says so"
+
+
+def test_credentials_come_only_from_the_env_file() -> None:
+    keys = set(example_secrets())
+    for match in VARIABLE.finditer(COMPOSE.read_text()):
+        if match[0] == "$$":
+            continue
+        assert match["name"] in keys or match["op"] in (":-", "-"), match[0]
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    with pytest.raises(ValueError, match="VALKEY_PASSWORD"):  # a missing secret stops compose
+        interpolate(_raw(), {k: v for k, v in example_secrets().items() if k != "VALKEY_PASSWORD"})
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_parses_its_compose_settings(
+        compose: Any, service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {key: str(value) for key, value in compose["services"][service]["environment"].items()}
+    settings = build_settings(env, service, monkeypatch)
+    assert settings.environment == "production" and settings.stream_replicas == 1
+    client = NatsClient()
+    client._setup_server_pool(make_broker(settings.nats_url, service)._connection_kwargs["servers"])
+    assert {s.uri.hostname for s in client._server_pool} <= set(compose["services"])
+    valkey = redis.Redis.from_url(settings.valkey_url).connection_pool.connection_kwargs
+    assert valkey["host"] in compose["services"]
+    assert f"{{ user: {env['NATS_USER']}, password: $" in (DEPLOY / "compose/nats-users.conf"
+                                                             ).read_text()
+
+
+def test_nats_users_are_the_same_as_on_kubernetes() -> None:
+    [config] = [o for o in render(DEPLOY / "k8s" / "base")
+                if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "nats-config"]
+    assert (DEPLOY / "compose" / "nats-users.conf").read_text() == config["data"]["users.conf"]
+
+
+def test_the_nats_and_users_config_files_are_mounted(compose: Any) -> None:
+    mounts = [v.split(":")[0] for v in compose["services"]["nats"]["volumes"]]
+    for mount in mounts:
+        if mount.startswith("./"):
+            assert Path(ROOT / mount).is_file(), mount

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard_common.settings import ServiceSettings
+from switchboard_common.settings import ServiceSettings, WorkerSettings
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 # Environment a service's settings could read: cleared so only the rendered env counts.
@@ -41,3 +41,11 @@ def build_settings(env: dict[str, str], service: str, monkeypatch: pytest.Monkey
     settings_class = importlib.import_module(f"switchboard_{service}.settings").Settings
     settings: ServiceSettings = settings_class()
     return settings
+
+
+def http_port(settings: ServiceSettings) -> int:
+    """Where the service serves /healthz, /readyz and /metrics."""
+    if isinstance(settings, WorkerSettings):
+        return settings.http_port
+    port: int = settings.port  # type: ignore[attr-defined]  # the gateway's own
+    return port

@@ -20,7 +20,7 @@ from nats.aio.client import Client as NatsClient
 from switchboard_cli.stack import SERVICES
 from switchboard_common.bus import make_broker
 from tests.unit.deploy.kustomize import render
-from tests.unit.deploy.support import DEPLOY, build_settings, example_secrets
+from tests.unit.deploy.support import DEPLOY, build_settings, example_secrets, http_port
 
 ROOT = DEPLOY.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -110,6 +110,9 @@ def test_each_service_parses_its_compose_settings(
     env = {key: str(value) for key, value in compose["services"][service]["environment"].items()}
     settings = build_settings(env, service, monkeypatch)
     assert settings.environment == "production" and settings.stream_replicas == 1
+    # The variable the image's HEALTHCHECK reads is the one the service serves on.
+    variable = "GATEWAY_PORT" if service == "gateway" else f"{service.upper()}_HTTP_PORT"
+    assert http_port(settings) == int(env[variable])
     client = NatsClient()
     client._setup_server_pool(make_broker(settings.nats_url, service)._connection_kwargs["servers"])
     assert {s.uri.hostname for s in client._server_pool} <= set(compose["services"])

@@ -15,7 +15,7 @@ from switchboard_cli.stack import SERVICES
 from switchboard_common.bus import make_broker
 from switchboard_common.settings import ServiceSettings
 from tests.unit.deploy.kustomize import Obj, render
-from tests.unit.deploy.support import DEPLOY, build_settings, example_secrets
+from tests.unit.deploy.support import DEPLOY, build_settings, example_secrets, http_port
 
 K8S = DEPLOY / "k8s"
 OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
@@ -84,10 +84,11 @@ def test_each_service_parses_its_rendered_settings(
     assert settings.environment == "production"
     _check_nats(objects, settings, service, container)
     _check_valkey(objects, settings)
+    # The probes and the Prometheus annotation reach the port the service really serves.
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    http_port = getattr(settings, "port", None) if service == "gateway" else \
-        int(env[f"{service.upper()}_HTTP_PORT"])
-    assert http_port == ports["http"]
+    assert http_port(settings) == ports["http"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ports["http"])
 
 
 def _check_nats(objects: list[Obj], settings: ServiceSettings, service: str,

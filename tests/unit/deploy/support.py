@@ -26,7 +26,7 @@ def example_secrets() -> dict[str, str]:
     keys = [line.split("=", 1)[0] for line in text.splitlines()
             if line and not line.startswith("#")]
     fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return {key: fernet_key if key == "SECRETS_KEYS" else secrets.token_urlsafe(24)
+    return {key: fernet_key if key == "SECRETS_KEYS" else secrets.token_urlsafe(32)
             for key in keys}
 
 

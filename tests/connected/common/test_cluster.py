@@ -1,6 +1,6 @@
 """A three-server NATS cluster on loopback, as the Kubernetes StatefulSet runs it: the services'
-seed list connects, streams are created R3 from `replicas`, and a turn command survives the
-loss of the server the client was connected to."""
+seed list connects, streams made R1 by an earlier deploy move to R3 when `replicas` says so, and
+a turn command survives the loss of the server the client was connected to."""
 
 from __future__ import annotations
 
@@ -59,12 +59,18 @@ async def test_streams_are_r3_and_survive_a_lost_server(
     broker = make_broker(",".join(url for url, _ in cluster), "test")
     try:
         nc = await connect_with_backoff(broker, 10.0)
-        await _until_streams_exist(broker, 3, 30.0)
+        await _until_streams_exist(broker, 1, 30.0)  # a deploy before NATS_STREAM_REPLICAS=3
+        await prepare_jetstream(broker, replicas=3)
         js = nc.jetstream()
         for spec in ALL_STREAMS:
-            info = await js.stream_info(spec.name)
-            assert info.config.num_replicas == 3
-            assert info.cluster is not None and len(info.cluster.replicas or []) == 2
+            assert (await js.stream_info(spec.name)).config.num_replicas == 3
+        deadline = time.monotonic() + 30.0
+        while True:  # the two new copies join once they have caught up
+            infos = [await js.stream_info(spec.name) for spec in ALL_STREAMS]
+            if all(i.cluster and len(i.cluster.replicas or []) == 2 for i in infos):
+                break
+            assert time.monotonic() < deadline, [i.cluster for i in infos]
+            await asyncio.sleep(0.5)
         await js.publish("turns.requested.o1", b"before", stream=TURNS.name)
 
         [lost] = [proc for url, proc in cluster if url.endswith(f":{nc.connected_url.port}")]

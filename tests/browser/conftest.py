@@ -8,6 +8,12 @@ from typing import Any
 import pytest
 
 from tests.connected.gateway.support import Gateway, GatewayFactory, running_gateway
+from tests.people import add_people
+
+
+@pytest.fixture(autouse=True)
+async def people(valkey_url: str, org: str) -> None:
+    await add_people(valkey_url, org, ("va1",))
 
 
 @pytest.fixture

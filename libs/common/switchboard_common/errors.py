@@ -14,6 +14,9 @@ class ErrorCode(StrEnum):
     UNKNOWN_TURN = "unknown_turn"
     UNKNOWN_CLIENT = "unknown_client"
     FORBIDDEN = "forbidden"
+    UNAUTHORIZED = "unauthorized"
+    """No acceptable credential (or too many failures from this address); the socket closes
+    with 1008 after this frame."""
     # turn processing
     TURN_TIMEOUT = "turn_timeout"
     INTERNAL = "internal_error"

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, status
-from starlette.requests import HTTPConnection
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPBearer
+from starlette.requests import HTTPConnection, Request
 
 from switchboard_common.connections import ConnectionStore
 from switchboard_common.conversations import ConversationStore
@@ -18,7 +19,8 @@ from switchboard_gateway.adapters.memory import MemoryBus
 from switchboard_gateway.adapters.skills import SkillsBus
 from switchboard_gateway.adapters.store import TurnStore
 from switchboard_gateway.domain.access import Principal, check_client
-from switchboard_gateway.domain.identity import Identity, InvalidIdentity, resolve_identity
+from switchboard_gateway.domain.auth import Authenticated, Unauthorized
+from switchboard_gateway.handlers.auth import Authenticator, TooManyFailures
 from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
 from switchboard_gateway.settings import Settings
@@ -43,24 +45,43 @@ SkillsApi = Annotated[SkillsBus, Depends(_state("skills"))]
 Gate = Annotated[ClientGate, Depends(_state("gate"))]
 MemoryApi = Annotated[MemoryBus, Depends(_state("memory"))]
 Connections = Annotated[ConnectionStore, Depends(_state("connections"))]
+Auth = Annotated[Authenticator, Depends(_state("auth"))]
 
 
-def _rest_identity(settings: Config,
-                   x_org: Annotated[str | None, Header()] = None,
-                   x_user: Annotated[str | None, Header()] = None) -> Identity:
-    """REST callers name themselves with X-Org / X-User (dev credential until auth)."""
+def source_address(conn: HTTPConnection) -> str:
+    """Where the request came from, for counting failures (behind a proxy, run uvicorn with
+    --forwarded-allow-ips so this is the client, not the proxy)."""
+    return conn.client.host if conn.client else "unknown"
+
+
+_BEARER = HTTPBearer(auto_error=False, description="An OIDC JWT, a session token from "
+                     "`POST /v1/auth/signin`, or an API key (`sb_...`)")
+
+
+async def _authenticated(request: Request, auth: Auth,
+                         _documented: Annotated[object, Depends(_BEARER)]
+                         ) -> tuple[Authenticated, Principal]:
+    """Every /v1 operation but sign-in depends on this: 401 without an acceptable
+    credential, 429 for an address with too many recent failures. `_BEARER` only puts the
+    scheme in the OpenAPI document; the header is parsed here, so a malformed one is named.
+    The dev headers stay out of the document on purpose."""
+    headers = request.headers
     try:
-        return resolve_identity(x_org, x_user, settings.dev_org, settings.dev_user)
-    except InvalidIdentity as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        return await auth.authenticate(source_address(request), headers.get("authorization"),
+                                       headers.get("x-org"), headers.get("x-user"))
+    except Unauthorized as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc),
+                            headers={"WWW-Authenticate": "Bearer"}) from None
+    except TooManyFailures as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc),
+                            headers={"Retry-After": str(exc.retry_after_s)}) from None
 
 
-Caller = Annotated[Identity, Depends(_rest_identity)]
+Credential = Annotated[tuple[Authenticated, Principal], Depends(_authenticated)]
 
 
-async def _principal(who: Caller, directory: Dir) -> Principal:
-    """The caller's user record; an unknown caller is created (the org's first is admin)."""
-    return Principal(who.org, await directory.ensure_user(who.org, who.user))
+async def _principal(credential: Credential) -> Principal:
+    return credential[1]
 
 
 Me = Annotated[Principal, Depends(_principal)]

@@ -1,7 +1,25 @@
-from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
+import json
+import secrets
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from switchboard_common.settings import ServiceSettings
+from switchboard_gateway.domain.auth import dev_credential_problem
+
+
+def _comma_list(value: object) -> object:
+    """Lists from the environment as `a,b,c` (JSON lists work too)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
 
 
 class Settings(ServiceSettings):
@@ -24,9 +42,45 @@ class Settings(ServiceSettings):
     decide_timeout_s: float = Field(45.0, gt=0)
     """How long an approval waits for the action_executor (it executes the approved action
     before answering, bounded by the tool's timeout and retries)."""
-    dev_org: str = "dev"
-    dev_user: str = "dev"
-    """Identity when the client names none (dev credential until auth lands)."""
+    dev_credential: bool = False
+    """Accept `X-Org`/`X-User` (REST) and `?org=&user=` (WebSocket) naming an existing user,
+    with no secret. Only with SWITCHBOARD_ENV=development on a loopback host; any other
+    configuration refuses to start with it on."""
+    session_secret: SecretStr | None = None
+    """GATEWAY_SESSION_SECRET: signs session tokens. Required outside development (at least
+    32 characters); in development a random one is made per process when unset."""
+    session_ttl_s: int = Field(12 * 3600, gt=0)
+    signin_link_ttl_s: int = Field(72 * 3600, gt=0)
+    """How long a one-time sign-in link (first admin, invites) stays usable."""
+    ws_ticket_ttl_s: int = Field(30, gt=0, le=300)
+    auth_cache_s: float = Field(30.0, ge=0)
+    """A verified credential is reused without a store lookup for at most this long (and
+    never past its expiry): revoking takes effect at once on the gateway that revoked it and
+    within this time on the others."""
+    auth_failure_limit: str = "20/minute"
+    """Failed authentications per source address (moving window, shared through Valkey);
+    beyond it the address gets 429 until the window lets it in again."""
+    allowed_origins: CommaList = Field(default_factory=list)
+    """Browser origins allowed to open the WebSocket and call REST (CORS), besides the
+    gateway's own origin. `*` allows any (never with credentials in cookies: we use none)."""
+    public_url: str | None = None
+    """Base of printed sign-in links; defaults to the URL the admin called the gateway on."""
+    oidc_issuer: str | None = None
+    """Turns on OpenID Connect: bearer JWTs from this issuer are accepted."""
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    """Defaults to `jwks_uri` from the issuer's `/.well-known/openid-configuration`."""
+    oidc_algorithms: CommaList = Field(default_factory=lambda: ["RS256", "ES256"])
+    oidc_leeway_s: float = Field(30.0, ge=0, le=300)
+    oidc_org_claim: str = "org_id"
+    oidc_org: str | None = None
+    """Single-tenant: every identity provider user belongs to this org (claim ignored)."""
+    oidc_user_claim: str = "sub"
+    oidc_role_claim: str = "role"
+    oidc_admin_values: CommaList = Field(default_factory=lambda: ["admin"])
+    oidc_jwks_refetch_s: float = Field(30.0, ge=0)
+    """An unknown key id refetches the key set at most this often (rotation works, a flood
+    of made-up key ids does not hammer the identity provider)."""
     skills_resolve_timeout_s: float = Field(2.0, gt=0)
     """How long `GET .../skills/resolved` waits for a context replica before answering 503."""
     memory_timeout_s: float = Field(3.0, gt=0)
@@ -42,4 +96,23 @@ class Settings(ServiceSettings):
     def _provision_default(self) -> "Settings":
         if self.auto_provision_clients is None:
             self.auto_provision_clients = self.environment == "development"
+        return self
+
+    @model_validator(mode="after")
+    def _auth_is_safe(self) -> "Settings":
+        problem = dev_credential_problem(self.dev_credential, self.environment, self.host)
+        if problem:
+            raise ValueError(problem)
+        if self.session_secret is None:
+            if self.environment != "development":
+                raise ValueError("GATEWAY_SESSION_SECRET is required outside development")
+            self.session_secret = SecretStr(secrets.token_urlsafe(32))
+        elif len(self.session_secret.get_secret_value()) < 32:
+            raise ValueError("GATEWAY_SESSION_SECRET must be at least 32 characters")
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError("GATEWAY_OIDC_AUDIENCE is required with GATEWAY_OIDC_ISSUER")
+        weak = [a for a in self.oidc_algorithms if a.upper().startswith("HS") or a == "none"]
+        if weak:
+            # A shared-secret algorithm would let anyone holding the public key sign tokens.
+            raise ValueError(f"GATEWAY_OIDC_ALGORITHMS may not include {weak}")
         return self

@@ -10,6 +10,18 @@ import nats
 import pytest
 
 from tests.connected.gateway.support import Backend, Gateway, GatewayFactory, running_gateway
+from tests.people import add_people
+
+
+@pytest.fixture(autouse=True)
+async def people(valkey_url: str, org: str) -> None:
+    """The users these tests speak as (with the dev credential): in the test's org the
+    admins boss and va1 and the members ana, ben, va2 and intruder; in `<org>x` (another
+    org) the admin mallory and the member eve; va1 as admin of `otherorg` and `acme`."""
+    await add_people(valkey_url, org, ("boss", "va1"), ("ana", "ben", "va2", "intruder"))
+    await add_people(valkey_url, org + "x", ("mallory",), ("eve",))
+    for other in ("otherorg", "acme"):
+        await add_people(valkey_url, other, ("va1",))
 
 
 @pytest.fixture

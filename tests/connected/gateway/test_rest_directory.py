@@ -9,20 +9,25 @@ from tests.connected.gateway.support import Gateway, api
 pytestmark = pytest.mark.connected
 
 
-async def test_first_caller_is_admin_and_admins_add_members(gateway: Gateway, org: str
-                                                            ) -> None:
-    async with api(gateway, org, "boss") as boss, api(gateway, org, "ana") as ana:
+async def test_nobody_is_created_implicitly_and_admins_add_members(gateway: Gateway, org: str
+                                                                   ) -> None:
+    async with api(gateway, org, "boss") as boss, api(gateway, org, "ana") as ana, \
+            api(gateway, f"{org}new", "first") as first:
         me = (await boss.get("/me")).json()
         assert (me["org_id"], me["user"]["id"], me["user"]["role"]) == (org, "boss", "admin")
         assert (await ana.get("/me")).json()["user"]["role"] == "member"
-        refused = await ana.post("/users", json={"id": "eve"})
+        # The first caller of a new org is nobody, not its admin.
+        stranger = await first.get("/me")
+        assert stranger.status_code == 401 and "no user 'first'" in stranger.json()["detail"]
+        refused = await ana.post("/users", json={"id": "zoe"})
         assert refused.status_code == 403 and "admin" in refused.json()["detail"]
-        added = await boss.post("/users", json={"id": "ben", "display_name": "Ben"})
+        added = await boss.post("/users", json={"id": "zoe", "display_name": "Zoe"})
         assert added.status_code == 201 and added.json()["role"] == "member"
-        assert (await boss.post("/users", json={"id": "ben"})).status_code == 409
+        assert (await boss.post("/users", json={"id": "zoe"})).status_code == 409
         bad = await boss.post("/users", json={"id": "not an id"})
         assert bad.status_code == 422 and bad.json()["detail"].startswith("id: ")
-        assert [u["id"] for u in (await ana.get("/users")).json()] == ["ana", "ben", "boss"]
+        assert [u["id"] for u in (await ana.get("/users")).json()] == [
+            "ana", "ben", "boss", "intruder", "va1", "va2", "zoe"]
 
 
 async def test_client_crud_assignment_and_visibility(gateway: Gateway, org: str,

@@ -213,7 +213,7 @@ async def test_resume_only_for_the_turns_owner(gateway: Gateway, backend: Backen
 async def test_invalid_identity_is_refused_with_a_frame(gateway: Gateway) -> None:
     async with websockets.connect(gateway.http.replace("http", "ws") + "/ws?org=a.b") as ws:
         frame = await recv_json(ws)
-        assert frame["code"] == "invalid_message" and "org" in frame["message"]
+        assert frame["code"] == "unauthorized" and "org" in frame["message"]
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

@@ -42,10 +42,11 @@ def test_events_without_seq_pass_until_the_end() -> None:
         ("turn_started", 0), ("error", 0)]
 
 
-def test_identity_defaults_and_validation() -> None:
-    assert resolve_identity(None, "", "dev", "dev") == Identity(org="dev", user="dev")
-    assert resolve_identity("acme", "va_1", "dev", "dev") == Identity(org="acme", user="va_1")
+def test_identity_validation_has_no_default_identity() -> None:
+    assert resolve_identity("acme", "va_1") == Identity(org="acme", user="va_1")
     with pytest.raises(InvalidIdentity, match="invalid org and user"):
-        resolve_identity("a.b", "x y", "dev", "dev")
+        resolve_identity(None, "")
+    with pytest.raises(InvalidIdentity, match="invalid org and user"):
+        resolve_identity("a.b", "x y")
     with pytest.raises(InvalidIdentity, match="invalid user"):
-        resolve_identity("acme", "u" * 65, "dev", "dev")
+        resolve_identity("acme", "u" * 65)

@@ -2,11 +2,14 @@
 org, so another org's data is unreachable by construction) and ask here.
 
 Rules:
-- The first user of an org is its admin; admins manage users, templates and the org's system
-  skills, and see every client of the org.
+- Admins manage users, templates, API keys and the org's system skills, and see every client
+  of the org. Nobody becomes an admin implicitly: the first admin is made by `switchboard up`
+  (or comes from the identity provider's role claim).
 - A member sees and changes only the clients assigned to them (the creator of a client is
   assigned automatically), and their own user skills.
 - Any member reads the org's templates, system skills and user list.
+- An API key acts as its user, further limited by its scopes: admin operations need `admin`,
+  the WebSocket and approvals need `chat`, uploading events needs `ingest`.
 
 Clients and what members can learn: for a member, a client id that is not assigned to them is
 refused the same way whether or not it exists (`ClientForbidden`), so ids from another org,
@@ -19,7 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from switchboard_common.credentials import Scope
 from switchboard_common.directory import Client, User
+from switchboard_gateway.domain.auth import AuthMethod
 
 
 class AccessError(Exception):
@@ -44,14 +49,20 @@ class ClientForbidden(Forbidden):
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: an org and that org's user record (created on first use)."""
+    """The authenticated caller: an org and that org's user record."""
 
     org: str
     user: User
+    method: AuthMethod = AuthMethod.DEV
+    scopes: frozenset[str] | None = None
+    """API keys only; None: the user's full rights."""
 
     @property
     def is_admin(self) -> bool:
-        return self.user.role == "admin"
+        return self.user.role == "admin" and self.has_scope(Scope.ADMIN)
+
+    def has_scope(self, scope: Scope) -> bool:
+        return self.scopes is None or scope.value in self.scopes
 
 
 class ClientAccess(StrEnum):
@@ -85,8 +96,15 @@ def visible_clients(who: Principal, clients: list[Client]) -> list[Client]:
 
 
 def require_admin(who: Principal, action: str) -> None:
+    if who.user.role == "admin" and not who.has_scope(Scope.ADMIN):
+        raise Forbidden(f"this API key lacks the 'admin' scope needed to {action}")
     if not who.is_admin:
         raise Forbidden(f"only an org admin may {action}")
+
+
+def require_scope(who: Principal, scope: Scope) -> None:
+    if not who.has_scope(scope):
+        raise Forbidden(f"this API key lacks the {scope.value!r} scope")
 
 
 def check_self_or_admin(who: Principal, user_id: str, action: str) -> None:

@@ -1,6 +1,5 @@
-"""Who is calling. Until auth lands this is a dev credential the client simply names
-(`?org=&user=` on the WebSocket, `X-Org`/`X-User` on REST), defaulting to configured values.
-Everything the gateway does is scoped by the (org, user) pair."""
+"""The (org, user) pair everything the gateway does is scoped by, and how the development
+credential names it (`?org=&user=` on the WebSocket, `X-Org`/`X-User` on REST)."""
 
 from __future__ import annotations
 
@@ -22,9 +21,8 @@ class InvalidIdentity(ValueError):
     pass
 
 
-def resolve_identity(org: str | None, user: str | None, default_org: str, default_user: str
-                     ) -> Identity:
-    values = {"org": org or default_org, "user": user or default_user}
+def resolve_identity(org: str | None, user: str | None) -> Identity:
+    values = {"org": org or "", "user": user or ""}
     bad = []
     for name, value in values.items():
         try:

@@ -24,10 +24,11 @@ from switchboard_common.actions import (
     action_decide_subject,
 )
 from switchboard_common.bus import NoAnswer, request_reply
+from switchboard_common.credentials import Scope
 from switchboard_common.directory import Directory
 from switchboard_common.errors import ErrorCode
 from switchboard_gateway.domain.access import AccessError, Principal, check_client
-from switchboard_gateway.domain.identity import Identity
+from switchboard_gateway.domain.auth import AuthMethod
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,13 @@ class ActionGate:
         self._directory = directory
         self._timeout = timeout_s
 
-    async def principal(self, who: Identity) -> Principal:
-        return Principal(who.org, await self._directory.ensure_user(who.org, who.user))
+    async def refresh(self, me: Principal) -> Principal | None:
+        """`me` with the user's current role (a socket lives long; a demoted or removed user
+        must not keep deciding). Identity provider users are not in the directory."""
+        if me.method is AuthMethod.OIDC:
+            return me
+        user = await self._directory.get_user(me.org, me.user.id)
+        return Principal(me.org, user, me.method, me.scopes) if user else None
 
     async def accessible(self, me: Principal, action_id: str) -> ActionRecord | None:
         """The action if it exists in the caller's org and the caller may use its client;
@@ -55,6 +61,9 @@ class ActionGate:
 
     async def decide(self, me: Principal, action_id: str, approve: bool,
                      arguments: dict[str, Any] | None = None, reason: str = "") -> DecideReply:
+        if not me.has_scope(Scope.CHAT):
+            return DecideReply(ok=False, code=ErrorCode.FORBIDDEN,
+                               message="this API key lacks the 'chat' scope decisions need")
         try:
             record = await self.accessible(me, action_id)
         except AccessError as exc:

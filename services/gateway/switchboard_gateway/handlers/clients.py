@@ -18,7 +18,6 @@ from switchboard_gateway.domain.access import (
     Principal,
     check_client,
 )
-from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.protocol import ErrorFrame, UserMessage
 
 log = logging.getLogger(__name__)
@@ -26,7 +25,7 @@ log = logging.getLogger(__name__)
 _UNAVAILABLE = (RedisError, NatsError, OSError, TimeoutError)
 
 
-def _frame(who: Identity, code: ErrorCode, message: str, key: str,
+def _frame(who: Principal, code: ErrorCode, message: str, key: str,
            retryable: bool = False) -> str:
     return ErrorFrame(org_id=who.org, code=code, message=message, retryable=retryable,
                       idempotency_key=key).model_dump_json()
@@ -38,11 +37,11 @@ class ClientGate:
         self._skills = skills
         self._auto_provision = auto_provision
 
-    async def admit(self, who: Identity, msg: UserMessage) -> str | None:
+    async def admit(self, who: Principal, msg: UserMessage) -> str | None:
         """None when the caller may talk about `msg.client_id`, else the error frame."""
         key = msg.idempotency_key
+        principal = who
         try:
-            principal = Principal(who.org, await self._directory.ensure_user(who.org, who.user))
             client = await self._directory.get_client(who.org, msg.client_id)
             if client is None and self._auto_provision:
                 client = await self._provision(principal, msg.client_id)

@@ -48,7 +48,10 @@ FORBIDDEN: Responses = {403: _doc("the caller may not do this; nothing about the
 CONFLICT: Responses = {409: _doc("the id is taken, or the target is still in use")}
 UNAVAILABLE: Responses = {503: _doc("a dependency (Valkey, NATS, the context service) is "
                                     "unavailable")}
-COMMON: Responses = {**INVALID, **FORBIDDEN, **UNAVAILABLE}
+UNAUTHORIZED: Responses = {
+    401: _doc("no acceptable credential; `detail` names the problem (never the secret)"),
+    429: _doc("too many failed authentications from this address; see Retry-After")}
+COMMON: Responses = {**UNAUTHORIZED, **INVALID, **FORBIDDEN, **UNAVAILABLE}
 
 
 def invalid(exc: ValidationError, *prefix: str | int) -> RequestValidationError:

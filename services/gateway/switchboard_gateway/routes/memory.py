@@ -13,6 +13,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from switchboard_common.credentials import Scope
 from switchboard_common.envelope import Id, utcnow
 from switchboard_common.memory import (
     MAX_K,
@@ -28,6 +29,7 @@ from switchboard_common.memory import (
 )
 from switchboard_common.telemetry import current_trace
 from switchboard_gateway.deps import AccessibleClient, Me, MemoryApi
+from switchboard_gateway.domain.access import require_scope
 from switchboard_gateway.routes.errors import COMMON, NOT_FOUND
 
 router = APIRouter(prefix="/v1/clients/{client_id}", tags=["memory"],
@@ -71,6 +73,7 @@ class SearchResults(BaseModel):
              summary=f"Upload up to {MAX_BATCH} events to the client's memory")
 async def ingest(batch: IngestBatch, client: AccessibleClient, who: Me, memory: MemoryApi
                  ) -> IngestAccepted:
+    require_scope(who, Scope.INGEST)
     accepted = duplicates = 0
     for item in batch.events:
         event = IngestEvent(

@@ -14,10 +14,13 @@ from nats.errors import Error as NatsError
 from redis.exceptions import RedisError
 
 from switchboard_common.actions import ActionDecided, ActionRecord, describe
+from switchboard_common.credentials import Scope
 from switchboard_common.errors import ErrorCode
 from switchboard_common.metrics import OPEN_SOCKETS
-from switchboard_gateway.deps import Config, Gate, Turns
-from switchboard_gateway.domain.identity import Identity, InvalidIdentity, resolve_identity
+from switchboard_gateway.deps import Auth, Config, Gate, Turns, source_address
+from switchboard_gateway.domain.access import Principal
+from switchboard_gateway.domain.auth import Unauthorized, origin_allowed
+from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.protocol import (
     ActionDecision,
     ActionDecisions,
@@ -28,6 +31,7 @@ from switchboard_gateway.domain.protocol import (
     parse_client_message,
 )
 from switchboard_gateway.handlers.actions import ActionGate, Actions
+from switchboard_gateway.handlers.auth import TooManyFailures
 from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
 
@@ -40,28 +44,55 @@ _UNAVAILABLE = (RedisError, NatsError, OSError, TimeoutError)
 
 @router.websocket("/ws")
 async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, actions: Actions,
-                 org: str | None = None, user: str | None = None) -> None:
-    try:
-        who = resolve_identity(org, user, settings.dev_org, settings.dev_user)
-    except InvalidIdentity as exc:
-        await ws.accept()
-        await ws.send_text(ErrorFrame(code=ErrorCode.INVALID_MESSAGE,
-                                      message=str(exc)).model_dump_json())
+                 auth: Auth, ticket: str | None = None, org: str | None = None,
+                 user: str | None = None) -> None:
+    """Browsers authenticate with a one-time `ticket` (from `POST /v1/auth/ws-ticket`: they
+    cannot set headers, and a long-lived secret in a URL ends up in logs); other clients may
+    send `Authorization: Bearer`. The Origin check comes first, before the upgrade: a page on
+    another site must not even reach authentication (closing before accept answers 403)."""
+    origin = ws.headers.get("origin")
+    if not origin_allowed(origin, ws.headers.get("host"), settings.allowed_origins):
+        log.warning("WebSocket from origin %r refused (not in GATEWAY_ALLOWED_ORIGINS)", origin)
         await ws.close(status.WS_1008_POLICY_VIOLATION)
+        return
+    try:
+        _, me = await auth.authenticate(source_address(ws), ws.headers.get("authorization"),
+                                        org, user, ticket=ticket)
+        if not me.has_scope(Scope.CHAT):
+            raise Unauthorized("this API key lacks the 'chat' scope the WebSocket needs")
+    except (Unauthorized, TooManyFailures) as exc:
+        # Accept, say why in a frame, close with 1008: a refused handshake would give the
+        # client no reason at all.
+        await _refuse(ws, ErrorFrame(code=ErrorCode.UNAUTHORIZED, message=str(exc),
+                                     retryable=isinstance(exc, TooManyFailures)),
+                      status.WS_1008_POLICY_VIOLATION)
+        return
+    except _UNAVAILABLE as exc:
+        log.warning("WebSocket refused, cannot check the caller: %s", type(exc).__name__)
+        await _refuse(ws, ErrorFrame(code=ErrorCode.UNAVAILABLE, retryable=True,
+                                     message="cannot check your credential now, retry"),
+                      status.WS_1013_TRY_AGAIN_LATER)
         return
     await ws.accept()
     with OPEN_SOCKETS.track_inprogress():
-        await Session(ws, who, turns, settings.max_message_bytes, settings.max_outbox_frames,
+        await Session(ws, me, turns, settings.max_message_bytes, settings.max_outbox_frames,
                       gate, actions).run()
 
 
+async def _refuse(ws: WebSocket, frame: ErrorFrame, code: int) -> None:
+    await ws.accept()
+    await ws.send_text(frame.model_dump_json())
+    await ws.close(code)
+
+
 class Session:
-    def __init__(self, ws: WebSocket, who: Identity, turns: TurnService, max_text_bytes: int,
+    def __init__(self, ws: WebSocket, me: Principal, turns: TurnService, max_text_bytes: int,
                  max_outbox: int, gate: ClientGate, actions: ActionGate | None = None) -> None:
         self._ws = ws
         self._actions = actions
         self._gate = gate
-        self._who = who
+        self._me = me
+        self._who = Identity(org=me.org, user=me.user.id)
         self._turns = turns
         self._max_text = max_text_bytes
         self._max_outbox = max_outbox
@@ -133,7 +164,7 @@ class Session:
     async def _start(self, msg: UserMessage) -> None:
         # Checked on every message, before the key is claimed: a refused message starts
         # nothing, and a client unassigned since is refused even on a re-send.
-        refused = await self._gate.admit(self._who, msg)
+        refused = await self._gate.admit(self._me, msg)
         if refused is not None:
             self.send(refused)
             return
@@ -172,12 +203,17 @@ class Session:
         if self._actions is None:
             return
         try:
-            me = await self._actions.principal(self._who)
+            me = await self._actions.refresh(self._me)
         except _UNAVAILABLE as exc:
             log.warning("decision refused, directory unavailable: %s", type(exc).__name__)
             self.send(ErrorFrame(org_id=self._who.org, code=ErrorCode.UNAVAILABLE,
                                  message="directory unavailable, retry",
                                  retryable=True).model_dump_json())
+            return
+        if me is None:
+            self.send(ErrorFrame(org_id=self._who.org, code=ErrorCode.UNAUTHORIZED,
+                                 message="your user no longer exists in this org"
+                                 ).model_dump_json())
             return
         for item in items:
             reply = await self._actions.decide(me, item.action_id, item.decision == "approve",

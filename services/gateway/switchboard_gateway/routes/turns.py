@@ -1,4 +1,4 @@
-"""REST view of turns (X-Org / X-User identify the caller)."""
+"""REST view of turns the caller started."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
-from switchboard_gateway.deps import Caller, Store
+from switchboard_gateway.deps import Me, Store
+from switchboard_gateway.routes.errors import UNAUTHORIZED
 
 router = APIRouter(prefix="/v1", tags=["turns"])
 
@@ -22,11 +23,11 @@ class TurnInfo(BaseModel):
 
 
 @router.get("/turns/{turn_id}", response_model=TurnInfo,
-            responses={404: {"description": "no such turn for this caller"}},
+            responses={**UNAUTHORIZED, 404: {"description": "no such turn for this caller"}},
             summary="A turn the caller started (while the gateway remembers it)")
-async def get_turn(turn_id: str, who: Caller, store: Store) -> TurnInfo:
+async def get_turn(turn_id: str, who: Me, store: Store) -> TurnInfo:
     record = await store.get(turn_id) if len(turn_id) <= 64 else None
-    if record is None or (record.org, record.user) != (who.org, who.user):
+    if record is None or (record.org, record.user) != (who.org, who.user.id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such turn for this caller")
     return TurnInfo(turn_id=record.turn_id, client_id=record.client_id,
                     conversation_id=record.conversation_id, deadline_at=record.deadline_at,

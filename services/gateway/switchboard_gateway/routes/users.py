@@ -29,7 +29,7 @@ class NewUser(BaseModel):
     role: Literal["admin", "member"] = "member"
 
 
-@router.get("/me", response_model=CallerInfo, summary="The caller (created on first use)")
+@router.get("/me", response_model=CallerInfo, summary="The caller's user record")
 async def me(who: Me) -> CallerInfo:
     return CallerInfo(org_id=who.org, user=who.user)
 

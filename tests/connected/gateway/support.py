@@ -45,7 +45,10 @@ GatewayFactory = Callable[..., AbstractAsyncContextManager[Gateway]]
 @asynccontextmanager
 async def running_gateway(**overrides: Any) -> AsyncIterator[Gateway]:
     settings = Settings(**{"host": "127.0.0.1", "port": free_port(), "connect_timeout_s": 5.0,
-                           "shutdown_grace_s": 2.0, "dev_credential": True, **overrides})
+                           "shutdown_grace_s": 2.0, "dev_credential": True,
+                           # Every test's bad credentials come from 127.0.0.1 and count in
+                           # the one Valkey of the session: a limit no single test reaches.
+                           "auth_failure_limit": "10000/minute", **overrides})
     config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
                             ws="websockets-sansio", ws_max_size=settings.max_frame_bytes,
                             log_config=None, access_log=False, lifespan="on",

@@ -1,4 +1,4 @@
-"""switchboard up | chat | ingest"""
+"""switchboard up | chat | ingest | nats-config"""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--user", default="dev")
     ingest.add_argument("--batch", type=int, default=100, help="events per request (<= 500)")
 
+    sub.add_parser("nats-config", help="print nats-server's `authorization` block: one user "
+                   "per service with the permissions of its role; passwords are read from "
+                   "$NATS_PASSWORD_<USER> by the server")
+
     args = parser.parse_args(argv)
     if args.command == "up":
         from switchboard_cli.up import default_data_dir, run_up
@@ -48,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_ingest(args.url, args.client, args.file, org=args.org, user=args.user,
                           batch=args.batch)
+    if args.command == "nats-config":
+        from switchboard_cli.natsconf import authorization
+
+        sys.stdout.write(authorization())
+        return 0
     return 2
 
 

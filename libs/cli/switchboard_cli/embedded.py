@@ -6,14 +6,19 @@ Both run as child processes on loopback with their data under one directory."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from switchboard_cli.credentials import secrets_dir, write_private
+from switchboard_cli.natsconf import embedded_config
 
 
 def free_port() -> int:
@@ -76,16 +81,23 @@ class ServerProcess:
                 self.proc.wait()
 
 
-def start_nats(data_dir: Path, port: int | None = None, log_file: Path | None = None
-               ) -> ServerProcess:
+def start_nats(data_dir: Path, port: int | None = None, log_file: Path | None = None,
+               passwords: Mapping[str, str] | None = None) -> ServerProcess:
+    """With `passwords` (user -> password) the server requires credentials and enforces each
+    bus role's permissions (config written 0600 under `<data_dir>/secrets`); without, it is
+    open (in-process tests)."""
     port = port or free_port()
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
+    if passwords is None:
+        args = ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
+    else:
+        conf = secrets_dir(data_dir) / "nats.conf"
+        write_private(conf, embedded_config(port, store, passwords))
+        args = ["-c", str(conf)]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
-        stdout=out, stderr=out, start_new_session=True,
-    )
+    proc = subprocess.Popen([str(nats_server_binary()), *args], stdout=out, stderr=out,
+                            start_new_session=True)
     if not isinstance(out, int):  # a log file (DEVNULL is an int)
         out.close()  # the child has its own copy
     _wait_port(port, proc, 15, "nats-server")
@@ -93,11 +105,18 @@ def start_nats(data_dir: Path, port: int | None = None, log_file: Path | None = 
 
 
 def start_valkey(data_dir: Path, port: int | None = None, log_file: Path | None = None,
-                 persist: bool = True) -> ServerProcess:
+                 persist: bool = True, password: str | None = None) -> ServerProcess:
+    """With `password` every client must AUTH (the default user's password, from a 0600 config
+    file so it never shows in the process list); without, it is open (in-process tests)."""
     port = port or free_port()
     store = data_dir / "valkey"
     store.mkdir(parents=True, exist_ok=True)
-    args = [str(valkey_server_binary()), "--bind", "127.0.0.1", "--port", str(port),
+    args = [str(valkey_server_binary())]
+    if password is not None:
+        conf = secrets_dir(data_dir) / "valkey.conf"
+        write_private(conf, f"requirepass {json.dumps(password)}\n")
+        args.append(str(conf))  # valkey-server takes its config file as the first argument
+    args += ["--bind", "127.0.0.1", "--port", str(port),
             "--dir", str(store), "--loadmodule", str(redisearch_module()),
             "--protected-mode", "no"]
     # Persistence: an append-only file (fsync every second) plus the RDB dump on shutdown, so

@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from switchboard_cli.credentials import EmbeddedSecrets, load_or_create
 from switchboard_cli.embedded import (
     ServerProcess,
     free_port,
@@ -64,6 +65,9 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     probe_urls: dict[str, str] = field(default_factory=dict)
     """Where each service answers /healthz, /readyz and /metrics (the gateway on its port)."""
+    secrets: EmbeddedSecrets | None = None
+    """Generated credentials when this stack started its own NATS and Valkey: each service
+    process gets only its own NATS user."""
     log_dir: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,8 +76,9 @@ class Stack:
 
     def start_service(self, name: str) -> subprocess.Popen[bytes]:
         out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        env = {**self.env, **(self.secrets.service_env(name) if self.secrets else {})}
         proc = subprocess.Popen(
-            [sys.executable, "-m", f"switchboard_{name}"], env=self.env, stdout=out,
+            [sys.executable, "-m", f"switchboard_{name}"], env=env, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
         )
         out.close()
@@ -139,18 +144,23 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
                 services: tuple[str, ...] = SERVICES, persist: bool = True,
                 well_known_ports: bool = True) -> Stack:
     """Start servers (unless URLs are given) and the services; does not wait for readiness.
-    `well_known_ports` tries 4222/6379/8080 first (a laptop); tests pass False."""
+    `well_known_ports` tries 4222/6379/8080 first (a laptop); tests pass False. Servers it
+    starts require the credentials generated under `<data_dir>/secrets`; with URLs given,
+    the caller passes credentials in `env` (or none, for open servers)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     nats = valkey = None
+    secrets = load_or_create(data_dir) if nats_url is None and valkey_url is None else None
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     if nats_url is None:
         port = 4222 if well_known_ports and port_free(4222) else None
-        nats = start_nats(data_dir, port, log_dir / "nats.log")
+        nats = start_nats(data_dir, port, log_dir / "nats.log",
+                          passwords=secrets.nats if secrets else None)
         nats_url = nats.url
     if valkey_url is None:
         port = 6379 if well_known_ports and port_free(6379) else None
-        valkey = start_valkey(data_dir, port, log_dir / "valkey.log", persist=persist)
+        valkey = start_valkey(data_dir, port, log_dir / "valkey.log", persist=persist,
+                              password=secrets.valkey if secrets else None)
         valkey_url = valkey.url
     gateway_port = gateway_port or (8080 if well_known_ports and port_free(8080) else free_port())
     tool_servers, tool_env = _start_tool_servers(data_dir, log_dir, env or {})
@@ -159,7 +169,7 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
                  "VALKEY_URL": valkey_url, "GATEWAY_PORT": str(gateway_port),
                  "PYTHONUNBUFFERED": "1", **(env or {})}
     stack = Stack(data_dir, child_env, f"http://127.0.0.1:{gateway_port}", nats, valkey,
-                  tool_servers=tool_servers, probe_urls=probe_urls)
+                  tool_servers=tool_servers, probe_urls=probe_urls, secrets=secrets)
     try:
         for name in services:
             stack.start_service(name)

@@ -12,15 +12,23 @@ from faststream import ExceptionMiddleware
 from faststream.nats import NatsBroker, PubAck
 from faststream.nats.annotations import NatsBroker as BrokerAnnotation
 from faststream.nats.annotations import NatsMessage
+from faststream.security import SASLPlaintext
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from switchboard_common.dead_letter import dead_letter_delivery
+from switchboard_common.permissions import inbox_prefix
 from switchboard_common.settings import nats_servers
-from switchboard_common.streams import ALL_STREAMS, ConsumerSpec, ensure_consumer, ensure_streams
+from switchboard_common.streams import (
+    ALL_STREAMS,
+    ConsumerSpec,
+    StreamSpec,
+    ensure_consumer,
+    ensure_streams,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +52,16 @@ async def _reject_malformed(exc: ValidationError, message: NatsMessage,
 
 
 def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,
-                reconnected_cb: Callable[[], Awaitable[None]] | None = None) -> NatsBroker:
+                reconnected_cb: Callable[[], Awaitable[None]] | None = None, *,
+                user: str | None = None, password: SecretStr | None = None) -> NatsBroker:
     """A broker that reconnects forever once connected and drains on close, so SIGTERM
     finishes in-flight handlers (up to `graceful_timeout_s`) before the process exits.
-    `nats_url` may name several servers, comma-separated; the client fails over between them."""
+    `nats_url` may name several servers, comma-separated; the client fails over between them.
+
+    `name` is the service: its replies arrive under its own inbox prefix, the only one its
+    NATS user may subscribe to (see permissions)."""
+    security = (SASLPlaintext(user, password.get_secret_value())
+                if user and password else None)
     return NatsBroker(
         nats_servers(nats_url),
         name=name,
@@ -58,6 +72,8 @@ def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,
         log_level=logging.DEBUG,
         middlewares=[reject_invalid],
         reconnected_cb=reconnected_cb,
+        inbox_prefix=inbox_prefix(name),
+        security=security,
     )
 
 
@@ -69,6 +85,10 @@ async def connect_with_backoff(broker: NatsBroker, timeout_s: float) -> NatsClie
         try:
             return await broker.connect()
         except Exception as exc:  # nats raises several unrelated types for "not there yet"
+            if "Authorization Violation" in str(exc):
+                # Wrong or missing credentials: waiting will not fix them.
+                raise ConnectionError("NATS refused this service's credentials "
+                                      "(NATS_USER / NATS_PASSWORD)") from exc
             if time.monotonic() + delay > deadline:
                 raise ConnectionError(f"NATS not reachable: {exc}") from exc
             log.info("waiting for NATS (%s)", type(exc).__name__)
@@ -77,10 +97,13 @@ async def connect_with_backoff(broker: NatsBroker, timeout_s: float) -> NatsClie
 
 
 async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, ...] = (),
-                            *, replicas: int = 1) -> JetStreamContext:
-    """Idempotently create all streams (with `replicas` copies) and this service's consumers."""
+                            streams: tuple[StreamSpec, ...] = ALL_STREAMS, *,
+                            replicas: int = 1) -> JetStreamContext:
+    """Idempotently create the streams this service uses, with `replicas` copies
+    (`permissions.ROLES[name].streams()`: its NATS user may configure only those), and its
+    consumers."""
     js = broker.connection.jetstream()
-    await ensure_streams(js, ALL_STREAMS, replicas)
+    await ensure_streams(js, streams, replicas)
     for spec in consumers:
         await ensure_consumer(js, spec)
     return js

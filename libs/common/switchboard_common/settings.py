@@ -1,13 +1,16 @@
 """Settings shared by every service. Each service subclasses `ServiceSettings` with its own
 env prefix (GATEWAY_, CONTEXT_, ...); the infrastructure settings are read unprefixed
 (NATS_URL, VALKEY_URL, NATS_STREAM_REPLICAS) because every process of one deployment points at
-the same servers and must agree on the streams it creates."""
+the same servers and must agree on the streams it creates.
+The credentials are unprefixed too but differ per process: each service has its own NATS user
+(NATS_USER/NATS_PASSWORD, permissions in `switchboard_common.permissions`); the Valkey password
+(VALKEY_PASSWORD) is the deployment's. Outside development they are required."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NATS_SCHEMES = frozenset({"nats", "tls", "ws", "wss"})
@@ -40,7 +43,12 @@ class ServiceSettings(BaseSettings):
     stream_replicas: int = Field(1, ge=1, le=5, validation_alias=_shared("nats_stream_replicas"))
     """Replicas of every JetStream stream: 1 on one server (embedded), 3 on a NATS cluster.
     Every service creates the streams idempotently, so all of one deployment must agree."""
+    nats_user: str | None = Field(None, validation_alias=_shared("nats_user"))
+    nats_password: SecretStr | None = Field(None, validation_alias=_shared("nats_password"))
     valkey_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_shared("valkey_url"))
+    """No secret here: the password is VALKEY_PASSWORD (an ACL user name may be in the URL)."""
+    valkey_password: SecretStr | None = Field(None,
+                                              validation_alias=_shared("valkey_password"))
     log_level: str = Field("INFO", validation_alias=_shared("log_level"))
     environment: str = Field("development", validation_alias=_shared("switchboard_env"))
     connect_timeout_s: float = 30.0
@@ -54,6 +62,18 @@ class ServiceSettings(BaseSettings):
         # Refused at start-up with the reason, instead of 30 s of connect retries and an exit.
         nats_servers(value)
         return value
+
+    @model_validator(mode="after")
+    def _require_credentials(self) -> ServiceSettings:
+        # An open bus or store lets anyone who reaches it read every client's data.
+        if self.environment != "development":
+            missing = [name for name, value in (
+                ("NATS_USER", self.nats_user), ("NATS_PASSWORD", self.nats_password),
+                ("VALKEY_PASSWORD", self.valkey_password)) if not value]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} must be set outside development "
+                                 f"(SWITCHBOARD_ENV={self.environment})")
+        return self
 
 
 class WorkerSettings(ServiceSettings):

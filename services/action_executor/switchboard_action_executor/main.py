@@ -22,6 +22,7 @@ from switchboard_common.connections import ConnectionStore
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.lifecycle import run_periodically, settle_after_startup
 from switchboard_common.ops import serve_ops
+from switchboard_common.permissions import ROLES
 from switchboard_common.streams import ACTIONS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.valkey import connect_valkey
@@ -50,7 +51,8 @@ def build_backends(settings: Settings) -> tuple[CalDav, Mailer]:
 def build_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
     setup_telemetry("action_executor", settings.log_level)
-    broker = make_broker(settings.nats_url, "action_executor", settings.shutdown_grace_s)
+    broker = make_broker(settings.nats_url, "action_executor", settings.shutdown_grace_s,
+                         user=settings.nats_user, password=settings.nats_password)
     broker.include_router(actions.build_router(settings.max_concurrency))
     # What the executor publishes (for the AsyncAPI document).
     broker.publisher("actions.results.{org}", schema=ActionResult,
@@ -68,7 +70,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
 
     @app.on_startup
     async def connect() -> None:
-        valkey = await connect_valkey(settings.valkey_url, settings.connect_timeout_s)
+        valkey = await connect_valkey(settings.valkey_url, settings.connect_timeout_s,
+                                      settings.valkey_password)
         readiness.add("valkey", valkey.ping)
         nc = await connect_with_backoff(broker, settings.connect_timeout_s)
         registry = build_registry(Backends(calendar, mailer, valkey, nc,
@@ -77,7 +80,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
                                 broker)
         app.context.set_global("actions", service)
         app.context.set_global("valkey", valkey)
-        await prepare_jetstream(broker, consumers(settings), replicas=settings.stream_replicas)
+        await prepare_jetstream(broker, consumers(settings), ROLES["action_executor"].streams(),
+                                replicas=settings.stream_replicas)
         await watch_dead_letters(nc, consumers(settings))
 
     async def sweep() -> None:

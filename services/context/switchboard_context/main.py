@@ -19,6 +19,7 @@ from switchboard_common.lifecycle import run_periodically, settle_after_startup
 from switchboard_common.memory import SearchRequest
 from switchboard_common.model import ModelRequest
 from switchboard_common.ops import serve_ops
+from switchboard_common.permissions import ROLES
 from switchboard_common.streams import ACTIONS, RESULTS, TURNS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.turns import StreamEvent, TurnCompleted
@@ -50,7 +51,8 @@ def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
 def build_broker(settings: Settings, on_reconnect: Callable[[], Awaitable[None]] | None = None
                  ) -> NatsBroker:
     broker = make_broker(settings.nats_url, "context", settings.shutdown_grace_s,
-                         reconnected_cb=on_reconnect)
+                         reconnected_cb=on_reconnect, user=settings.nats_user,
+                         password=settings.nats_password)
     for module in (turns, results, skills, memory, actions):
         broker.include_router(module.router())
     # What context publishes (for the AsyncAPI document; publishing goes through bus helpers).
@@ -91,7 +93,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
 
     @app.on_startup
     async def connect() -> None:
-        valkey = await connect_valkey(settings.valkey_url, settings.connect_timeout_s)
+        valkey = await connect_valkey(settings.valkey_url, settings.connect_timeout_s,
+                                      settings.valkey_password)
         readiness.add("valkey", valkey.ping)
         nc = await connect_with_backoff(broker, settings.connect_timeout_s)
         resolver = SkillResolver(Directory(valkey), settings.skills_cache_ttl_s)
@@ -109,7 +112,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
         for name, value in (("flow", flow), ("skills", resolver),
                             ("conversations", conversations)):
             app.context.set_global(name, value)
-        await prepare_jetstream(broker, consumers(settings), replicas=settings.stream_replicas)
+        await prepare_jetstream(broker, consumers(settings), ROLES["context"].streams(),
+                                replicas=settings.stream_replicas)
         await watch_dead_letters(nc, consumers(settings))
 
     async def sweep() -> None:

@@ -17,6 +17,8 @@ from switchboard_common.connections import ConnectionStore
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.credentials import ApiKeys, SigninLinks
 from switchboard_common.directory import Directory
+from switchboard_common.permissions import ROLES
+from switchboard_common.valkey import revealed
 from switchboard_gateway.adapters.auth_failures import AuthFailures
 from switchboard_gateway.adapters.events import TurnBus
 from switchboard_gateway.adapters.memory import MemoryBus
@@ -78,17 +80,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        broker = make_broker(settings.nats_url, "gateway", settings.shutdown_grace_s)
+        broker = make_broker(settings.nats_url, "gateway", settings.shutdown_grace_s,
+                             user=settings.nats_user, password=settings.nats_password)
         nc = await connect_with_backoff(broker, settings.connect_timeout_s)
-        await prepare_jetstream(broker, replicas=settings.stream_replicas)
+        await prepare_jetstream(broker, streams=ROLES["gateway"].streams(),
+                                replicas=settings.stream_replicas)
         store = await open_store(settings.valkey_url, settings.idempotency_ttl_s,
-                                 settings.connect_timeout_s)
+                                 settings.connect_timeout_s, settings.valkey_password)
         bus = TurnBus(broker)
         app.state.bus, app.state.store = bus, store
         app.state.turns = TurnService(bus, store, settings)
         # Directory and conversations share one lazily connecting client: open_store above
         # already waited for Valkey (or decided to start not-ready).
-        valkey = redis.Redis.from_url(settings.valkey_url, socket_connect_timeout=1.0)
+        valkey = redis.Redis.from_url(settings.valkey_url, socket_connect_timeout=1.0,
+                                      password=revealed(settings.valkey_password))
         directory = Directory(valkey)
         app.state.directory, app.state.conversations = directory, ConversationStore(valkey)
         app.state.connections = ConnectionStore(valkey)

@@ -11,6 +11,7 @@ from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.lifecycle import settle_after_startup
 from switchboard_common.model import ModelResult
 from switchboard_common.ops import serve_ops
+from switchboard_common.permissions import ROLES
 from switchboard_common.streams import MODEL, ConsumerSpec
 from switchboard_common.turns import StreamEvent
 from switchboard_llm_stream.calls import ModelCalls
@@ -44,7 +45,8 @@ def select_provider(settings: Settings) -> Provider:
 def build_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
     telemetry.setup("llm_stream", settings.log_level)
-    broker = make_broker(settings.nats_url, "llm_stream", settings.shutdown_grace_s)
+    broker = make_broker(settings.nats_url, "llm_stream", settings.shutdown_grace_s,
+                         user=settings.nats_user, password=settings.nats_password)
     broker.include_router(model_requests.build_router(settings.max_concurrency))
     # What llm_stream publishes (for the AsyncAPI document).
     broker.publisher("turns.events.{org}.{turn}", schema=StreamEvent,
@@ -66,7 +68,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
     async def connect() -> None:
         await provider.start()  # the local model loads and warms before the first turn
         await connect_with_backoff(broker, settings.connect_timeout_s)
-        await prepare_jetstream(broker, consumers(settings), replicas=settings.stream_replicas)
+        await prepare_jetstream(broker, consumers(settings), ROLES["llm_stream"].streams(),
+                                replicas=settings.stream_replicas)
         await watch_dead_letters(broker.connection, consumers(settings))
         app.context.set_global("model_calls", ModelCalls(
             broker, provider, policy, heartbeat_s=settings.heartbeat_s,

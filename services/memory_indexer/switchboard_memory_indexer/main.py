@@ -10,6 +10,7 @@ from switchboard_common.bus import connect_with_backoff, make_broker, prepare_je
 from switchboard_common.dead_letter import watch_dead_letters
 from switchboard_common.memory import MemoryForgotten
 from switchboard_common.ops import serve_ops
+from switchboard_common.permissions import ROLES
 from switchboard_common.streams import HISTORY, INGEST, ConsumerSpec
 from switchboard_memory_indexer.adapters.factory import make_embedder, make_store
 from switchboard_memory_indexer.handlers import ingest, queries
@@ -30,7 +31,8 @@ def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
 def build_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
     telemetry.setup("memory_indexer", settings.log_level)
-    broker = make_broker(settings.nats_url, "memory_indexer", settings.shutdown_grace_s)
+    broker = make_broker(settings.nats_url, "memory_indexer", settings.shutdown_grace_s,
+                         user=settings.nats_user, password=settings.nats_password)
     broker.include_router(ingest.router)
     broker.include_router(queries.router)
     broker.publisher("memory.forgotten.{org}", schema=MemoryForgotten,
@@ -61,7 +63,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
             settings.rrf_k, settings.candidates)))
         app.context.set_global("settings", settings)
         await connect_with_backoff(broker, settings.connect_timeout_s)
-        await prepare_jetstream(broker, consumers(settings), replicas=settings.stream_replicas)
+        await prepare_jetstream(broker, consumers(settings), ROLES["memory_indexer"].streams(),
+                                replicas=settings.stream_replicas)
         await watch_dead_letters(broker.connection, consumers(settings))
 
     @app.after_shutdown

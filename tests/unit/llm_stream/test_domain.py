@@ -97,7 +97,8 @@ def test_settings_refuse_inconsistent_bounds_and_placeholder_keys() -> None:
     with pytest.raises(ValueError, match="max_provider_attempts"):
         Settings(max_provider_attempts=6, max_deliver=5)
     with pytest.raises(ValueError, match="placeholder"):
-        Settings(anthropic_api_key="changeme", environment="production")
+        Settings(anthropic_api_key="changeme", environment="production", nats_user="llm_stream",
+                 nats_password="p", valkey_password="v")
 
 
 def test_local_window_drops_oldest_and_starts_with_user() -> None:

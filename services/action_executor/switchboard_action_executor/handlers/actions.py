@@ -21,6 +21,7 @@ from faststream.nats.annotations import NatsMessage
 
 from switchboard_action_executor.service import ActionBusy, ActionService
 from switchboard_common.actions import ActionProposed, DecideAction, DecideReply
+from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import ACTIONS
 
 CONSUMER = "action-executor"
@@ -56,6 +57,7 @@ def build_router(max_concurrency: int) -> NatsRouter:
         stream=JStream(ACTIONS.name, declare=False),
         durable=CONSUMER,
         pull_sub=PullSub(batch_size=1, timeout=5.0),  # see streams.PULL_NOTE
+        inbox_prefix=pull_inbox("action_executor"),
         max_workers=max_concurrency,
         ack_policy=AckPolicy.MANUAL,
         title="action_executor/actions.proposed",

@@ -10,6 +10,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 
 from switchboard_common.actions import ActionResult
+from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import ACTIONS
 from switchboard_context.deps import Flow
 
@@ -30,6 +31,7 @@ def router() -> NatsRouter:
         stream=JStream(ACTIONS.name, declare=False),
         durable=CONSUMER,
         pull_sub=PullSub(batch_size=1, timeout=5.0),
+        inbox_prefix=pull_inbox("context"),
         max_workers=16,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="context/actions.results",

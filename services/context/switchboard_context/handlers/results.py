@@ -8,6 +8,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 
 from switchboard_common.model import ModelResult
+from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import RESULTS
 from switchboard_context.deps import Flow
 
@@ -27,6 +28,7 @@ def router() -> NatsRouter:
         stream=JStream(RESULTS.name, declare=False),
         durable=CONSUMER,
         pull_sub=PullSub(batch_size=1, timeout=5.0),  # see streams.PULL_NOTE
+        inbox_prefix=pull_inbox("context"),
         max_workers=16,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="context/model.completed",

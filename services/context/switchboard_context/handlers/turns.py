@@ -16,6 +16,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 from faststream.nats.annotations import NatsMessage
 
+from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import TURNS
 from switchboard_common.turns import TurnRequest
 from switchboard_context.deps import Flow
@@ -46,6 +47,7 @@ def router() -> NatsRouter:
         stream=JStream(TURNS.name, declare=False),
         durable=CONSUMER,
         pull_sub=PullSub(batch_size=1, timeout=5.0),  # see streams.PULL_NOTE
+        inbox_prefix=pull_inbox("context"),
         ack_policy=AckPolicy.MANUAL,
         title="context/turns.requested",
         description="A user message to answer: queued per conversation, then the prompt is built "

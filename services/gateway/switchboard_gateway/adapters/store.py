@@ -12,8 +12,9 @@ import logging
 from typing import Any
 
 import redis.asyncio as redis
+from pydantic import SecretStr
 
-from switchboard_common.valkey import connect_valkey
+from switchboard_common.valkey import connect_valkey, revealed
 from switchboard_gateway.domain.turns import TurnRecord
 
 log = logging.getLogger(__name__)
@@ -84,15 +85,16 @@ class TurnStore:
         await self._r.aclose()
 
 
-async def open_store(url: str, ttl_s: int, wait_s: float) -> TurnStore:
+async def open_store(url: str, ttl_s: int, wait_s: float, password: SecretStr | None = None
+                     ) -> TurnStore:
     """Wait up to `wait_s` for Valkey. If it is still down, start anyway: the client connects
     lazily per command, `/readyz` says 503 until Valkey answers, and turns get a retryable
     `service_unavailable`. An edge that stays up and reports not-ready is easier to operate
     than one that crash-loops while a dependency restarts."""
     try:
-        client = await connect_valkey(url, wait_s)
+        client = await connect_valkey(url, wait_s, password)
     except ConnectionError as exc:
         log.error("Valkey unreachable at start-up, continuing not ready: %s", exc)
         client = redis.Redis.from_url(url, decode_responses=False,
-                                      socket_connect_timeout=1.0)
+                                      socket_connect_timeout=1.0, password=revealed(password))
     return TurnStore(client, ttl_s)

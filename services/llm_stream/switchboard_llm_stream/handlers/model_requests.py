@@ -13,6 +13,7 @@ from faststream.nats import JStream, NatsRouter, PullSub
 from faststream.nats.annotations import NatsMessage
 
 from switchboard_common.model import ModelRequest
+from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import MODEL
 from switchboard_llm_stream.deps import Calls
 
@@ -32,6 +33,7 @@ def build_router(max_concurrency: int) -> NatsRouter:
         # and nats-py's multi-message fetch can time out with a bare asyncio.TimeoutError
         # that FastStream's pull loop logs as a crash.
         pull_sub=PullSub(batch_size=1, timeout=5.0),
+        inbox_prefix=pull_inbox("llm_stream"),
         max_workers=max_concurrency,
         ack_policy=AckPolicy.MANUAL,
         title="llm_stream/model.requested",

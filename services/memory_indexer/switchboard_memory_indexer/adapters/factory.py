@@ -36,5 +36,6 @@ async def make_store(settings: Settings) -> VectorStore:
             settings.weaviate_url, settings.weaviate_grpc_port,
             settings.weaviate_api_key.get_secret_value(), settings.index_name)
         return weaviate
-    client = await connect_valkey(settings.valkey_url, settings.connect_timeout_s)
+    client = await connect_valkey(settings.valkey_url, settings.connect_timeout_s,
+                                  settings.valkey_password)
     return RedisVectorStore(client, settings.index_name)

@@ -18,6 +18,7 @@ from faststream.nats.annotations import NatsBroker, NatsMessage
 
 from switchboard_common.dead_letter import dead_letter_delivery
 from switchboard_common.memory import IngestEvent
+from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import HISTORY, INGEST
 from switchboard_common.turns import TurnCompleted
 from switchboard_memory_indexer.deps import Memory
@@ -38,6 +39,7 @@ router = NatsRouter()
     stream=JStream(HISTORY.name, declare=False),
     durable=TURNS_CONSUMER,
     pull_sub=PullSub(batch_size=FETCH, timeout=5.0),
+    inbox_prefix=pull_inbox("memory_indexer"),
     max_workers=FETCH,
     ack_policy=AckPolicy.NACK_ON_ERROR,
     title="memory_indexer/turns.completed",
@@ -61,6 +63,7 @@ async def on_turn_completed(message: NatsMessage, memory: Memory, broker: NatsBr
     stream=JStream(INGEST.name, declare=False),
     durable=INGEST_CONSUMER,
     pull_sub=PullSub(batch_size=FETCH, timeout=5.0),
+    inbox_prefix=pull_inbox("memory_indexer"),
     max_workers=FETCH,
     ack_policy=AckPolicy.NACK_ON_ERROR,
     title="memory_indexer/events.ingest",

@@ -46,7 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropi
     )
     try:
         running.wait_ready(timeout_s=90)
-        asyncio.run(add_people(running.env["VALKEY_URL"], "acme", ("va1",)))
+        asyncio.run(add_people(running.store_url, "acme", ("va1",)))
         yield running
     finally:
         running.stop()

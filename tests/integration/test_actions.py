@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropi
 @pytest.fixture
 async def org(stack: Stack) -> AsyncIterator[str]:
     org = f"ac{uuid.uuid4().hex[:8]}"
-    await add_people(stack.env["VALKEY_URL"], org, ("va1",), ("intruder",))
+    await add_people(stack.store_url, org, ("va1",), ("intruder",))
     yield org
 
 

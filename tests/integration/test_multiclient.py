@@ -33,7 +33,7 @@ def system_text(request: dict[str, Any]) -> str:
 async def test_each_clients_prompt_has_its_own_preferences_only(
         stack: Stack, fake_anthropic: FakeAnthropic) -> None:
     org, user = f"mc{uuid.uuid4().hex[:8]}", "va1"
-    await add_people(stack.env["VALKEY_URL"], org, (user,))
+    await add_people(stack.store_url, org, (user,))
     async with httpx.AsyncClient(base_url=stack.gateway_url + "/v1", timeout=10,
                                  headers={"X-Org": org, "X-User": user}) as api:
         for client_id, name, pref in (("sarah", "Sarah Chen", SARAH),

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from switchboard_cli.credentials import EmbeddedSecrets, load_or_create
 from switchboard_cli.embedded import (
@@ -69,6 +70,15 @@ class Stack:
     """Generated credentials when this stack started its own NATS and Valkey: each service
     process gets only its own NATS user."""
     log_dir: Path = field(init=False)
+
+    @property
+    def store_url(self) -> str:
+        """VALKEY_URL with the generated password in it, for tools and tests that seed data
+        (the services get the password separately, in VALKEY_PASSWORD)."""
+        url = self.env["VALKEY_URL"]
+        if self.secrets is None:
+            return url
+        return url.replace("redis://", f"redis://:{quote(self.secrets.valkey, safe='')}@", 1)
 
     def __post_init__(self) -> None:
         self.log_dir = self.data_dir / "logs"

@@ -12,14 +12,18 @@ from faststream import ExceptionMiddleware
 from faststream.nats import NatsBroker, PubAck
 from faststream.nats.annotations import NatsBroker as BrokerAnnotation
 from faststream.nats.annotations import NatsMessage
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.security import SASLPlaintext
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
+from opentelemetry import propagate
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from switchboard_common.dead_letter import dead_letter_delivery
+from switchboard_common.dead_letter import MSG_ID, dead_letter_delivery
 from switchboard_common.permissions import inbox_prefix
 from switchboard_common.settings import nats_servers
 from switchboard_common.streams import (
@@ -31,9 +35,6 @@ from switchboard_common.streams import (
 )
 
 log = logging.getLogger(__name__)
-
-MSG_ID = "Nats-Msg-Id"
-
 
 reject_invalid = ExceptionMiddleware()
 
@@ -58,6 +59,11 @@ def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,
     finishes in-flight handlers (up to `graceful_timeout_s`) before the process exits.
     `nats_url` may name several servers, comma-separated; the client fails over between them.
 
+    Its middlewares: trace context into the headers of everything it publishes and out of
+    the headers of everything it consumes, with a span each (OpenTelemetry); per-subject
+    message counts and handling times (Prometheus, `switchboard_faststream_*`); malformed
+    messages dead-lettered. Its log records go to the JSON log (telemetry.setup_logging).
+
     `name` is the service: its replies arrive under its own inbox prefix, the only one its
     NATS user may subscribe to (see permissions)."""
     security = (SASLPlaintext(user, password.get_secret_value())
@@ -70,7 +76,11 @@ def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,
         reconnect_time_wait=1,
         connect_timeout=2,
         log_level=logging.DEBUG,
-        middlewares=[reject_invalid],
+        logger=logging.getLogger(f"switchboard.{name}.broker"),
+        middlewares=[NatsTelemetryMiddleware(),
+                     NatsPrometheusMiddleware(registry=REGISTRY, app_name=name,
+                                              metrics_prefix="switchboard_faststream"),
+                     reject_invalid],
         reconnected_cb=reconnected_cb,
         inbox_prefix=inbox_prefix(name),
         security=security,
@@ -132,8 +142,11 @@ async def request_reply(nc: NatsClient, subject: str, request: BaseModel, reply:
                         timeout_s: float) -> R:
     """Ask the one service that answers `subject` and parse its answer. Each caller decides
     what "no answer" means for it (a 503, a prompt without memory, a transient tool error)."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers)  # the answering service's span joins the caller's trace
     try:
-        msg = await nc.request(subject, request.model_dump_json().encode(), timeout=timeout_s)
+        msg = await nc.request(subject, request.model_dump_json().encode(), timeout=timeout_s,
+                               headers=headers or None)
     except (NoRespondersError, NatsTimeout, TimeoutError) as exc:
         raise NoAnswer(f"no answer on {subject} within {timeout_s:g} s") from exc
     return reply.model_validate_json(msg.data)

@@ -20,6 +20,7 @@ from switchboard_common.streams import ConsumerSpec
 
 log = logging.getLogger(__name__)
 
+MSG_ID = "Nats-Msg-Id"
 _MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
 
 
@@ -33,11 +34,16 @@ async def dead_letter(nc: NatsClient, stream: str, consumer: str, seq: int, subj
     """Copy one message to the DLQ with where it came from and why (`error`: field paths and
     types only, never content). Idempotent per (stream, seq) through Nats-Msg-Id, so two
     replicas, or the handler and the advisory path, store it once."""
-    out = dict(headers or {})
+    # Headers the server acts on (Nats-Expected-Stream, Nats-Expected-Last-*, Nats-Msg-Id,
+    # Nats-TTL ...) describe the original publish: kept on the copy, JetStream would refuse
+    # it ("expected stream does not match"), so they go; the original id is kept as data.
+    out = {k: v for k, v in (headers or {}).items() if not k.lower().startswith("nats-")}
+    if headers and MSG_ID in headers:
+        out["Sb-Dlq-Msg-Id"] = headers[MSG_ID]
     out.update({
         "Sb-Dlq-Reason": reason, "Sb-Dlq-Stream": stream, "Sb-Dlq-Consumer": consumer,
         "Sb-Dlq-Seq": str(seq), "Sb-Dlq-Subject": subject,
-        "Nats-Msg-Id": f"dlq:{stream}:{seq}",
+        MSG_ID: f"dlq:{stream}:{seq}",
     })
     if error:
         out["Sb-Dlq-Error"] = error

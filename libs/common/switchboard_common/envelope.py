@@ -1,4 +1,8 @@
-"""The envelope every bus message carries: ids, org, schema version, trace context, time."""
+"""The envelope every bus message carries: ids, org, schema version, time.
+
+Trace context is not in the body: it travels in the NATS message headers (W3C `traceparent`),
+put there and read by FastStream's telemetry middleware (see bus.py). JetStream keeps headers
+with the message, so a redelivery continues the same trace."""
 
 from __future__ import annotations
 
@@ -33,15 +37,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class TraceContext(BaseModel):
-    """W3C trace context, carried in the body so it survives JetStream redelivery."""
-
-    model_config = ConfigDict(frozen=True)
-
-    traceparent: str | None = None
-    tracestate: str | None = None
-
-
 class Envelope(BaseModel):
     """Base of every bus message. Unknown fields are ignored so a newer producer
     can add fields without breaking an older consumer (schema_version bumps on breaking change)."""
@@ -51,5 +46,4 @@ class Envelope(BaseModel):
     schema_version: int = SCHEMA_VERSION
     message_id: str = Field(default_factory=new_id)
     org_id: Id
-    trace: TraceContext = Field(default_factory=TraceContext)
     created_at: datetime = Field(default_factory=utcnow)

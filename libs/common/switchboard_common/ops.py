@@ -112,7 +112,7 @@ def serve_ops(app: FastStream, broker: NatsBroker, host: str, port: int,
     if port == 0:
         return readiness
     server = _Server(uvicorn.Config(ops_app(readiness), host=host, port=port, log_config=None,
-                                    access_log=False, lifespan="off"))
+                                    log_level="warning", access_log=False, lifespan="off"))
     task: list[asyncio.Task[None]] = []
 
     @app.on_startup

@@ -1,46 +1,130 @@
-"""Logging and trace context. Logs are one line each and never contain message content."""
+"""Logs and traces for every service.
+
+Logs: one JSON object per line on stderr (python-json-logger), with the service, and the
+trace and span ids of the active span so a log line leads to its trace. Everything goes
+through `redaction.redact_value` on the way out. FastStream's own loggers (which colour their
+output with ANSI codes whatever the stream is) are routed through the same handler.
+
+Traces: the OpenTelemetry SDK, exporting over OTLP/HTTP when the standard variables ask for
+it (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; `OTEL_TRACES_EXPORTER`
+other than `otlp`, or `OTEL_SDK_DISABLED=true`, turn it off; headers, timeouts and batching
+follow their OTEL_* variables too). Without an endpoint nothing is exported (a laptop run).
+`service.name` is the service; span attributes are redacted before export. Trace context
+crosses NATS in message headers (FastStream's NatsTelemetryMiddleware, see bus.py)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
-from opentelemetry import propagate, trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from pythonjsonlogger.json import JsonFormatter
 
-from switchboard_common.envelope import TraceContext
+from switchboard_common.redaction import redact_value
+
+log = logging.getLogger(__name__)
 
 _configured = False
 
 
+class _JsonFormatter(JsonFormatter):
+    def __init__(self, service: str) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s",
+                         rename_fields={"asctime": "time", "levelname": "level",
+                                        "name": "logger"},
+                         static_fields={"service": service})
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                   message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            log_data["trace_id"] = format(ctx.trace_id, "032x")
+            log_data["span_id"] = format(ctx.span_id, "016x")
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        # The redaction filter: every field of every record, message and traceback included.
+        # uvicorn adds an ANSI-coloured copy of its message; the plain one is enough.
+        return {key: redact_value(key, value) for key, value in log_data.items()
+                if key != "color_message"}
+
+
+def setup_logging(service: str, level: str = "INFO") -> None:
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    # Added next to what is there (in a service: nothing; under pytest: its capture handlers).
+    if not any(isinstance(h.formatter, _JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_JsonFormatter(service))
+        root.addHandler(handler)
+    # FastStream's module-level logger was created with a colouring handler of its own.
+    for name in ("faststream", "faststream.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+class RedactingExporter(SpanExporter):
+    """Passes spans on with their attributes (and their events' attributes) redacted."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([_redacted(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+def _clean(attributes: Any) -> dict[str, Any]:
+    return {k: redact_value(k, v) for k, v in (attributes or {}).items()}
+
+
+def _redacted(span: ReadableSpan) -> ReadableSpan:
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes=_clean(span.attributes),
+        events=[Event(e.name, _clean(e.attributes), e.timestamp) for e in span.events],
+        links=span.links, kind=span.kind, status=span.status, start_time=span.start_time,
+        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope)
+
+
+def _exporting() -> bool:
+    env = os.environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if "otlp" not in env.get("OTEL_TRACES_EXPORTER", "otlp").lower():
+        return False
+    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
 def setup(service: str, level: str = "INFO") -> trace.Tracer:
-    """Configure logging and a tracer provider once per process. Exporters are added by
-    deployment config (OTEL_* env) rather than here, so a laptop run exports nothing."""
+    """Configure logging and the tracer provider once per process."""
     global _configured
     if not _configured:
-        logging.basicConfig(
-            level=level.upper(),
-            stream=sys.stderr,
-            format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-        )
-        trace.set_tracer_provider(TracerProvider())
+        setup_logging(service, level)
+        provider = TracerProvider(resource=Resource.create({
+            "service.name": service, "service.namespace": "switchboard"}))
+        if _exporting():
+            if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") != "http/protobuf":
+                log.warning("only OTLP over http/protobuf is built in; exporting with it")
+            # OTLPSpanExporter and BatchSpanProcessor read their OTEL_* variables themselves.
+            provider.add_span_processor(BatchSpanProcessor(RedactingExporter(OTLPSpanExporter())))
+        trace.set_tracer_provider(provider)
         _configured = True
     return trace.get_tracer(f"switchboard.{service}")
-
-
-def current_trace() -> TraceContext:
-    """The active span's W3C context, to put in an outgoing envelope."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return TraceContext(traceparent=carrier.get("traceparent"),
-                        tracestate=carrier.get("tracestate"))
-
-
-def extract(ctx: TraceContext) -> object:
-    """An OpenTelemetry context to start a child span of an incoming message."""
-    carrier = {k: v for k, v in (("traceparent", ctx.traceparent),
-                                 ("tracestate", ctx.tracestate)) if v}
-    return propagate.extract(carrier)
 
 
 def settle_memory() -> None:

@@ -53,6 +53,7 @@ from switchboard_common.actions import (
 from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.envelope import utcnow
 from switchboard_common.errors import ErrorCode
+from switchboard_common.metrics import APPROVALS
 from switchboard_common.streams import ACTIONS
 from switchboard_common.turns import turn_events_subject
 
@@ -158,6 +159,7 @@ class ActionService:
         found = await self._store.transition(decided, ("pending",))
         if found is not None:
             return self._refusal(found, await self._store.get(d.org_id, d.action_id))
+        APPROVALS.labels("approved" if d.approve else "rejected").inc()
         await self._audit(decided, "decided", d.user_id, {
             "approve": d.approve, "edited": edited, "reason": d.reason,
             "policy": record.policy.model_dump(mode="json") if record.policy else None,
@@ -182,6 +184,7 @@ class ActionService:
         if await self._store.transition(expired, ("pending",)) is not None:
             await self._store.forget_expiry(record.org_id, record.action_id)
             return None
+        APPROVALS.labels("expired").inc()
         await self._audit(expired, "expired", "system", {})
         await self._announce(expired)
         return expired

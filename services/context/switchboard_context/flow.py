@@ -135,7 +135,7 @@ class TurnFlow:
         model = built.model or (self.settings.simple_model if built.kind == "lite"
                                 else self.settings.complex_model)
         request = ModelRequest(
-            org_id=turn.org_id, trace=turn.trace, turn_id=turn.turn_id, user_id=turn.user_id,
+            org_id=turn.org_id, turn_id=turn.turn_id, user_id=turn.user_id,
             client_id=turn.client_id, conversation_id=turn.conversation_id, iteration=0,
             system=built.system, context=built.context, messages=built.messages, model=model,
             max_tokens=min(built.max_tokens, self.settings.max_tokens),
@@ -220,7 +220,7 @@ class TurnFlow:
                                              turn.conversation_id, record)
         await publish_command(
             self.broker,
-            TurnCompleted(org_id=turn.org_id, trace=turn.trace, turn_id=turn.turn_id,
+            TurnCompleted(org_id=turn.org_id, turn_id=turn.turn_id,
                           user_id=turn.user_id, client_id=turn.client_id,
                           conversation_id=turn.conversation_id, user_text=turn.text,
                           assistant_text=result.text, model=result.model, usage=result.usage),

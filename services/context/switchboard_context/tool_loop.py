@@ -120,7 +120,7 @@ class ToolLoop:
             canary_hit = bool(meta.canary) and meta.canary in json.dumps(arguments)
             action_id = action_id_for(result.turn_id, result.iteration, call.id)
             proposal = ActionProposed.model_validate({
-                "org_id": result.org_id, "trace": result.trace, "action_id": action_id,
+                "org_id": result.org_id, "action_id": action_id,
                 "turn_id": result.turn_id, "user_id": result.user_id,
                 "client_id": result.client_id, "conversation_id": result.conversation_id,
                 "iteration": result.iteration, "tool_use_id": call.id, "tool": call.name,

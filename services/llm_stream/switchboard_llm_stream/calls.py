@@ -51,6 +51,7 @@ from switchboard_llm_stream.domain.deltas import DeltaEncoder
 from switchboard_llm_stream.domain.errors import ProviderError, deadline_passed
 from switchboard_llm_stream.domain.provider import Completion, Provider
 from switchboard_llm_stream.domain.retry import RetryPolicy
+from switchboard_llm_stream.observe import ModelCall, model_call
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,10 @@ class ModelCalls:
                                                     failure=deadline_passed()))
             return ACK
 
-        completion, failure, seq = await self._stream(request, subject if to_client else None,
-                                                      seq, time_left, heartbeat)
+        with model_call(self._provider.name, request) as call:
+            completion, failure, seq = await self._stream(
+                request, subject if to_client else None, seq, time_left, heartbeat, call)
+            call.finished(completion, failure)
         if failure is not None:
             left = (request.deadline_at - utcnow()).total_seconds()
             delay = self._policy.retry_after(failure, attempt, left)
@@ -152,8 +155,8 @@ class ModelCalls:
         return ACK
 
     async def _stream(self, request: ModelRequest, subject: str | None, seq: int,
-                      time_left: float, heartbeat: Callable[[], Awaitable[None]]
-                      ) -> tuple[Completion | None, ProviderFailure | None, int]:
+                      time_left: float, heartbeat: Callable[[], Awaitable[None]],
+                      call: ModelCall) -> tuple[Completion | None, ProviderFailure | None, int]:
         # The hot path: one encode and one buffered core-NATS publish per piece of text.
         encode = DeltaEncoder(request.org_id, request.turn_id).encode
         publish = self._nc.publish
@@ -168,6 +171,8 @@ class ModelCalls:
                     async for piece in text:
                         seq += 1
                         await publish(subject, encode(seq, piece))
+                        if call.first_token_s is None:
+                            call.first_token()
             return text.completion, None, seq
         except ProviderError as exc:
             return None, exc.failure, seq
@@ -189,7 +194,7 @@ class ModelCalls:
                 failure: ProviderFailure | None = None) -> ModelResult:
         done = completion or Completion(model=request.model or "")
         return ModelResult(
-            org_id=request.org_id, trace=request.trace, turn_id=request.turn_id,
+            org_id=request.org_id, turn_id=request.turn_id,
             user_id=request.user_id, client_id=request.client_id,
             conversation_id=request.conversation_id, iteration=request.iteration,
             provider=self._provider.name, model=done.model, text=done.text,

@@ -13,7 +13,6 @@ from switchboard_common.skills import (
     Tier,
     skills_resolve_subject,
 )
-from switchboard_common.telemetry import current_trace
 from switchboard_gateway.adapters.requests import ask
 
 
@@ -27,7 +26,7 @@ class SkillsBus:
         await publish_change(self._directory, self._nc, org, tier, subject_id)
 
     async def resolve(self, org: str, user: str, client_id: str) -> ResolveSkillsReply:
-        request = ResolveSkills(org_id=org, trace=current_trace(), user_id=user,
+        request = ResolveSkills(org_id=org, user_id=user,
                                 client_id=client_id)
         return await ask(self._nc, skills_resolve_subject(org), request, ResolveSkillsReply,
                          self._timeout, "context")

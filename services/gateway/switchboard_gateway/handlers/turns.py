@@ -16,12 +16,13 @@ from typing import Protocol
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from redis.exceptions import RedisError
 
 from switchboard_common.envelope import new_id, utcnow
 from switchboard_common.errors import ErrorCode
 from switchboard_common.metrics import TURN_SECONDS
-from switchboard_common.telemetry import current_trace
 from switchboard_common.turns import (
     DEFAULT_CONVERSATION,
     TurnRequest,
@@ -36,6 +37,7 @@ from switchboard_gateway.domain.turns import SeqFilter, TurnRecord
 from switchboard_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("switchboard.gateway")
 
 # What "a dependency is down" looks like from here: Valkey, NATS, or a timeout talking to them.
 _UNAVAILABLE = (RedisError, NatsError, OSError, TimeoutError)
@@ -184,21 +186,35 @@ class TurnService:
             await relay.run(first_frame=started)
             return
         request = TurnRequest(
-            org_id=who.org, trace=current_trace(), turn_id=record.turn_id, user_id=who.user,
+            org_id=who.org, turn_id=record.turn_id, user_id=who.user,
             client_id=record.client_id, conversation_id=record.conversation_id, text=msg.text,
             idempotency_key=msg.idempotency_key, deadline_at=record.deadline_at)
         started_at = time.monotonic()
-        try:
-            await relay.run(first_frame=started, request=request)
-            TURN_SECONDS.labels(relay.outcome).observe(time.monotonic() - started_at)
-        except _UNAVAILABLE as exc:
-            log.warning("turn %s: TurnRequest not published: %s", record.turn_id,
-                        type(exc).__name__)
-            with contextlib.suppress(*_UNAVAILABLE):
-                await self._store.release(record, msg.idempotency_key)
-            out.send(_error(ErrorCode.UNAVAILABLE, "could not queue the turn, retry",
-                            org=who.org, turn_id=record.turn_id, retryable=True,
-                            key=msg.idempotency_key))
+        # One trace per turn, whatever socket it came from: a root span (empty parent
+        # context), whose context the broker puts in the TurnRequest's headers; every
+        # service's spans for this turn descend from it.
+        with tracer.start_as_current_span(
+                "turn", context=otel_context.Context(), kind=trace.SpanKind.SERVER,
+                attributes={"switchboard.org_id": who.org, "switchboard.turn_id": record.turn_id,
+                            "switchboard.client_id": record.client_id}) as span:
+            try:
+                await relay.run(first_frame=started, request=request)
+            except _UNAVAILABLE as exc:
+                span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+                await self._not_queued(record, msg, exc, out)
+                return
+            span.set_attribute("switchboard.outcome", relay.outcome)
+        TURN_SECONDS.labels(relay.outcome).observe(time.monotonic() - started_at)
+
+    async def _not_queued(self, record: TurnRecord, msg: UserMessage, exc: Exception,
+                          out: Outbox) -> None:
+        log.warning("turn %s: TurnRequest not published: %s", record.turn_id,
+                    type(exc).__name__)
+        with contextlib.suppress(*_UNAVAILABLE):
+            await self._store.release(record, msg.idempotency_key)
+        out.send(_error(ErrorCode.UNAVAILABLE, "could not queue the turn, retry",
+                        org=record.org, turn_id=record.turn_id, retryable=True,
+                        key=msg.idempotency_key))
 
     async def owned_turn(self, who: Identity, msg: Resume) -> TurnRecord | str:
         try:

@@ -27,7 +27,6 @@ from switchboard_common.memory import (
     SourceType,
     Visibility,
 )
-from switchboard_common.telemetry import current_trace
 from switchboard_gateway.deps import AccessibleClient, Me, MemoryApi
 from switchboard_gateway.domain.access import require_scope
 from switchboard_gateway.routes.errors import COMMON, NOT_FOUND
@@ -77,7 +76,7 @@ async def ingest(batch: IngestBatch, client: AccessibleClient, who: Me, memory: 
     accepted = duplicates = 0
     for item in batch.events:
         event = IngestEvent(
-            org_id=who.org, trace=current_trace(), client_id=client.id,
+            org_id=who.org, client_id=client.id,
             user_id=who.user.id if item.visibility == "private" else None,
             **item.model_dump())
         if await memory.ingest(event):
@@ -94,7 +93,7 @@ async def search(client: AccessibleClient, who: Me, memory: MemoryApi,
                  k: int = Query(8, ge=1, le=MAX_K),
                  mode: SearchMode = "hybrid") -> SearchResults:
     response = await memory.search(SearchRequest(
-        org_id=who.org, trace=current_trace(), client_id=client.id, user_id=who.user.id,
+        org_id=who.org, client_id=client.id, user_id=who.user.id,
         query=q, k=k, mode=mode))
     return SearchResults(hits=response.hits, model=response.model, took_ms=response.took_ms)
 
@@ -102,7 +101,7 @@ async def search(client: AccessibleClient, who: Me, memory: MemoryApi,
 async def _forget(memory: MemoryApi, who: Me, client_id: str,
                   scope: Literal["client", "item", "source"], **target: Any) -> ForgetResult:
     return await memory.forget(ForgetRequest(
-        org_id=who.org, trace=current_trace(), client_id=client_id, scope=scope,
+        org_id=who.org, client_id=client_id, scope=scope,
         requested_by=who.user.id, **target))
 
 

@@ -1,0 +1,73 @@
+"""Personal data out of logs and traces: one function every log record and every exported span
+goes through (telemetry.py wires it into the JSON log formatter and the span exporter).
+
+What it removes:
+- e-mail addresses, phone numbers and payment card numbers anywhere in a string (patterns
+  below; card numbers must also pass the Luhn check, so ids and timestamps survive);
+- the whole value of fields that carry message or mail bodies (`SENSITIVE_KEYS`), whatever
+  they contain: a body can hold anything, so no pattern list could clean it.
+
+Code should not log content in the first place; this is the net under it (a library's
+exception message, an argument echoed in a traceback)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+REDACTED = "[redacted]"
+
+SENSITIVE_KEYS = frozenset({
+    "text", "body", "content", "message_body", "mail_body", "html", "prompt", "system",
+    "messages", "user_text", "assistant_text", "arguments", "input", "output", "summary",
+    "gen_ai.prompt", "gen_ai.completion", "gen_ai.input.messages", "gen_ai.output.messages",
+    "gen_ai.system_instructions", "messaging.message.body",
+})
+"""Keys (of log fields and span attributes) whose values are bodies, dropped whole."""
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# International (+CC ...) or North-American style numbers with separators; a bare run of
+# digits is not taken for a phone number (it is more often an id, a count or a timestamp).
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){2,4}"
+    r"|\(\d{3}\)\s?\d{3}[\s.-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w])")
+_CARD = re.compile(r"(?<![\w])(?:\d[ -]?){12,18}\d(?![\w])")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return "[card]" if _luhn(digits) else match.group()
+
+
+def redact(text: str) -> str:
+    """`text` with e-mail addresses, card numbers and phone numbers replaced."""
+    if not any(ch.isdigit() or ch == "@" for ch in text):
+        return text  # the common case on the hot path: nothing to look for
+    text = _EMAIL.sub("[email]", text)
+    text = _CARD.sub(_card, text)
+    return _PHONE.sub("[phone]", text)
+
+
+def redact_value(key: str, value: Any) -> Any:
+    """A log field or span attribute value, cleaned: bodies dropped, strings redacted,
+    containers cleaned item by item."""
+    if key.lower() in SENSITIVE_KEYS and value not in (None, "", [], {}):
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(key, v) for v in value)
+    return value

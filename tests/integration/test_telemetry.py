@@ -76,7 +76,7 @@ async def spans_of_turn(otlp: OtlpReceiver, turn_id: str, services: set[str],
 async def test_one_trace_per_turn_spans_all_five_services(
         stack: Stack, otlp: OtlpReceiver, fake_anthropic: FakeAnthropic) -> None:
     org = f"tr{uuid.uuid4().hex[:8]}"
-    await add_people(stack.env["VALKEY_URL"], org)
+    await add_people(stack.store_url, org)
     await setup_client(stack, org, "sarah", "automate")
     script = fake_anthropic.script(f"trace-{org}", [
         [{"text": "Booking it."}, call("calendar_create", title="Board prep", start=START)],
@@ -120,7 +120,7 @@ async def test_one_trace_per_turn_spans_all_five_services(
 async def test_personal_data_stays_out_of_logs_and_spans(
         stack: Stack, otlp: OtlpReceiver, fake_anthropic: FakeAnthropic) -> None:
     org = f"pd{uuid.uuid4().hex[:8]}"
-    await add_people(stack.env["VALKEY_URL"], org)
+    await add_people(stack.store_url, org)
     await setup_client(stack, org, "mia", "suggest")
     text = f"Mail {EMAIL} (phone {PHONE}, card {CARD}) that {BODY}"
     async with api(stack, org) as http:

@@ -5,6 +5,7 @@ crash-loop on a comma-separated NATS_URL)."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -121,6 +122,13 @@ def _check_valkey(objects: list[Obj], settings: ServiceSettings) -> None:
     service = _find(objects, "Service", kwargs["host"])
     assert kwargs["port"] in [p["port"] for p in service["spec"]["ports"]]
     assert _find(objects, "StatefulSet", kwargs["host"])
+
+
+def test_sign_in_links_point_at_the_ingress(objects: list[Obj]) -> None:
+    public = _find(objects, "ConfigMap", "switchboard-config")["data"]["GATEWAY_PUBLIC_URL"]
+    ingress = _find(objects, "Ingress", "gateway")["spec"]
+    assert urlsplit(public).hostname == ingress["rules"][0]["host"]
+    assert urlsplit(public).scheme == ("https" if ingress.get("tls") else "http")
 
 
 def test_every_service_is_deployed_with_probes_autoscaling_and_a_budget(objects: list[Obj]

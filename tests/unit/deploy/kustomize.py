@@ -3,6 +3,8 @@
 
 Supported kustomization fields, with kustomize's meaning:
 - `resources`: YAML files (several documents each) and directories holding a kustomization;
+- `configMapGenerator`: `{name, files: [file or key=file], options: {disableNameSuffixHash:
+  true}}` (with the hash, kustomize renames the ConfigMap and every reference to it);
 - `namespace`: set on every namespaced object;
 - `replicas`: `{name, count}` sets `spec.replicas` of the workload of that name;
 - `images`: `{name, newName, newTag, digest}` rewrites matching container images;
@@ -21,7 +23,8 @@ import yaml
 
 Obj = dict[str, Any]
 
-SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "replicas", "images", "patches"}
+SUPPORTED = {"apiVersion", "kind", "resources", "configMapGenerator", "namespace", "replicas",
+             "images", "patches"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume",
                   "StorageClass", "PriorityClass", "CustomResourceDefinition"}
 WORKLOADS = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"}
@@ -40,6 +43,7 @@ def render(directory: Path) -> list[Obj]:
             objects += render(path)
         else:
             objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    objects += [_config_map(directory, gen) for gen in spec.get("configMapGenerator", [])]
     for patch in spec.get("patches", []):
         _patch(objects, patch)
     for replicas in spec.get("replicas", []):
@@ -51,6 +55,18 @@ def render(directory: Path) -> list[Obj]:
             if obj["kind"] not in CLUSTER_SCOPED:
                 obj["metadata"]["namespace"] = namespace
     return objects
+
+
+def _config_map(directory: Path, generator: Obj) -> Obj:
+    if set(generator) != {"name", "files", "options"} or \
+            generator["options"] != {"disableNameSuffixHash": True}:
+        raise ValueError(f"only file generators without a name hash are rendered: {generator}")
+    data = {}
+    for entry in generator["files"]:
+        key, _, file = entry.rpartition("=")
+        data[key or file] = (directory / file).read_text()
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]},
+            "data": data}
 
 
 def _one(objects: list[Obj], kinds: set[str], name: str) -> Obj:

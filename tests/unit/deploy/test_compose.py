@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -17,9 +16,9 @@ import redis
 import yaml
 from nats.aio.client import Client as NatsClient
 
+from switchboard_cli.natsconf import password_env
 from switchboard_cli.stack import SERVICES
 from switchboard_common.bus import make_broker
-from tests.unit.deploy.kustomize import render
 from tests.unit.deploy.support import DEPLOY, build_settings, example_secrets, http_port
 
 ROOT = DEPLOY.parent
@@ -48,7 +47,7 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
         current = env.get(name)
         empty = current is None or (op is not None and op.startswith(":") and not current)
         if op and op.endswith("?") and empty:
-            raise ValueError(f"compose refuses to start: {arg}")
+            raise ValueError(f"required variable {name} is missing a value: {arg}")
         if op and op.endswith("-") and empty:
             return str(arg)
         return current or ""
@@ -113,23 +112,25 @@ def test_each_service_parses_its_compose_settings(
     # The variable the image's HEALTHCHECK reads is the one the service serves on.
     variable = "GATEWAY_PORT" if service == "gateway" else f"{service.upper()}_HTTP_PORT"
     assert http_port(settings) == int(env[variable])
+    broker = make_broker(settings.nats_url, service, user=settings.nats_user,
+                         password=settings.nats_password)
     client = NatsClient()
-    client._setup_server_pool(make_broker(settings.nats_url, service)._connection_kwargs["servers"])
+    client._setup_server_pool(broker._connection_kwargs["servers"])
     assert {s.uri.hostname for s in client._server_pool} <= set(compose["services"])
     valkey = redis.Redis.from_url(settings.valkey_url).connection_pool.connection_kwargs
     assert valkey["host"] in compose["services"]
-    assert f"{{ user: {env['NATS_USER']}, password: $" in (DEPLOY / "compose/nats-users.conf"
-                                                             ).read_text()
+    # Signs in as its own role, with the password the NATS server reads for that user.
+    assert settings.nats_user == service
+    nats_env = compose["services"]["nats"]["environment"]
+    assert settings.nats_password is not None
+    assert settings.nats_password.get_secret_value() == nats_env[password_env(service)]
 
 
-def test_nats_users_are_the_same_as_on_kubernetes() -> None:
-    [config] = [o for o in render(DEPLOY / "k8s" / "base")
-                if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "nats-config"]
-    assert (DEPLOY / "compose" / "nats-users.conf").read_text() == config["data"]["users.conf"]
-
-
-def test_the_nats_and_users_config_files_are_mounted(compose: Any) -> None:
-    mounts = [v.split(":")[0] for v in compose["services"]["nats"]["volumes"]]
-    for mount in mounts:
-        if mount.startswith("./"):
-            assert Path(ROOT / mount).is_file(), mount
+def test_nats_has_the_kubernetes_users_and_all_their_passwords(compose: Any) -> None:
+    mounts = {target: ROOT / source for source, target, *_ in
+              (v.split(":") for v in compose["services"]["nats"]["volumes"]) if source[0] == "."}
+    assert mounts["/etc/nats/users.conf"] == DEPLOY / "k8s" / "base" / "nats-users.conf"
+    assert "include ./users.conf" in mounts["/etc/nats/nats.conf"].read_text()
+    users = mounts["/etc/nats/users.conf"].read_text()
+    needed = set(re.findall(r"\$(NATS_PASSWORD_\w+)", users))
+    assert needed and needed <= set(compose["services"]["nats"]["environment"])

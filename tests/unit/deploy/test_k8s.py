@@ -12,6 +12,7 @@ import pytest
 import redis
 from nats.aio.client import Client as NatsClient
 
+from switchboard_cli.natsconf import authorization, password_env
 from switchboard_cli.stack import SERVICES
 from switchboard_common.bus import make_broker
 from switchboard_common.settings import ServiceSettings
@@ -95,9 +96,10 @@ def test_each_service_parses_its_rendered_settings(
 def _check_nats(objects: list[Obj], settings: ServiceSettings, service: str,
                 container: Obj) -> None:
     # Exactly what the service hands nats-py, through the same make_broker.
-    servers: list[str] = make_broker(settings.nats_url, service)._connection_kwargs["servers"]
+    broker = make_broker(settings.nats_url, service, user=settings.nats_user,
+                         password=settings.nats_password)
     client = NatsClient()
-    client._setup_server_pool(servers)  # raises `invalid connect url option` where connect would
+    client._setup_server_pool(broker._connection_kwargs["servers"])  # raises where connect would
     nats = _find(objects, "StatefulSet", "nats")
     headless = _find(objects, "Service", nats["spec"]["serviceName"])
     client_port = next(p["port"] for p in headless["spec"]["ports"] if p["name"] == "client")
@@ -107,13 +109,26 @@ def _check_nats(objects: list[Obj], settings: ServiceSettings, service: str,
     assert settings.stream_replicas <= nats["spec"]["replicas"]
     if nats["spec"]["replicas"] >= 3:
         assert settings.stream_replicas == 3, "a NATS cluster keeps every stream R3"
-    # The service's NATS user is one the servers know, with the password from the same key.
-    users = _find(objects, "ConfigMap", "nats-config")["data"]["users.conf"]
+    # The service signs in as its own role, whose password the servers read from the same key.
+    assert broker._connection_kwargs["user"] == settings.nats_user == service
     env = {v["name"]: v for v in container["env"]}
     password_key = env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
-    assert f"{{ user: {env['NATS_USER']['value']}, password: ${password_key} }}" in users
+    assert password_key == password_env(service)
     [server] = nats["spec"]["template"]["spec"]["containers"]
-    assert password_key in {v["name"] for v in server["env"]}
+    server_env = {v["name"]: v["valueFrom"]["secretKeyRef"]["key"] for v in server["env"]
+                  if "secretKeyRef" in v.get("valueFrom", {})}
+    assert server_env[password_key] == password_key
+
+
+def test_nats_users_are_generated_from_the_bus_roles(objects: list[Obj]) -> None:
+    users = _find(objects, "ConfigMap", "nats-config")["data"]["users.conf"]
+    body = "".join(line for line in users.splitlines(keepends=True) if not line.startswith("#"))
+    assert body == authorization(), \
+        "regenerate: switchboard nats-config > deploy/k8s/base/nats-users.conf"
+    [server] = _find(objects, "StatefulSet", "nats")["spec"]["template"]["spec"]["containers"]
+    provided = {v["name"] for v in server["env"]}
+    assert set(re.findall(r"\$(NATS_PASSWORD_\w+)", users)) <= provided
+    assert "include ./users.conf" in _find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
 
 
 def _check_valkey(objects: list[Obj], settings: ServiceSettings) -> None:

@@ -112,7 +112,12 @@ async def main() -> None:
     stack = start_stack(Path(tempfile.mkdtemp(prefix="sb-bench-")), well_known_ports=False,
                         persist=False, services=services, env={"ANTHROPIC_API_KEY": "sk-bench",
                                             "ANTHROPIC_BASE_URL": fake_url,
-                                            "LOG_LEVEL": "WARNING"})
+                                            "LOG_LEVEL": "WARNING",
+                                            # One bench user plays many: lift its rate.
+                                            "GATEWAY_LIMITS__TURNS_PER_MINUTE_USER": "100000",
+                                            "GATEWAY_LIMITS__TURNS_PER_MINUTE_ORG": "100000",
+                                            "GATEWAY_LIMITS__CONCURRENT_TURNS_USER": "1000",
+                                            "GATEWAY_LIMITS__SOCKETS_PER_USER": "1000"})
     try:
         stack.wait_ready(120)
         wait_http(f"http://127.0.0.1:{mono_port}/")

@@ -9,7 +9,8 @@ Per conversation `c = conv:{org}:{user}:{client}:{conversation}`:
 - `{c}:outcomes`  the last few outcomes of actions decided after their turn had ended, newest
                   first (so the next prompt knows an approved mail went out)
 Per (org, user, client): `convs:{org}:{user}:{client}` sorted set conversation -> last activity.
-Usage counters: `usage:{org}`, `usage:{org}:user:{user}`, `usage:{org}:client:{client}` hashes.
+Usage counters: `usage:{org}`, `usage:{org}:user:{user}`, `usage:{org}:client:{client}` hashes,
+and `usage:{org}:month:{YYYY-MM}` (the monthly token budget's count; see docs/security.md).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2], ARGV[3])
 redis.call('RPUSH', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
-for i = 5, 7 do
+for i = 5, #KEYS do
   for j = 0, 5 do
     redis.call('HINCRBY', KEYS[i], ARGV[7 + j * 2], ARGV[8 + j * 2])
   end
@@ -55,6 +56,20 @@ if summary then start = tonumber(cjson.decode(summary)['covers']) or 0 end
 return {redis.call('LRANGE', KEYS[1], start, -1), summary or false,
         redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1), start}
 """
+
+
+def month_usage_key(org: str, when: datetime | None = None) -> str:
+    """The org's usage in one calendar month (UTC): what monthly token budgets are checked
+    against (the gateway reads it; a new month starts from zero by itself)."""
+    return f"usage:{org}:month:{(when or utcnow()):%Y-%m}"
+
+
+def budget_tokens(values: dict[str, int]) -> int:
+    """Tokens a budget counts: everything the provider processed, input (cached or not) and
+    output."""
+    return sum(values.get(f, 0) for f in ("input_tokens", "output_tokens",
+                                           "cache_read_input_tokens",
+                                           "cache_creation_input_tokens"))
 
 
 class TurnRecord(BaseModel):
@@ -174,7 +189,7 @@ class ConversationStore:
         added = await self._append(
             keys=[base + ":done", base + ":messages", base + ":turns",
                   f"convs:{org}:{user}:{client}", f"usage:{org}", f"usage:{org}:user:{user}",
-                  f"usage:{org}:client:{client}"],
+                  f"usage:{org}:client:{client}", month_usage_key(org)],
             args=args)
         return bool(added)
 
@@ -205,6 +220,10 @@ class ConversationStore:
         values = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
         micro = values.pop("cost_microusd", 0)
         return UsageTotals(**values, cost_usd=micro / 1_000_000)
+
+    async def month_usage(self, key: str) -> dict[str, int]:
+        raw = await self._r.hgetall(key)
+        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
     async def forget_client(self, org: str, client: str) -> int:
         """Delete every conversation of a client (all users) with its summaries and usage."""

@@ -17,6 +17,10 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     """No acceptable credential (or too many failures from this address); the socket closes
     with 1008 after this frame."""
+    TOO_DEEP = "too_deep"
+    # consumption limits (gateway): retry after `retry_after_s`
+    RATE_LIMITED = "rate_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"
     # turn processing
     TURN_TIMEOUT = "turn_timeout"
     INTERNAL = "internal_error"

@@ -15,6 +15,7 @@ from switchboard_common.conversations import ConversationStore
 from switchboard_common.directory import Client, Directory
 from switchboard_common.envelope import Id
 from switchboard_gateway.adapters.events import TurnBus
+from switchboard_gateway.adapters.limits import Limiter, SocketCounter
 from switchboard_gateway.adapters.memory import MemoryBus
 from switchboard_gateway.adapters.skills import SkillsBus
 from switchboard_gateway.adapters.store import TurnStore
@@ -46,6 +47,8 @@ Gate = Annotated[ClientGate, Depends(_state("gate"))]
 MemoryApi = Annotated[MemoryBus, Depends(_state("memory"))]
 Connections = Annotated[ConnectionStore, Depends(_state("connections"))]
 Auth = Annotated[Authenticator, Depends(_state("auth"))]
+Limits = Annotated[Limiter, Depends(_state("limits"))]
+Sockets = Annotated[SocketCounter, Depends(_state("sockets"))]
 
 
 def source_address(conn: HTTPConnection) -> str:

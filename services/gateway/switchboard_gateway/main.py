@@ -21,6 +21,7 @@ from switchboard_common.permissions import ROLES
 from switchboard_common.valkey import revealed
 from switchboard_gateway.adapters.auth_failures import AuthFailures
 from switchboard_gateway.adapters.events import TurnBus
+from switchboard_gateway.adapters.limits import Limiter, SocketCounter
 from switchboard_gateway.adapters.memory import MemoryBus
 from switchboard_gateway.adapters.oidc import OidcVerifier
 from switchboard_gateway.adapters.sessions import SessionStore
@@ -40,6 +41,7 @@ from switchboard_gateway.routes import (
     errors,
     health,
     keys,
+    limits,
     memory,
     page,
     skills,
@@ -92,11 +94,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.turns = TurnService(bus, store, settings)
         # Directory and conversations share one lazily connecting client: open_store above
         # already waited for Valkey (or decided to start not-ready).
-        valkey = redis.Redis.from_url(settings.valkey_url, socket_connect_timeout=1.0,
-                                      password=revealed(settings.valkey_password))
+        # A bounded pool that makes a burst wait its turn for a connection (up to
+        # valkey_pool_timeout_s) instead of failing with MaxConnectionsError; per-socket and
+        # per-user caps keep one tenant from holding most of it.
+        valkey = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+            settings.valkey_url, max_connections=settings.valkey_max_connections,
+            timeout=settings.valkey_pool_timeout_s, socket_connect_timeout=1.0,
+            password=revealed(settings.valkey_password)))
         directory = Directory(valkey)
         app.state.directory, app.state.conversations = directory, ConversationStore(valkey)
         app.state.connections = ConnectionStore(valkey)
+        app.state.limits = Limiter(valkey, settings.valkey_url, settings.limits,
+                                   settings.limits_cache_s)
+        app.state.sockets = SocketCounter()
         app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s)
         app.state.memory = MemoryBus(broker, settings.memory_timeout_s,
                                      settings.memory_forget_timeout_s)
@@ -133,6 +143,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins,
                        allow_methods=["*"], allow_headers=["*"], max_age=600)
     for module in (health, auth, keys, turns, users, clients, connections, templates, skills,
-                   conversations, usage, memory, actions, socket, page):
+                   conversations, usage, limits, memory, actions, socket, page):
         app.include_router(module.router)
     return app

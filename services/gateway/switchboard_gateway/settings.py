@@ -7,6 +7,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from switchboard_common.settings import ServiceSettings
 from switchboard_gateway.domain.auth import dev_credential_problem
+from switchboard_gateway.domain.limits import OrgLimits
 
 
 def _comma_list(value: object) -> object:
@@ -23,7 +24,8 @@ CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True,
+                                      env_nested_delimiter="__")
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -87,6 +89,22 @@ class Settings(ServiceSettings):
     """How long a memory search waits for memory_indexer before answering 503."""
     memory_forget_timeout_s: float = Field(30.0, gt=0)
     """Forgetting a whole client can take a while on a large index."""
+    limits: OrgLimits = OrgLimits()
+    """Deployment defaults of the consumption limits (e.g. GATEWAY_LIMITS__TURNS_PER_MINUTE_USER,
+    GATEWAY_LIMITS__MONTHLY_TOKEN_BUDGET); an org admin overrides them per org with
+    `PUT /v1/limits`. See docs/security.md."""
+    limits_cache_s: float = Field(5.0, ge=0)
+    """How long a replica uses an org's limits before reading them again (an admin's change
+    takes effect everywhere within this time)."""
+    valkey_max_connections: int = Field(200, ge=4)
+    """Connections of the gateway's shared Valkey pool (directory, limits, conversations)."""
+    valkey_pool_timeout_s: float = Field(5.0, gt=0)
+    """How long a request waits for a free pooled connection before `service_unavailable`."""
+    max_json_depth: int = Field(32, ge=2, le=256)
+    """Deepest nesting of arrays/objects accepted in a WebSocket frame or REST body; deeper
+    is refused (`too_deep` / 422) without being parsed."""
+    max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    """Largest REST request body; larger gets 413 before any of it is parsed."""
     auto_provision_clients: bool | None = None
     """A `user_message` naming an unknown client creates it (name = id, assigned to the
     caller) instead of refusing it with `unknown_client`. Unset: on in development only, so

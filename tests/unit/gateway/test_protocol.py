@@ -112,7 +112,8 @@ def test_error_frame_shape() -> None:
                        .frame("acme"))
     assert frame == {"type": "error", "v": 1, "org_id": "acme", "turn_id": None, "seq": 0,
                      "code": "invalid_json", "message": "frame is not valid JSON",
-                     "retryable": False, "idempotency_key": None, "action_id": None}
+                     "retryable": False, "idempotency_key": None, "action_id": None,
+                     "retry_after_s": None}
     assert ErrorFrame.model_validate(frame).code is ErrorCode.INVALID_JSON
 
 
@@ -122,3 +123,11 @@ def test_peek_event() -> None:
     for bad in (b"[]", b'{"seq": 1}', b'{"type": "delta", "seq": "1"}', b"nope"):
         with pytest.raises(ValueError):
             peek_event(bad)
+
+
+def test_frames_nested_too_deep_are_refused_before_parsing() -> None:
+    deep = '{"type": "resume", "turn_id": "t", "x": ' + "[" * 500 + "]" * 500 + "}"
+    assert refused(deep).code is ErrorCode.TOO_DEEP
+    # Brackets inside strings do not count.
+    fine = json.dumps({"type": "resume", "turn_id": "t", "x": "[" * 500})
+    assert parse_client_message(fine, 16 * 1024).type == "resume"

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from switchboard_common.envelope import SCHEMA_VERSION, Id
 from switchboard_common.errors import ErrorCode
+from switchboard_gateway.domain.bounds import too_deep
 
 # Room for the JSON around `text` (ids, keys, escapes) before a frame is refused unparsed.
 _FRAME_OVERHEAD_BYTES = 4096
@@ -79,6 +80,23 @@ class ErrorFrame(BaseModel):
     """Set when the error answers a `user_message` whose key could be read."""
     action_id: str | None = None
     """Set when the error answers an `action_decision` (which action it refuses)."""
+    retry_after_s: float | None = None
+    """With `rate_limited` and `quota_exceeded`: when trying again can succeed."""
+
+
+class BudgetWarningFrame(BaseModel):
+    """Sent before a turn starts once the org has used `budget_warning_fraction` of its
+    monthly token budget: the turn still runs; at the budget, turns get `quota_exceeded`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["budget_warning"] = "budget_warning"
+    v: int = SCHEMA_VERSION
+    org_id: str
+    idempotency_key: str
+    used_tokens: int
+    budget_tokens: int
+    message: str
 
 
 class ProtocolError(Exception):
@@ -96,15 +114,18 @@ class ProtocolError(Exception):
                           idempotency_key=self.idempotency_key).model_dump_json()
 
 
-def parse_client_message(raw: str | bytes, max_text_bytes: int) -> ClientMessage:
+def parse_client_message(raw: str | bytes, max_text_bytes: int, max_depth: int = 32
+                         ) -> ClientMessage:
     """Validate one client frame, or raise `ProtocolError` naming the problem (never echoing
     the content: error frames and logs must not carry what the user wrote)."""
     if len(raw) > max_text_bytes + _FRAME_OVERHEAD_BYTES:
         raise ProtocolError(ErrorCode.MESSAGE_TOO_LARGE,
                             f"frame over {max_text_bytes + _FRAME_OVERHEAD_BYTES} bytes")
+    if too_deep(raw, max_depth):
+        raise ProtocolError(ErrorCode.TOO_DEEP, f"frame nests deeper than {max_depth} levels")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(ErrorCode.INVALID_JSON, "frame is not valid JSON") from exc
     try:
         message = CLIENT_MESSAGE.validate_python(data)

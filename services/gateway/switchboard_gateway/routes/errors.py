@@ -7,6 +7,7 @@ validation it names each bad field, e.g. `autonomy.mode: Input should be 'sugges
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from redis.exceptions import RedisError
 
 from switchboard_gateway.adapters.requests import Unavailable
 from switchboard_gateway.domain.access import AccessError, Forbidden, NotFound
+from switchboard_gateway.domain.limits import LimitExceeded
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ UNAUTHORIZED: Responses = {
     401: _doc("no acceptable credential; `detail` names the problem (never the secret)"),
     429: _doc("too many failed authentications from this address; see Retry-After")}
 COMMON: Responses = {**UNAUTHORIZED, **INVALID, **FORBIDDEN, **UNAVAILABLE}
+LIMITED: Responses = {429: _doc("a rate limit or quota refused the request; `Retry-After` "
+                                "(seconds) says when to try again")}
 
 
 def invalid(exc: ValidationError, *prefix: str | int) -> RequestValidationError:
@@ -101,8 +105,19 @@ async def _on_unavailable(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(_body(detail), status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
+async def _on_limit(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LimitExceeded)
+    refusal = exc.refusal
+    return JSONResponse(
+        {**_body(refusal.message), "code": refusal.code.value,
+         "retry_after_s": refusal.retry_after_s},
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(max(1, math.ceil(refusal.retry_after_s)))})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_invalid)
+    app.add_exception_handler(LimitExceeded, _on_limit)
     app.add_exception_handler(AccessError, _on_access)
     for unavailable in (Unavailable, RedisError, NatsError, TimeoutError, OSError):
         app.add_exception_handler(unavailable, _on_unavailable)

@@ -27,9 +27,11 @@ from switchboard_common.memory import (
     SourceType,
     Visibility,
 )
-from switchboard_gateway.deps import AccessibleClient, Me, MemoryApi
+from switchboard_gateway.deps import AccessibleClient, Limits, Me, MemoryApi
 from switchboard_gateway.domain.access import require_scope
-from switchboard_gateway.routes.errors import COMMON, NOT_FOUND
+from switchboard_gateway.domain.identity import Identity
+from switchboard_gateway.domain.limits import LimitExceeded
+from switchboard_gateway.routes.errors import COMMON, LIMITED, NOT_FOUND
 
 router = APIRouter(prefix="/v1/clients/{client_id}", tags=["memory"],
                    responses={**COMMON, **NOT_FOUND})
@@ -68,11 +70,15 @@ class SearchResults(BaseModel):
     took_ms: float
 
 
-@router.post("/events", response_model=IngestAccepted, status_code=202,
+@router.post("/events", response_model=IngestAccepted, status_code=202, responses=LIMITED,
              summary=f"Upload up to {MAX_BATCH} events to the client's memory")
-async def ingest(batch: IngestBatch, client: AccessibleClient, who: Me, memory: MemoryApi
-                 ) -> IngestAccepted:
+async def ingest(batch: IngestBatch, client: AccessibleClient, who: Me, memory: MemoryApi,
+                 limiter: Limits) -> IngestAccepted:
     require_scope(who, Scope.INGEST)
+    refused = await limiter.admit_ingest(Identity(org=who.org, user=who.user.id),
+                                         len(batch.events))
+    if refused is not None:
+        raise LimitExceeded(refused)
     accepted = duplicates = 0
     for item in batch.events:
         event = IngestEvent(

@@ -17,7 +17,7 @@ from switchboard_common.actions import ActionDecided, ActionRecord, describe
 from switchboard_common.credentials import Scope
 from switchboard_common.errors import ErrorCode
 from switchboard_common.metrics import OPEN_SOCKETS
-from switchboard_gateway.deps import Auth, Config, Gate, Turns, source_address
+from switchboard_gateway.deps import Auth, Config, Gate, Limits, Sockets, Turns, source_address
 from switchboard_gateway.domain.access import Principal
 from switchboard_gateway.domain.auth import Unauthorized, origin_allowed
 from switchboard_gateway.domain.identity import Identity
@@ -31,6 +31,7 @@ from switchboard_gateway.domain.protocol import (
     parse_client_message,
 )
 from switchboard_gateway.handlers.actions import ActionGate, Actions
+from switchboard_gateway.handlers.admission import SocketAdmission, refusal_frame
 from switchboard_gateway.handlers.auth import TooManyFailures
 from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
@@ -44,8 +45,8 @@ _UNAVAILABLE = (RedisError, NatsError, OSError, TimeoutError)
 
 @router.websocket("/ws")
 async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, actions: Actions,
-                 auth: Auth, ticket: str | None = None, org: str | None = None,
-                 user: str | None = None) -> None:
+                 auth: Auth, limiter: Limits, sockets: Sockets, ticket: str | None = None,
+                 org: str | None = None, user: str | None = None) -> None:
     """Browsers authenticate with a one-time `ticket` (from `POST /v1/auth/ws-ticket`: they
     cannot set headers, and a long-lived secret in a URL ends up in logs); other clients may
     send `Authorization: Bearer`. The Origin check comes first, before the upgrade: a page on
@@ -73,10 +74,26 @@ async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, acti
                                      message="cannot check your credential now, retry"),
                       status.WS_1013_TRY_AGAIN_LATER)
         return
-    await ws.accept()
-    with OPEN_SOCKETS.track_inprogress():
-        await Session(ws, me, turns, settings.max_message_bytes, settings.max_outbox_frames,
-                      gate, actions).run()
+    who = Identity(org=me.org, user=me.user.id)
+    try:
+        limits = await limiter.org_limits(who.org)
+    except _UNAVAILABLE:
+        limits = settings.limits  # the deployment defaults still bound this socket
+    if (refused := sockets.open(who, limits.sockets_per_user)) is not None:
+        await ws.accept()
+        await ws.send_text(refusal_frame(refused, who.org))
+        await ws.close(status.WS_1013_TRY_AGAIN_LATER)
+        return
+    admission = SocketAdmission(limiter, who, limits.concurrent_turns_socket,
+                                settings.turn_deadline_s)
+    try:
+        await ws.accept()
+        with OPEN_SOCKETS.track_inprogress():
+            await Session(ws, me, turns, settings.max_message_bytes,
+                          settings.max_outbox_frames, gate, actions, admission,
+                          settings.max_json_depth).run()
+    finally:
+        sockets.close(who)
 
 
 async def _refuse(ws: WebSocket, frame: ErrorFrame, code: int) -> None:
@@ -87,8 +104,11 @@ async def _refuse(ws: WebSocket, frame: ErrorFrame, code: int) -> None:
 
 class Session:
     def __init__(self, ws: WebSocket, me: Principal, turns: TurnService, max_text_bytes: int,
-                 max_outbox: int, gate: ClientGate, actions: ActionGate | None = None) -> None:
+                 max_outbox: int, gate: ClientGate, actions: ActionGate | None = None,
+                 admission: SocketAdmission | None = None, max_depth: int = 32) -> None:
         self._ws = ws
+        self._admission = admission
+        self._max_depth = max_depth
         self._actions = actions
         self._gate = gate
         self._me = me
@@ -141,7 +161,7 @@ class Session:
 
     def _handle(self, raw: str | bytes) -> None:
         try:
-            message = parse_client_message(raw, self._max_text)
+            message = parse_client_message(raw, self._max_text, self._max_depth)
         except ProtocolError as exc:
             # Once per bad frame, naming the problem but never the content.
             log.warning("org=%s user=%s: bad client frame (%s): %s", self._who.org,
@@ -149,6 +169,10 @@ class Session:
             self.send(exc.frame(self._who.org))
             return
         if isinstance(message, UserMessage):
+            if self._admission is not None and (
+                    refused := self._admission.reserve(message)) is not None:
+                self.send(refused)
+                return
             self._spawn(self._start(message))
         elif isinstance(message, Resume):
             self._spawn(self._resume(message))
@@ -164,24 +188,40 @@ class Session:
     async def _start(self, msg: UserMessage) -> None:
         # Checked on every message, before the key is claimed: a refused message starts
         # nothing, and a client unassigned since is refused even on a re-send.
-        refused = await self._gate.admit(self._me, msg)
-        if refused is not None:
-            self.send(refused)
-            return
+        admitted = finished = False
+        try:
+            refused = await self._gate.admit(self._me, msg)
+            if refused is not None:
+                self.send(refused)
+                return
+            if self._admission is not None:
+                admitted, frames = await self._admission.admit(msg)
+                for frame in frames:
+                    self.send(frame)
+                if not admitted:
+                    return
+            finished = await self._run(msg)
+        finally:
+            if self._admission is not None:
+                await self._admission.done(msg, release=admitted and finished)
+
+    async def _run(self, msg: UserMessage) -> bool:
+        """Claim and relay the turn; True once it ended for this socket (not cancelled)."""
         claimed = await self._turns.claim(self._who, msg)
         if isinstance(claimed, str):
             self.send(claimed)
-            return
+            return True
         record, duplicate = claimed
         if record.turn_id in self._following:
             # Already streaming to this socket: acknowledge, do not attach a second time.
             self.send(self._turns.started_frame(record, msg, duplicate=True))
-            return
+            return False
         self._following.add(record.turn_id)
         try:
             await self._turns.run_turn(self._who, record, msg, duplicate, self)
         finally:
             self._following.discard(record.turn_id)
+        return True
 
     async def _resume(self, msg: Resume) -> None:
         record = await self._turns.owned_turn(self._who, msg)

@@ -162,3 +162,37 @@ async def test_approval_card_is_shown_and_approved_in_one_click(
         await page.close()
         await valkey.aclose()
         await nc.close()
+
+
+async def test_printed_signin_link_signs_the_page_in(browser: Any, gateway_factory: GatewayFactory,
+                                                     nats_url: str, org: str,
+                                                     tmp_path: Path) -> None:
+    """What `switchboard up` prints (its bootstrap, run here against the test's gateway with
+    the dev credential off) signs the page in: session, ticket, socket, a turn as the admin."""
+    import asyncio
+
+    from switchboard_cli.bootstrap import bootstrap
+
+    async with gateway_factory(dev_credential=False) as gw:
+        first = await asyncio.to_thread(bootstrap, gw.settings.valkey_url, tmp_path, gw.http,
+                                        org)
+        nc = await nats.connect(nats_url)
+        backend = Backend(nc, org)
+        await backend.start()
+        page = await browser.new_page()
+        await page.goto(f"{gw.http}/")
+        await playwright_api.expect(page.locator("#who")).to_contain_text("not signed in")
+        await page.goto(first.link)
+        await page.wait_for_selector("#status[data-state=connected]", timeout=10_000)
+        await playwright_api.expect(page.locator("#who")).to_have_text(f"{org} / admin")
+        assert "signin" not in page.url  # the one-time token is gone from the address bar
+        await page.fill("#client", "sarah")
+        await page.dispatch_event("#client", "change")
+        await page.fill("#message", "Hello")
+        await page.press("#message", "Enter")
+        turn = await backend.next_turn()
+        assert (turn.org_id, turn.user_id, turn.text) == (org, "admin", "Hello")
+        await page.reload()  # the session is kept; a fresh ticket opens the socket
+        await page.wait_for_selector("#status[data-state=connected]", timeout=10_000)
+        await page.close()
+        await nc.close()

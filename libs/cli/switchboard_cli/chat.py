@@ -19,8 +19,17 @@ from collections.abc import AsyncIterator
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
+
+from switchboard_cli.apikey import (
+    add_credential_args,
+    auth_headers,
+    find_api_key,
+    http_base,
+    missing_key_message,
+)
 
 RECONNECT_ATTEMPTS = 8
 
@@ -50,8 +59,10 @@ class _Turn:
 
 
 class Chat:
-    def __init__(self, url: str, client_id: str, out: TextIO) -> None:
+    def __init__(self, url: str, client_id: str, out: TextIO,
+                 headers: dict[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers or {}
         self.client_id = client_id
         self.out = out
         self.ws: ClientConnection | None = None
@@ -64,7 +75,8 @@ class Chat:
         delay = 0.25
         for attempt in range(RECONNECT_ATTEMPTS):
             try:
-                self.ws = await websockets.connect(self.url, max_size=None)
+                self.ws = await websockets.connect(self.url, max_size=None,
+                                                   additional_headers=self.headers)
                 return self.ws
             except (OSError, websockets.InvalidHandshake) as exc:
                 if attempt == RECONNECT_ATTEMPTS - 1:
@@ -164,17 +176,42 @@ def _render(frame: dict[str, Any]) -> str:
     return ""
 
 
+async def whoami(url: str, headers: dict[str, str]) -> dict[str, Any] | str:
+    """The gateway's view of our credential (`GET /v1/auth/me`), or why there is none: a
+    refused key is reported once and clearly instead of as a socket closing."""
+    try:
+        async with httpx.AsyncClient(base_url=http_base(url), headers=headers, timeout=10) as http:
+            response = await http.get("/v1/auth/me")
+    except httpx.HTTPError as exc:
+        return f"cannot reach {url}: {exc}"
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        return f"the gateway refused the credential ({response.status_code}): {detail}"
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def run_chat(url: str, client_id: str, org: str | None = None, user: str | None = None,
-                   *, lines: AsyncIterator[str] | None = None, out: TextIO | None = None) -> int:
+                   *, api_key: str | None = None, lines: AsyncIterator[str] | None = None,
+                   out: TextIO | None = None) -> int:
     """Chat until EOF or `/quit`. Returns a process exit code."""
     out = out or sys.stdout
-    chat = Chat(socket_url(url, org, user), client_id, out)
+    headers = auth_headers(api_key, org, user)
+    me = await whoami(url, headers)
+    if isinstance(me, str):
+        out.write(me + "\n")
+        return 1
+    chat = Chat(url if api_key else socket_url(url, org, user), client_id, out,
+                headers if api_key else None)
     try:
         await chat._connect()
     except ConnectionError as exc:
         out.write(f"{exc}\n")
         return 1
-    out.write(f"Connected to {url} as {org or 'dev'}/{user or 'dev'}, client {client_id}. "
+    out.write(f"Connected to {url} as {me['org']}/{me['user']}, client {client_id}. "
               "Type a message; /client NAME switches client, /quit leaves.\n")
     try:
         async for line in lines or stdin_lines():
@@ -198,11 +235,15 @@ async def run_chat(url: str, client_id: str, org: str | None = None, user: str |
     return 0
 
 
-def run_chat_cli(url: str, *, client_id: str, org: str | None = None, user: str | None = None
-                 ) -> int:
+def run_chat_cli(url: str, *, client_id: str, org: str | None = None, user: str | None = None,
+                 api_key: str | None = None) -> int:
     """Blocking entry for `switchboard chat` (see __main__.py)."""
+    key = None if org or user else find_api_key(api_key)
+    if key is None and not (org and user):
+        print(missing_key_message(), file=sys.stderr)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_chat(url, client_id, org, user))
+        return asyncio.run(run_chat(url, client_id, org, user, api_key=key))
     return 130
 
 
@@ -211,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
     parser.add_argument("--client", default="demo-client", help="the client (executive) id")
-    parser.add_argument("--org", default=None, help="dev identity: org id (gateway default)")
-    parser.add_argument("--user", default=None, help="dev identity: user id (gateway default)")
+    add_credential_args(parser)
     args = parser.parse_args(argv)
-    return run_chat_cli(args.url, client_id=args.client, org=args.org, user=args.user)
+    return run_chat_cli(args.url, client_id=args.client, org=args.org, user=args.user,
+                        api_key=args.api_key)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from switchboard_cli.apikey import auth_headers
+
 BAR = 30
 
 
@@ -37,7 +39,8 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
-def run_ingest(url: str, client_id: str, path: Path, *, org: str, user: str, batch: int = 100,
+def run_ingest(url: str, client_id: str, path: Path, *, api_key: str | None = None,
+               org: str | None = None, user: str | None = None, batch: int = 100,
                out: TextIO = sys.stderr) -> int:
     """Upload; returns 0 on success, 1 when the server refused a batch (the reason is shown)."""
     try:
@@ -47,11 +50,15 @@ def run_ingest(url: str, client_id: str, path: Path, *, org: str, user: str, bat
         return 1
     accepted = duplicates = 0
     started = time.monotonic()
-    headers = {"X-Org": org, "X-User": user}
+    headers = auth_headers(api_key, org, user)
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=60) as http:
         for start in range(0, len(events), batch):
             chunk = events[start:start + batch]
             response = http.post(f"/v1/clients/{client_id}/events", json={"events": chunk})
+            if response.status_code == 401:
+                print(f"\nthe gateway refused the credential: {response.json()['detail']}",
+                      file=out)
+                return 1
             if response.status_code != 202:
                 detail = response.json().get("detail", response.text)
                 print(f"\nbatch starting at event {start + 1} refused "

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from switchboard_cli.bootstrap import session_secret
 from switchboard_cli.credentials import EmbeddedSecrets, load_or_create
 from switchboard_cli.embedded import (
     ServerProcess,
@@ -175,7 +176,9 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
     gateway_port = gateway_port or (8080 if well_known_ports and port_free(8080) else free_port())
     tool_servers, tool_env = _start_tool_servers(data_dir, log_dir, env or {})
     probe_env, probe_urls = _probe_ports(services, gateway_port)
-    child_env = {**os.environ, **tool_env, **probe_env, "NATS_URL": nats_url,
+    # The session secret lives in the data dir, so sign-ins survive a restart of the stack.
+    child_env = {"GATEWAY_SESSION_SECRET": session_secret(data_dir),
+                 **os.environ, **tool_env, **probe_env, "NATS_URL": nats_url,
                  "VALKEY_URL": valkey_url, "GATEWAY_PORT": str(gateway_port),
                  "PYTHONUNBUFFERED": "1", **(env or {})}
     stack = Stack(data_dir, child_env, f"http://127.0.0.1:{gateway_port}", nats, valkey,

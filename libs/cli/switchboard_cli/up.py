@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from switchboard_cli.bootstrap import bootstrap
 from switchboard_cli.stack import SERVICES, start_stack
 
 log = logging.getLogger("switchboard")
@@ -31,6 +32,7 @@ def run_up(data_dir: Path, gateway_port: int | None, restart_crashed: bool = Tru
     stack = start_stack(data_dir, gateway_port=gateway_port)
     try:
         stack.wait_ready(timeout_s=180)
+        first = bootstrap(stack.store_url, data_dir, stack.gateway_url)
     except Exception as exc:
         print(f"Switchboard failed to start: {exc}", flush=True)
         stack.stop()
@@ -39,8 +41,12 @@ def run_up(data_dir: Path, gateway_port: int | None, restart_crashed: bool = Tru
              else "local SmolLM2-135M-Instruct (set ANTHROPIC_API_KEY to use Claude)")
     print(
         f"\nSwitchboard is up.\n"
+        f"  sign in   : {first.link}\n"
+        f"              (one-time link for {first.admin!r} of org {first.org!r}"
+        f"{', created now' if first.created else ''}; a new one: switchboard signin-link)\n"
         f"  chat page : {stack.gateway_url}/\n"
-        f"  terminal  : switchboard chat --url {stack.gateway_url.replace('http', 'ws')}/ws\n"
+        f"  terminal  : switchboard chat --url {stack.gateway_url.replace('http', 'ws')}/ws"
+        f"   (API key in {first.key_file})\n"
         f"  API docs  : {stack.gateway_url}/docs\n"
         f"  NATS      : {stack.env['NATS_URL']}   Valkey: {stack.env['VALKEY_URL']}\n"
         f"  tools     : CalDAV {stack.env.get('ACTION_EXECUTOR_CALDAV_URL', '(configured)')}"

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from switchboard_common.envelope import Envelope, Id
 
@@ -60,12 +60,28 @@ class Autonomy(BaseModel):
         return self.actions.get(action, self.default)
 
 
+# Bounds on what a member may write into every turn's system prompt: before them, a 1 MB
+# preference became a million-character prompt on each turn of the client.
+MAX_PREFERENCES = 50
+MAX_PREFERENCE_CHARS = 1000
+MAX_PREFERENCES_TOTAL_CHARS = 8000
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")]
+"""A model id's shape; which ids a deployment allows is the gateway's `allowed_models`."""
+
+
+def _bounded_preferences(value: dict[str, str]) -> dict[str, str]:
+    if sum(len(k) + len(v) for k, v in value.items()) > MAX_PREFERENCES_TOTAL_CHARS:
+        raise ValueError(f"preferences together must stay under {MAX_PREFERENCES_TOTAL_CHARS} "
+                         "characters")
+    return value
+
+
 class ModelPrefs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    simple: str | None = None
+    simple: ModelName | None = None
     """Model for simple (lite-prompt) requests; None = the provider's default."""
-    complex: str | None = None
+    complex: ModelName | None = None
     """Model for complex (full-prompt) requests; None = the provider's default."""
     max_tokens: int = Field(1024, ge=1, le=64_000)
 
@@ -76,10 +92,15 @@ class Skills(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preferences: dict[str, str] = Field(default_factory=dict)
+    preferences: Annotated[
+        dict[Annotated[str, Field(min_length=1, max_length=64)],
+             Annotated[str, Field(max_length=MAX_PREFERENCE_CHARS)]],
+        Field(max_length=MAX_PREFERENCES), AfterValidator(_bounded_preferences),
+    ] = Field(default_factory=dict)
     """Named preferences in plain text, e.g. {"meetings": "prefers morning meetings"}."""
-    email_tone: str = "professional and concise"
-    enabled_tools: list[str] = Field(default_factory=list)
+    email_tone: str = Field("professional and concise", max_length=200)
+    enabled_tools: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list,
+                                                                      max_length=50)
     autonomy: Autonomy = Autonomy()
     models: ModelPrefs = ModelPrefs()
 
@@ -159,6 +180,14 @@ def _owner(path: str, setters: Mapping[str, Tier]) -> Tier:
         if "." not in probe:
             return Tier.SYSTEM
         probe = probe.rsplit(".", 1)[0]
+
+
+def layer_models(layer: Mapping[str, Any]) -> list[str]:
+    """The model ids a skills layer names (for the deployment's allow-list)."""
+    models = layer.get("models")
+    if not isinstance(models, Mapping):
+        return []
+    return [v for k in ("simple", "complex") if isinstance(v := models.get(k), str)]
 
 
 def validate_layer(layer: Mapping[str, Any]) -> None:

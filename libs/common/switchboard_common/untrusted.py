@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 TAG = "data"
 
@@ -79,6 +82,20 @@ def inline_name(name: str, limit: int = 100) -> str:
     name is still only a label; longer text about a person belongs in a `quote` block."""
     flat = " ".join(clean(name).split())
     return flat[:limit]
+
+
+def _plain_name(value: str) -> str:
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise ValueError("must not contain control or formatting characters (newlines, tabs, "
+                         "zero-width or direction marks)")
+    if value != value.strip():
+        raise ValueError("must not start or end with spaces")
+    return value
+
+
+DisplayName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain_name)]
+"""A person's or client's name as people type it at the edge: one line of printable text.
+Prompts still treat it as data (`inline_name`)."""
 
 
 def source_id(kind: str, *parts: str) -> str:

@@ -32,6 +32,7 @@ from switchboard_gateway.handlers.actions import ActionGate
 from switchboard_gateway.handlers.auth import Authenticator
 from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
+from switchboard_gateway.middleware import BodyBounds
 from switchboard_gateway.routes import (
     actions,
     auth,
@@ -138,6 +139,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "minimal chat page at /.")
     app.state.settings = settings
     errors.install(app)
+    # Inside CORS, so a 413/422 from the bounds still carries the CORS headers.
+    app.add_middleware(BodyBounds, max_body_bytes=settings.max_body_bytes,
+                       max_depth=settings.max_json_depth)
     # CORS for REST from the same allow-list as the WebSocket's Origin check. Bearer tokens,
     # never cookies: credentials mode stays off, so `*` cannot expose a session.
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins,

@@ -100,6 +100,11 @@ class Settings(ServiceSettings):
     """Connections of the gateway's shared Valkey pool (directory, limits, conversations)."""
     valkey_pool_timeout_s: float = Field(5.0, gt=0)
     """How long a request waits for a free pooled connection before `service_unavailable`."""
+    allowed_models: CommaList = [
+        "claude-sonnet-4-6", "claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5",
+        "local"]
+    """Model ids a skills layer may name (`models.simple` / `models.complex`); others get 422.
+    Comma-separated in GATEWAY_ALLOWED_MODELS."""
     max_json_depth: int = Field(32, ge=2, le=256)
     """Deepest nesting of arrays/objects accepted in a WebSocket frame or REST body; deeper
     is refused (`too_deep` / 422) without being parsed."""

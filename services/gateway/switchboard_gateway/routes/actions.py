@@ -66,7 +66,7 @@ async def list_actions(client: AccessibleClient, me: Me, actions: Actions,
 
 
 @router.get("/actions/{action_id}", response_model=ActionRecord, summary="One action")
-async def get_action(action_id: str, me: Me, actions: Actions) -> ActionRecord:
+async def get_action(action_id: Id, me: Me, actions: Actions) -> ActionRecord:
     record = await actions.accessible(me, action_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such action")
@@ -76,7 +76,7 @@ async def get_action(action_id: str, me: Me, actions: Actions) -> ActionRecord:
 @router.post("/actions/{action_id}/decision", response_model=ActionRecord,
              responses=DECIDE_ERRORS,
              summary="Approve (optionally with edited arguments) or reject a pending action")
-async def decide(action_id: str, body: DecisionIn, me: Me, actions: Actions) -> ActionRecord:
+async def decide(action_id: Id, body: DecisionIn, me: Me, actions: Actions) -> ActionRecord:
     reply = await actions.decide(me, action_id, body.decision == "approve", body.arguments,
                                  body.reason)
     if not reply.ok or reply.record is None:

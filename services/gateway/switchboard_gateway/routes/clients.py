@@ -13,6 +13,7 @@ from switchboard_common.directory import Client
 from switchboard_common.envelope import Id, new_id
 from switchboard_common.memory import ForgetRequest
 from switchboard_common.skills import Tier
+from switchboard_common.untrusted import DisplayName
 from switchboard_gateway.deps import AccessibleClient, Conversations, Dir, Me, MemoryApi, SkillsApi
 from switchboard_gateway.domain.access import Principal, assignees_after, visible_clients
 from switchboard_gateway.routes.errors import COMMON, CONFLICT, NOT_FOUND, field_error
@@ -25,14 +26,14 @@ class NewClient(BaseModel):
 
     id: Id | None = None
     """Chosen by the caller, or generated."""
-    name: str = Field(min_length=1, max_length=200)
+    name: DisplayName
     template_id: Id | None = None
 
 
 class ClientPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: DisplayName | None = None
     template_id: Id | None = None
     """`null` detaches the template; leave it out to keep the current one."""
 

@@ -19,6 +19,7 @@ from nats.errors import Error as NatsError
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
+from switchboard_common.skills import layer_models
 from switchboard_gateway.adapters.requests import Unavailable
 from switchboard_gateway.domain.access import AccessError, Forbidden, NotFound
 from switchboard_gateway.domain.limits import LimitExceeded
@@ -70,6 +71,17 @@ def field_error(loc: Sequence[str | int], msg: str, kind: str = "value_error"
                 ) -> RequestValidationError:
     """One bad field found by our own code (an id that names nothing, ...)."""
     return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": kind}])
+
+
+def check_models(layer: dict[str, Any], allowed: Sequence[str], *prefix: str | int) -> None:
+    """A skills layer may only name models of the deployment's allow-list
+    (`GATEWAY_ALLOWED_MODELS`): any id would let a member pick the most expensive model."""
+    for name in layer_models(layer):
+        if name not in allowed:
+            which = "simple" if (layer.get("models") or {}).get("simple") == name else "complex"
+            raise field_error((*prefix, "models", which),
+                              f"model {name!r} is not allowed here; allowed: "
+                              f"{', '.join(allowed)}", "model_not_allowed")
 
 
 def _field(loc: Sequence[Any]) -> str:

@@ -50,7 +50,7 @@ async def list_keys(me: Me, auth: Auth) -> list[ApiKey]:
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                responses=NOT_FOUND, summary="Revoke an API key (admin)")
-async def revoke_key(key_id: str, me: Me, auth: Auth) -> Response:
+async def revoke_key(key_id: Id, me: Me, auth: Auth) -> Response:
     require_admin(me, "revoke API keys")
     if len(key_id) > 64 or not await auth.keys.revoke(me.org, key_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API key {key_id!r} in this org")

@@ -19,14 +19,15 @@ from switchboard_common.directory import Directory
 from switchboard_common.envelope import Id
 from switchboard_common.skills import ResolvedSkills, Tier, validate_layer
 from switchboard_gateway.adapters.skills import SkillsBus
-from switchboard_gateway.deps import AccessibleClient, Dir, Me, SkillsApi
+from switchboard_gateway.deps import AccessibleClient, Config, Dir, Me, SkillsApi
 from switchboard_gateway.domain.access import (
     NotFound,
     Principal,
     check_self_or_admin,
     require_admin,
 )
-from switchboard_gateway.routes.errors import COMMON, NOT_FOUND, invalid
+from switchboard_gateway.routes.errors import COMMON, NOT_FOUND, check_models, invalid
+from switchboard_gateway.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["skills"], responses={**COMMON, **NOT_FOUND})
 
@@ -59,11 +60,13 @@ async def _read(directory: Directory, org: str, tier: Tier, subject_id: str | No
 
 
 async def _write(directory: Directory, bus: SkillsBus, org: str, tier: Tier,
-                 subject_id: str | None, layer: dict[str, Any]) -> SkillLayer:
+                 subject_id: str | None, layer: dict[str, Any], settings: Settings
+                 ) -> SkillLayer:
     try:
         validate_layer(layer)
     except ValidationError as exc:
         raise invalid(exc, "body") from None
+    check_models(layer, settings.allowed_models, "body")
     await directory.put_layer(org, tier, subject_id, layer)
     await bus.changed(org, tier, subject_id)
     return SkillLayer(tier=tier, subject_id=subject_id, skills=layer)
@@ -92,9 +95,10 @@ async def get_system(who: Me, directory: Dir) -> SkillLayer:
 
 
 @router.put("/skills/system", response_model=SkillLayer, summary="Replace them (admin)")
-async def put_system(layer: Layer, who: Me, directory: Dir, bus: SkillsApi) -> SkillLayer:
+async def put_system(layer: Layer, who: Me, directory: Dir, bus: SkillsApi, settings: Config
+                     ) -> SkillLayer:
     require_admin(who, "change the org's system skills")
-    return await _write(directory, bus, who.org, Tier.SYSTEM, None, layer)
+    return await _write(directory, bus, who.org, Tier.SYSTEM, None, layer, settings)
 
 
 @router.delete("/skills/system", status_code=status.HTTP_204_NO_CONTENT,
@@ -115,10 +119,10 @@ async def get_user_layer(user_id: Id, who: Me, directory: Dir) -> SkillLayer:
 
 @router.put("/skills/users/{user_id}", response_model=SkillLayer,
             summary="Replace a user's defaults (the user or an admin)")
-async def put_user_layer(user_id: Id, layer: Layer, who: Me, directory: Dir, bus: SkillsApi
-                         ) -> SkillLayer:
+async def put_user_layer(user_id: Id, layer: Layer, who: Me, directory: Dir, bus: SkillsApi,
+                         settings: Config) -> SkillLayer:
     await _user(directory, who, user_id, "change these skills")
-    return await _write(directory, bus, who.org, Tier.USER, user_id, layer)
+    return await _write(directory, bus, who.org, Tier.USER, user_id, layer, settings)
 
 
 @router.delete("/skills/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT,
@@ -139,8 +143,8 @@ async def get_client_layer(client: AccessibleClient, who: Me, directory: Dir) ->
 @router.put("/clients/{client_id}/skills", response_model=SkillLayer,
             summary="Replace a client's overrides")
 async def put_client_layer(layer: Layer, client: AccessibleClient, who: Me, directory: Dir,
-                           bus: SkillsApi) -> SkillLayer:
-    return await _write(directory, bus, who.org, Tier.CLIENT, client.id, layer)
+                           bus: SkillsApi, settings: Config) -> SkillLayer:
+    return await _write(directory, bus, who.org, Tier.CLIENT, client.id, layer, settings)
 
 
 @router.delete("/clients/{client_id}/skills", status_code=status.HTTP_204_NO_CONTENT,

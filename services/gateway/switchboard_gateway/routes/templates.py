@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from switchboard_common.directory import Template
 from switchboard_common.envelope import Id, new_id
 from switchboard_common.skills import Tier, validate_layer
-from switchboard_gateway.deps import Dir, Me, SkillsApi
+from switchboard_gateway.deps import Config, Dir, Me, SkillsApi
 from switchboard_gateway.domain.access import NotFound, require_admin
-from switchboard_gateway.routes.errors import COMMON, CONFLICT, NOT_FOUND, invalid
+from switchboard_gateway.routes.errors import COMMON, CONFLICT, NOT_FOUND, check_models, invalid
+from switchboard_gateway.settings import Settings
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"],
                    responses={**COMMON, **NOT_FOUND})
@@ -36,11 +37,12 @@ class TemplatePatch(BaseModel):
     """Replaces the template's skills layer whole."""
 
 
-def _validate_skills(skills: dict[str, Any]) -> None:
+def _validate_skills(skills: dict[str, Any], settings: Settings) -> None:
     try:
         validate_layer(skills)
     except ValidationError as exc:
         raise invalid(exc, "body", "skills") from None
+    check_models(skills, settings.allowed_models, "body", "skills")
 
 
 async def _get(directory: Dir, org: str, template_id: str) -> Template:
@@ -52,9 +54,10 @@ async def _get(directory: Dir, org: str, template_id: str) -> Template:
 
 @router.post("", response_model=Template, status_code=status.HTTP_201_CREATED,
              responses=CONFLICT, summary="Create a template (admin)")
-async def create_template(body: NewTemplate, who: Me, directory: Dir) -> Template:
+async def create_template(body: NewTemplate, who: Me, directory: Dir, settings: Config
+                          ) -> Template:
     require_admin(who, "create templates")
-    _validate_skills(body.skills)
+    _validate_skills(body.skills, settings)
     template = Template(id=body.id or new_id(), name=body.name, skills=body.skills)
     if not await directory.add_template(who.org, template):
         raise HTTPException(status.HTTP_409_CONFLICT, f"template {template.id!r} exists")
@@ -74,11 +77,11 @@ async def get_template(template_id: Id, who: Me, directory: Dir) -> Template:
 @router.patch("/{template_id}", response_model=Template,
               summary="Rename, or replace the skills (admin)")
 async def update_template(template_id: Id, body: TemplatePatch, who: Me, directory: Dir,
-                          skills: SkillsApi) -> Template:
+                          skills: SkillsApi, settings: Config) -> Template:
     require_admin(who, "change templates")
     template = await _get(directory, who.org, template_id)
     if body.skills is not None:
-        _validate_skills(body.skills)
+        _validate_skills(body.skills, settings)
     changes = body.model_dump(include=body.model_fields_set, exclude_none=True)
     updated = template.model_copy(update=changes)
     await directory.put_template(who.org, updated)

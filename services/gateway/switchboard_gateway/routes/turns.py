@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
+from switchboard_common.envelope import Id
 from switchboard_gateway.deps import Me, Store
 from switchboard_gateway.routes.errors import UNAUTHORIZED
 
@@ -25,8 +26,8 @@ class TurnInfo(BaseModel):
 @router.get("/turns/{turn_id}", response_model=TurnInfo,
             responses={**UNAUTHORIZED, 404: {"description": "no such turn for this caller"}},
             summary="A turn the caller started (while the gateway remembers it)")
-async def get_turn(turn_id: str, who: Me, store: Store) -> TurnInfo:
-    record = await store.get(turn_id) if len(turn_id) <= 64 else None
+async def get_turn(turn_id: Id, who: Me, store: Store) -> TurnInfo:
+    record = await store.get(turn_id)
     if record is None or (record.org, record.user) != (who.org, who.user.id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such turn for this caller")
     return TurnInfo(turn_id=record.turn_id, client_id=record.client_id,

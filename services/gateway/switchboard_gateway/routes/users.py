@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from switchboard_common.directory import User
 from switchboard_common.envelope import Id
+from switchboard_common.untrusted import DisplayName
 from switchboard_gateway.deps import Dir, Me
 from switchboard_gateway.domain.access import require_admin
 from switchboard_gateway.routes.errors import COMMON, CONFLICT
@@ -25,7 +26,7 @@ class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Id
-    display_name: str = Field("", max_length=200)
+    display_name: DisplayName | Literal[""] = ""
     role: Literal["admin", "member"] = "member"
 
 

@@ -101,6 +101,24 @@ class Stack:
         proc.send_signal(sig)
         proc.wait(30)
 
+    def restart_valkey(self, down_s: float = 2.0) -> None:
+        """Stop Valkey (it writes its data), wait `down_s`, start it again on the same port
+        and data: an outage the services must ride out (recovery tests, operators' drills)."""
+        assert self.valkey is not None, "Valkey was given by URL, not started here"
+        self.valkey.stop()
+        time.sleep(down_s)
+        self.valkey = start_valkey(self.data_dir, self.valkey.port,
+                                   self.log_dir / "valkey.log",
+                                   password=self.secrets.valkey if self.secrets else None)
+
+    def restart_nats(self, down_s: float = 2.0) -> None:
+        """The same for NATS (JetStream keeps its file store; memory streams start empty)."""
+        assert self.nats is not None, "NATS was given by URL, not started here"
+        self.nats.stop()
+        time.sleep(down_s)
+        self.nats = start_nats(self.data_dir, self.nats.port, self.log_dir / "nats.log",
+                               passwords=self.secrets.nats if self.secrets else None)
+
     def not_ready(self) -> list[str]:
         """The services whose /readyz does not answer 200 now."""
         down = []

@@ -37,6 +37,8 @@ from switchboard_common.streams import (
 log = logging.getLogger(__name__)
 
 reject_invalid = ExceptionMiddleware()
+"""How handler failures end: a malformed message is dead-lettered at once, any other failure
+of a JetStream message is nak'ed with backoff (see the two handlers below)."""
 
 
 @reject_invalid.add_handler(ValidationError)
@@ -50,6 +52,33 @@ async def _reject_malformed(exc: ValidationError, message: NatsMessage,
                 raw.subject, exc.error_count())
     await dead_letter_delivery(broker.connection, raw, "INVALID_MESSAGE")
     await message.reject()
+
+
+_REDELIVERY_BASE_S = 0.5
+_REDELIVERY_CAP_S = 8.0
+
+
+def redelivery_delay(message: NatsMessage) -> float:
+    """How long JetStream waits before delivering a failed message again: 0.5 s, 1 s, 2 s ...
+    (capped at 8 s) by delivery count. A plain nak is redelivered at once, so a dependency
+    that is down for two seconds (a Valkey restart) burnt every delivery in milliseconds."""
+    delivered: int = message.raw_message.metadata.num_delivered or 1
+    return float(min(_REDELIVERY_BASE_S * 2 ** (delivered - 1), _REDELIVERY_CAP_S))
+
+
+@reject_invalid.add_handler(Exception)
+async def _retry_later(exc: Exception, message: NatsMessage) -> None:
+    """Any other failure of a JetStream handler: nak with backoff (redelivered up to
+    max_deliver times, then dead-lettered from the advisory). Core NATS messages (request/
+    reply) have nothing to redeliver: the failure is only logged, as before."""
+    raw = message.raw_message
+    if not raw.reply or not raw.reply.startswith("$JS.ACK."):
+        log.error("handler for %s failed", raw.subject, exc_info=exc)
+        return
+    delay = redelivery_delay(message)
+    log.warning("handler for %s failed (%s); redelivery in %.1f s", raw.subject,
+                type(exc).__name__, delay, exc_info=exc)
+    await message.nack(delay=delay)
 
 
 def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,

@@ -19,7 +19,7 @@ from faststream.nats.message import NatsMessage
 
 from switchboard_common.action_store import ActionStore
 from switchboard_common.actions import ActionResult, AuditEntry
-from switchboard_common.bus import publish_command, publish_fast
+from switchboard_common.bus import publish_command, publish_fast, redelivery_delay
 from switchboard_common.conversations import (
     ConversationStore,
     Summary,
@@ -90,7 +90,7 @@ class TurnFlow:
                     await work
                 except Exception:
                     log.exception("background turn work failed; the message will be redelivered")
-                    await message.nack()
+                    await message.nack(delay=redelivery_delay(message))
                     return
             await message.ack()
 

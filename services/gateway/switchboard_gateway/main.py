@@ -18,7 +18,7 @@ from switchboard_common.conversations import ConversationStore
 from switchboard_common.credentials import ApiKeys, SigninLinks
 from switchboard_common.directory import Directory
 from switchboard_common.permissions import ROLES
-from switchboard_common.valkey import revealed
+from switchboard_common.valkey import valkey_client
 from switchboard_gateway.adapters.auth_failures import AuthFailures
 from switchboard_gateway.adapters.events import TurnBus
 from switchboard_gateway.adapters.limits import Limiter, SocketCounter
@@ -98,10 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A bounded pool that makes a burst wait its turn for a connection (up to
         # valkey_pool_timeout_s) instead of failing with MaxConnectionsError; per-socket and
         # per-user caps keep one tenant from holding most of it.
-        valkey = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-            settings.valkey_url, max_connections=settings.valkey_max_connections,
-            timeout=settings.valkey_pool_timeout_s, socket_connect_timeout=1.0,
-            password=revealed(settings.valkey_password)))
+        valkey = valkey_client(settings.valkey_url, settings.valkey_password,
+                               max_connections=settings.valkey_max_connections,
+                               pool_timeout_s=settings.valkey_pool_timeout_s)
         directory = Directory(valkey)
         app.state.directory, app.state.conversations = directory, ConversationStore(valkey)
         app.state.connections = ConnectionStore(valkey)

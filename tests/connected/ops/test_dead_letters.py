@@ -1,7 +1,7 @@
-"""Dead-lettering of messages as services really publish them (publish_command sets
-Nats-Msg-Id and, through FastStream, Nats-Expected-Stream): a handler that always fails gets
-its message copied to SB_DLQ once deliveries are exhausted, a malformed one at once, and the
-work queue is left empty."""
+"""Failed handlers are retried with backoff, then dead-lettered, for messages as services
+really publish them (publish_command sets Nats-Msg-Id and, through FastStream,
+Nats-Expected-Stream): a handler that always fails gets its message copied to SB_DLQ once
+deliveries are exhausted, a malformed one at once, and the work queue is left empty."""
 
 from __future__ import annotations
 
@@ -34,12 +34,14 @@ async def test_exhausted_and_malformed_messages_reach_the_dlq_and_leave_the_queu
     spec = ConsumerSpec(MODEL, CONSUMER, "model.requested.>", ack_wait_s=1, max_deliver=2)
     broker = make_broker(nats_url, "test")
     attempts: list[str] = []
+    times: list[float] = []
 
     @broker.subscriber("model.requested.*", stream=JStream(MODEL.name, declare=False),
                        durable=CONSUMER, pull_sub=PullSub(batch_size=1, timeout=1.0),
                        ack_policy=AckPolicy.NACK_ON_ERROR)
     async def always_fails(request: ModelRequest) -> None:
         attempts.append(request.turn_id)
+        times.append(asyncio.get_running_loop().time())
         raise RuntimeError("this handler never succeeds")
 
     await connect_with_backoff(broker, 5)
@@ -62,6 +64,8 @@ async def test_exhausted_and_malformed_messages_reach_the_dlq_and_leave_the_queu
             while (await js.stream_info(DLQ.name, subjects_filter=subject)).state.messages < 2:
                 await asyncio.sleep(0.1)
         assert attempts == ["t1", "t1"]  # max_deliver, then the DLQ
+        # A failure is nak'ed with backoff, not redelivered at once (bus.redelivery_delay).
+        assert times[1] - times[0] >= 0.45
         copies = {}
         for seq in (1, 2):
             msg = await js.get_msg(DLQ.name, seq)

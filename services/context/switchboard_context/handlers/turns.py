@@ -16,6 +16,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 from faststream.nats.annotations import NatsMessage
 
+from switchboard_common.bus import redelivery_delay
 from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import TURNS
 from switchboard_common.turns import TurnRequest
@@ -30,7 +31,7 @@ async def on_turn_requested(turn: TurnRequest, flow: Flow, message: NatsMessage)
         start = await flow.accept(turn, order=message.raw_message.metadata.sequence.stream)
     except Exception:
         log.exception("turn %s could not be queued", turn.turn_id)
-        await message.nack()
+        await message.nack(delay=redelivery_delay(message))
         return
     if start is None:
         await message.ack()  # queued behind its conversation; started when its turn comes

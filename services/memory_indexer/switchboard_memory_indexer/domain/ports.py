@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from switchboard_memory_indexer.domain.documents import Chunk
 from switchboard_memory_indexer.domain.errors import ScopeError
-from switchboard_memory_indexer.domain.fusion import rrf, weight_by_recency
-from switchboard_memory_indexer.domain.text import coverage, query_terms
+from switchboard_memory_indexer.domain.fusion import (
+    weight_by_kind,
+    weight_by_recency,
+    zscore_fusion,
+)
 
 Vectors = npt.NDArray[np.float32]
-COVERAGE_POWER = 2.0
-"""Squared: a hit with half the query's terms counts a quarter (see fusion.py)."""
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -57,7 +58,9 @@ class Scope:
     client: str
     user: str | None = None
     sources: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
     since: float | None = None
+    until: float | None = None
 
     def __post_init__(self) -> None:
         _valid(self.org, "org")
@@ -76,6 +79,9 @@ class StoredHit:
     occurred_at: float
     conversation: str | None
     chunk: int
+    kind: str = "event"
+    indexed_at: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,9 @@ class Candidate:
 
     id: str
     occurred_at: float
-    text: str | None = None
-    """BM25 candidates carry their text (title included) for the coverage weight."""
+    kind: str = "event"
+    score: float = 0.0
+    """The ranking's own score: cosine similarity (dense) or the engine's BM25 (text)."""
 
 
 @dataclass(frozen=True)
@@ -113,10 +120,11 @@ Mode = Literal["hybrid", "dense", "text"]
 class SearchParams:
     k: int = 8
     candidates: int = 20
-    rrf_k: int = 10
     mode: Mode = "hybrid"
     recency_half_life_s: float | None = None
     now: float = 0.0
+    kind_weights: Mapping[str, float] = field(default_factory=dict)
+    """Multiplies a fused score by its item's kind (missing kinds: 1)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,10 @@ class VectorStore(ABC):
     async def count(self, scope: Scope) -> int: ...
 
     @abstractmethod
+    async def ready(self) -> bool:
+        """The store answers and an index generation is selected (readiness)."""
+
+    @abstractmethod
     async def close(self) -> None: ...
 
     async def search(self, scope: Scope, vector: Vectors | None, text: str,
@@ -185,10 +197,11 @@ class VectorStore(ABC):
             raise ValueError("dense search needs a query vector")
         dense, lexical = await self._ranked(scope, vector if use_dense else None,
                                             text if use_text else None, params.candidates)
-        terms = query_terms(text)
-        fused = rrf([[c.id for c in dense], [c.id for c in lexical]], params.rrf_k,
-                    [None, {c.id: coverage(terms, c.text or "") ** COVERAGE_POWER
-                            for c in lexical}])
+        fused = zscore_fusion([[(c.id, c.score) for c in dense],
+                               [(c.id, c.score) for c in lexical]])
+        if params.kind_weights:
+            fused = weight_by_kind(fused, {c.id: c.kind for c in (*dense, *lexical)},
+                                   params.kind_weights)
         if params.recency_half_life_s:
             fused = weight_by_recency(fused, {c.id: c.occurred_at for c in (*dense, *lexical)},
                                       params.now, params.recency_half_life_s)

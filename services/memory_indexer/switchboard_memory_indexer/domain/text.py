@@ -1,38 +1,39 @@
-"""Query words for the keyword side of a search, and how much of a query a text covers."""
+"""Query words for the keyword side of a search, tokenized the way the engine tokenizes.
+
+RediSearch splits text on whitespace and the ASCII punctuation below (its DEFAULT_DELIMITERS;
+`_` is not one) and keeps every other character, accented or not, inside a word, lowercased.
+A client-side tokenizer that differs (the old `[A-Za-z0-9]+` turned "Müller" into "ller")
+asks the engine for words no document holds, so the query words are cut with the engine's own
+rule. Stop words are the engine's default list, and the index is created with exactly this list
+(`FT.CREATE ... STOPWORDS`), so what the client drops and what the engine ignores are one set
+whatever the engine version's default is. A query that reduces to no word yields no terms, and
+the store then runs no keyword query at all: an empty expression would match every item."""
 
 from __future__ import annotations
 
 import re
 
-_WORD = re.compile(r"[A-Za-z0-9]+")
-# Words that carry no meaning for recall; a query made only of these must not turn into an
-# empty (match-everything) expression.
-_STOP_WORDS = """a an and are as at be but by did do does for from had has have he her his how i
-if in into is it its me my of on or our she so that the their them then there these they this to
-was we were what when where which who why will with you your about any can"""
-STOP = frozenset(_STOP_WORDS.split())
+DELIMITERS = "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~"
+"""RediSearch's default separators (src/delimiters.h), besides whitespace."""
+_SPLIT = re.compile(r"[\s" + re.escape(DELIMITERS) + r"]+")
+
+STOP_WORDS = ("a", "is", "the", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if",
+              "in", "into", "it", "no", "not", "of", "on", "or", "such", "that", "their", "then",
+              "there", "these", "they", "this", "to", "was", "will", "with")
+"""RediSearch's default stop-word list, verbatim; given to FT.CREATE so the engine uses it."""
+STOP = frozenset(STOP_WORDS)
 
 
-def _stem(word: str) -> str:
-    # Crude suffix folding, enough to match "flights"/"flight" when measuring coverage; the
-    # engine does real stemming for the ranking itself.
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+def tokens(text: str) -> list[str]:
+    """The words the engine indexes for `text`, in order (stop words included)."""
+    return [t for t in _SPLIT.split(text.lower()) if t]
 
 
 def query_terms(text: str, limit: int = 32) -> list[str]:
+    """Distinct non-stop words of a query, at most `limit` (a bound on the query's cost).
+    One-letter words are kept: the engine indexes them, and "B" may be a building or a grade."""
     seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if len(word) > 1 and word not in STOP:
+    for word in tokens(text):
+        if word not in STOP:
             seen.setdefault(word, None)
     return list(seen)[:limit]
-
-
-def coverage(terms: list[str], text: str) -> float:
-    """Share of the query's terms that occur in `text` (0..1)."""
-    if not terms:
-        return 0.0
-    words = {_stem(w) for w in _WORD.findall(text.lower())}
-    return sum(_stem(t) in words for t in terms) / len(terms)

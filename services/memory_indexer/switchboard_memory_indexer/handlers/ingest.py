@@ -6,7 +6,10 @@ never waits out `max_deliver` redeliveries in front of the good ones. Everything
 fails (Valkey down, model error) raises: the message is nacked and JetStream redelivers it; once
 it exhausts `max_deliver`, the shared advisory watcher dead-letters it (reason MAX_DELIVERIES).
 
-Idempotent: chunk ids are deterministic, so a redelivered message overwrites what it wrote."""
+Idempotent: chunk ids are deterministic, so a redelivered message overwrites what it wrote.
+A message stored before a forget that covers it is acked without indexing (tombstones.py); its
+stream sequence says when it was stored. An event that came in a REST batch reports its outcome
+to the batch (indexed, forgotten, or failed on its last delivery)."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from switchboard_common.memory import IngestEvent
 from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import HISTORY, INGEST
 from switchboard_common.turns import TurnCompleted
-from switchboard_memory_indexer.deps import Memory
+from switchboard_memory_indexer.deps import Batches, Config, Memory
 from switchboard_memory_indexer.domain.errors import InvalidEvent
 from switchboard_memory_indexer.domain.validation import check_subject, parse
 
@@ -54,8 +57,8 @@ async def on_turn_completed(message: NatsMessage, memory: Memory, broker: NatsBr
         log.warning("turn dead-lettered (%s): %s", exc, exc.detail)
         await dead_letter_delivery(broker.connection, raw, "invalid_event", exc.detail)
         return
-    n = await memory.index_turn(turn)
-    log.debug("indexed turn %s (%d chunks)", turn.turn_id, n)
+    n = await memory.index_turn(turn, raw.metadata.sequence.stream)
+    log.debug("turn %s: %s", turn.turn_id, "forgotten" if n is None else f"{n} chunks")
 
 
 @router.subscriber(
@@ -70,7 +73,8 @@ async def on_turn_completed(message: NatsMessage, memory: Memory, broker: NatsBr
     description="External events (documents, emails, calendar, notes, CRM) to index per client. "
                 "Body: IngestEvent. Malformed bodies go to dlq.SB_INGEST.memory-ingest.",
 )
-async def on_ingest(message: NatsMessage, memory: Memory, broker: NatsBroker) -> None:
+async def on_ingest(message: NatsMessage, memory: Memory, broker: NatsBroker, batches: Batches,
+                    settings: Config) -> None:
     raw = message.raw_message
     try:
         event = parse(IngestEvent, raw.data)
@@ -79,5 +83,13 @@ async def on_ingest(message: NatsMessage, memory: Memory, broker: NatsBroker) ->
         log.warning("ingest event dead-lettered (%s): %s", exc, exc.detail)
         await dead_letter_delivery(broker.connection, raw, "invalid_event", exc.detail)
         return
-    n = await memory.index_event(event)
-    log.debug("indexed event %s (%d chunks)", event.event_id, n)
+    try:
+        n = await memory.index_event(event, raw.metadata.sequence.stream)
+    except Exception:
+        if event.batch_id and raw.metadata.num_delivered >= settings.max_deliver:
+            await batches.record(event.org_id, event.batch_id, event.event_id, "failed")
+        raise
+    if event.batch_id:
+        await batches.record(event.org_id, event.batch_id, event.event_id,
+                             "forgotten" if n is None else "indexed")
+    log.debug("event %s: %s", event.event_id, "forgotten" if n is None else f"{n} chunks")

@@ -22,7 +22,8 @@ from switchboard_common.memory import (
     forgotten_subject,
     ingest_subject,
 )
-from switchboard_common.streams import INGEST
+from switchboard_common.streams import HISTORY, INGEST
+from switchboard_memory_indexer.adapters.tombstones import StreamName
 from switchboard_memory_indexer.deps import Memory
 from switchboard_memory_indexer.domain.errors import InvalidEvent
 from switchboard_memory_indexer.domain.validation import check_subject, parse
@@ -49,6 +50,19 @@ async def on_search(message: NatsMessage, memory: Memory) -> SearchResponse:
         return SearchResponse(request_id=req.message_id, error="internal_error")
 
 
+async def _stream_marks(broker: NatsBroker) -> dict[StreamName, int]:
+    """The last sequence of each stream memory is built from: the forget's tombstone covers
+    every message stored up to here, in flight or still to be redelivered."""
+    js = broker.connection.jetstream()
+    marks: dict[StreamName, int] = {}
+    for name, stream in (("ingest", INGEST.name), ("history", HISTORY.name)):
+        try:
+            marks[name] = int((await js.stream_info(stream)).state.last_seq)  # type: ignore[index]
+        except NotFoundError:
+            marks[name] = 0  # type: ignore[index]
+    return marks
+
+
 @router.subscriber("memory.forget.*", queue=QUEUE, title="memory_indexer/memory.forget",
                    description="Delete a client's memory, one item, one source type or one "
                                "conversation. Body: ForgetRequest; reply: ForgetResult.")
@@ -59,7 +73,7 @@ async def on_forget(message: NatsMessage, memory: Memory, broker: NatsBroker) ->
         check_subject(raw.subject, req.org_id)
     except InvalidEvent as exc:
         return ForgetResult(request_id="", error=f"invalid_request: {exc.detail}")
-    result = await memory.forget(req)
+    result = await memory.forget(req, await _stream_marks(broker))
     purged = False
     if req.scope == "client":
         # The raw events wait in SB_INGEST for days; forgetting a client removes them too, so

@@ -43,7 +43,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
     app = FastStream(broker, specification=AsyncAPI(title="Switchboard memory_indexer"))
     # Ready only once the embedder and the index are loaded (start-up below): before that a
     # memory search would go unanswered.
-    serve_ops(app, broker, settings.http_host, settings.http_port, consumers(settings))
+    readiness = serve_ops(app, broker, settings.http_host, settings.http_port,
+                          consumers(settings))
 
     @app.on_startup
     async def connect() -> None:
@@ -62,9 +63,12 @@ def build_app(settings: Settings | None = None) -> FastStream:
         batcher = IndexBatcher(embedder, store, settings.embed_batch,
                                settings.embed_wait_ms / 1000)
         tombstones = Tombstones(valkey, settings.index_name)
-        app.context.set_global("memory", MemoryService(embedder, store, batcher, tombstones, Tuning(
+        memory = MemoryService(embedder, store, batcher, tombstones, Tuning(
             settings.chunk_chars, settings.chunk_overlap, settings.turns_private,
-            settings.candidates, settings.assistant_weight)))
+            settings.candidates, settings.assistant_weight))
+        app.context.set_global("memory", memory)
+        # The embedder is loaded once the service exists; the check adds the store and index.
+        readiness.add("memory_store", memory.ready)
         app.context.set_global("batches", IngestBatches(valkey))
         app.context.set_global("valkey", valkey)
         app.context.set_global("settings", settings)

@@ -5,7 +5,6 @@ default starts them (generated config and passwords under the data dir)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib
 import stat
 from collections.abc import AsyncIterator, Iterator
@@ -19,8 +18,8 @@ from nats.js.api import ConsumerConfig
 from pydantic import SecretStr
 from redis.exceptions import AuthenticationError, ResponseError
 
-from switchboard_cli.credentials import EmbeddedSecrets, load_or_create, secrets_dir
 from switchboard_cli.embedded import ServerProcess, start_nats, start_valkey
+from switchboard_cli.embedded_secrets import EmbeddedSecrets, load_or_create, secrets_dir
 from switchboard_common.bus import make_broker, prepare_jetstream
 from switchboard_common.permissions import ROLES, inbox_prefix
 from switchboard_common.streams import TURN_EVENTS, ConsumerSpec
@@ -92,16 +91,15 @@ async def as_user(session: Session, server: ServerProcess, creds: EmbeddedSecret
     return await session.connect(server.url, user, creds.nats[user])
 
 
-# nats-py leaves the socket of a refused connection to the garbage collector.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_nats_refuses_anonymous_and_wrong_passwords(secured_nats: ServerProcess,
                                                           creds: EmbeddedSecrets) -> None:
     for user, password in ((None, None), ("gateway", "not-the-password"),
                            ("gateway", creds.nats["context"]), ("nobody", "x")):
+        nc = Client()
         with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-            await nats.connect(secured_nats.url, user=user, password=password,
-                               allow_reconnect=False, max_reconnect_attempts=0)
-    gc.collect()
+            await nc.connect(secured_nats.url, user=user, password=password,
+                             allow_reconnect=False, max_reconnect_attempts=0)
+        await nc.close()  # a refused connect leaves its socket open otherwise
 
 
 @pytest.mark.parametrize("user", NOT_ALLOWED_TO_READ_TURNS)

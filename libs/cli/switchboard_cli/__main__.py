@@ -1,4 +1,5 @@
-"""switchboard up | chat | ingest | signin-link | invite | keys | nats-config"""
+"""switchboard up | chat | ingest | signin-link | invite | keys | nats-config |
+rotate-secrets"""
 
 from __future__ import annotations
 
@@ -56,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("nats-config", help="print nats-server's `authorization` block: one user "
                    "per service with the permissions of its role; passwords are read from "
                    "$NATS_PASSWORD_<USER> by the server")
+    rotate = sub.add_parser("rotate-secrets", help="re-encrypt stored client connection "
+                            "passwords under the newest key of SECRETS_KEYS")
+    rotate.add_argument("--new-key", action="store_true",
+                        help="only print a freshly generated key (to put first in SECRETS_KEYS)")
+    rotate.add_argument("--data-dir", type=Path, default=None,
+                        help="use the embedded default's generated Valkey password and keys")
+    rotate.add_argument("--valkey-url", default=None, help="default: $VALKEY_URL")
     for admin_command in (link, invite, create, key_sub.choices["list"], revoke):
         admin_command.add_argument("--url", default=_URL)
         admin_command.add_argument("--api-key", default=None,
@@ -82,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(authorization())
         return 0
+    if args.command == "rotate-secrets":
+        from switchboard_cli.rotate import run_rotate
+        from switchboard_common.secretbox import SecretBox
+
+        if args.new_key:
+            print(SecretBox.generate_key())
+            return 0
+        return run_rotate(args.data_dir, args.valkey_url)
     from switchboard_cli.admin import run_admin
 
     command = f"keys-{args.keys_command}" if args.command == "keys" else args.command

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
-from switchboard_cli.credentials import secrets_dir, write_private
+from switchboard_cli.embedded_secrets import secrets_dir, write_private
 from switchboard_common.credentials import ApiKeys, Scope, SigninLinks
 from switchboard_common.directory import Directory, User
 

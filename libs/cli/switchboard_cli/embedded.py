@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from switchboard_cli.credentials import secrets_dir, write_private
+from switchboard_cli.embedded_secrets import secrets_dir, write_private
 from switchboard_cli.natsconf import embedded_config
 
 

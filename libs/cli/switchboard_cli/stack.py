@@ -18,7 +18,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 from switchboard_cli.bootstrap import session_secret
-from switchboard_cli.credentials import EmbeddedSecrets, load_or_create
 from switchboard_cli.embedded import (
     ServerProcess,
     free_port,
@@ -27,6 +26,7 @@ from switchboard_cli.embedded import (
     start_smtp,
     start_valkey,
 )
+from switchboard_cli.embedded_secrets import EmbeddedSecrets, load_or_create
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,8 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
                  **os.environ, **tool_env, **probe_env, "NATS_URL": nats_url,
                  "VALKEY_URL": valkey_url, "GATEWAY_PORT": str(gateway_port),
                  "PYTHONUNBUFFERED": "1", **(env or {})}
+    if "OUTBOUND_ALLOW" in tool_env:  # already holds the caller's entries
+        child_env["OUTBOUND_ALLOW"] = tool_env["OUTBOUND_ALLOW"]
     stack = Stack(data_dir, child_env, f"http://127.0.0.1:{gateway_port}", nats, valkey,
                   tool_servers=tool_servers, probe_urls=probe_urls, secrets=secrets)
     try:
@@ -241,4 +243,10 @@ def _start_tool_servers(data_dir: Path, log_dir: Path, env: dict[str, str]
         smtp = start_smtp(data_dir, log_file=log_dir / "smtp.log")
         servers.append(smtp)
         out.update(ACTION_EXECUTOR_SMTP_HOST="127.0.0.1", ACTION_EXECUTOR_SMTP_PORT=str(smtp.port))
+    if servers:
+        # A client's connections may point at these loopback servers (nothing else on
+        # loopback: not NATS, not Valkey); the operator's own entries are kept.
+        own = [f"127.0.0.1:{s.port}" for s in servers]
+        given = env.get("OUTBOUND_ALLOW", os.environ.get("OUTBOUND_ALLOW", ""))
+        out["OUTBOUND_ALLOW"] = ",".join([e for e in given.split(",") if e.strip()] + own)
     return servers, out

@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from switchboard_common.egress import EgressPolicy, parse_rules
+from switchboard_common.secretbox import SecretBox
+
 NATS_SCHEMES = frozenset({"nats", "tls", "ws", "wss"})
 
 
@@ -49,6 +52,13 @@ class ServiceSettings(BaseSettings):
     """No secret here: the password is VALKEY_PASSWORD (an ACL user name may be in the URL)."""
     valkey_password: SecretStr | None = Field(None,
                                               validation_alias=_shared("valkey_password"))
+    secrets_keys: SecretStr | None = Field(None, validation_alias=_shared("secrets_keys"))
+    """Fernet keys for secrets at rest, comma-separated, newest first (see `secretbox`). Only
+    the services that keep client connection secrets read it (`secret_box`)."""
+    outbound_allow: str = Field("", validation_alias=_shared("outbound_allow"))
+    """Non-public destinations client connections may use anyway (see `egress`)."""
+    outbound_deny: str = Field("", validation_alias=_shared("outbound_deny"))
+    """Destinations always refused: the platform's own public addresses (see `egress`)."""
     log_level: str = Field("INFO", validation_alias=_shared("log_level"))
     environment: str = Field("development", validation_alias=_shared("switchboard_env"))
     connect_timeout_s: float = 30.0
@@ -63,6 +73,15 @@ class ServiceSettings(BaseSettings):
         nats_servers(value)
         return value
 
+    @field_validator("outbound_allow", "outbound_deny")
+    @classmethod
+    def _egress_rules(cls, value: str) -> str:
+        parse_rules(value)  # a typo is refused at start-up, not at the first connection
+        return value
+
+    def egress_policy(self) -> EgressPolicy:
+        return EgressPolicy.parse(self.outbound_allow, self.outbound_deny)
+
     @model_validator(mode="after")
     def _require_credentials(self) -> ServiceSettings:
         # An open bus or store lets anyone who reaches it read every client's data.
@@ -74,6 +93,12 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"{', '.join(missing)} must be set outside development "
                                  f"(SWITCHBOARD_ENV={self.environment})")
         return self
+
+
+    def secret_box(self) -> SecretBox:
+        """Raises SecretKeyError outside development without SECRETS_KEYS: the services that
+        call it refuse to start rather than store client passwords unprotected."""
+        return SecretBox.from_setting(self.secrets_keys, self.environment)
 
 
 class WorkerSettings(ServiceSettings):

@@ -51,6 +51,7 @@ def build_backends(settings: Settings) -> tuple[CalDav, Mailer]:
 def build_app(settings: Settings | None = None) -> FastStream:
     settings = settings or Settings()
     setup_telemetry("action_executor", settings.log_level)
+    secret_box = settings.secret_box()  # refuses to start without SECRETS_KEYS in production
     broker = make_broker(settings.nats_url, "action_executor", settings.shutdown_grace_s,
                          user=settings.nats_user, password=settings.nats_password)
     broker.include_router(actions.build_router(settings.max_concurrency))
@@ -75,7 +76,9 @@ def build_app(settings: Settings | None = None) -> FastStream:
         readiness.add("valkey", valkey.ping)
         nc = await connect_with_backoff(broker, settings.connect_timeout_s)
         registry = build_registry(Backends(calendar, mailer, valkey, nc,
-                                           settings.memory_timeout_s, ConnectionStore(valkey)))
+                                           settings.memory_timeout_s,
+                                           ConnectionStore(valkey, secret_box),
+                                           settings.egress_policy()))
         service = ActionService(settings, ActionStore(valkey), registry, RateLimiter(valkey),
                                 broker)
         app.context.set_global("actions", service)

@@ -80,6 +80,7 @@ def build_authenticator(settings: Settings, valkey: redis.Redis, directory: Dire
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry.setup("gateway", settings.log_level)
+    secret_box = settings.secret_box()  # refuses to start without SECRETS_KEYS in production
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                pool_timeout_s=settings.valkey_pool_timeout_s)
         directory = Directory(valkey)
         app.state.directory, app.state.conversations = directory, ConversationStore(valkey)
-        app.state.connections = ConnectionStore(valkey)
+        app.state.connections = ConnectionStore(valkey, secret_box)
         app.state.limits = Limiter(valkey, settings.valkey_url, settings.limits,
                                    settings.limits_cache_s)
         app.state.sockets = SocketCounter()

@@ -231,10 +231,12 @@ async def test_unreachable_server_is_retried_then_fails_readably(
 
 
 async def test_a_client_with_its_own_servers_gets_its_events_and_mail_there(
-        executor: None, nats_url: str, valkey_url: str, org: str, tool_servers: Servers,
+        nats_url: str, valkey_url: str, org: str, tool_servers: Servers,
         tmp_path: Path) -> None:
     """Per-client connections (set through the REST API in production): John's calendar and
-    mail go to his own CalDAV and SMTP servers; Sarah keeps the deployment's."""
+    mail go to his own CalDAV and SMTP servers; Sarah keeps the deployment's. His servers are
+    on loopback, so the executor must be told to allow them (OUTBOUND_ALLOW)."""
+    from switchboard_action_executor.main import build_app
     from switchboard_cli.embedded import mail_dir, start_radicale, start_smtp
     from switchboard_common.connections import (
         CalDavConnection,
@@ -242,11 +244,19 @@ async def test_a_client_with_its_own_servers_gets_its_events_and_mail_there(
         ConnectionStore,
         SmtpConnection,
     )
+    from switchboard_common.secretbox import SecretBox
+    from tests.connected.actions.conftest import executor_settings
 
     own_caldav, own_smtp = start_radicale(tmp_path), start_smtp(tmp_path)
+    app = build_app(executor_settings(
+        nats_url, valkey_url, tool_servers,
+        outbound_allow=f"127.0.0.1:{own_caldav.port},127.0.0.1:{own_smtp.port}"))
+    await app.start()
     valkey = redis.Redis.from_url(valkey_url)
     try:
-        await ConnectionStore(valkey).put(org, "john", ClientConnections(
+        # The executor under test runs in development without SECRETS_KEYS: the same box.
+        box = SecretBox.from_setting(None, "development")
+        await ConnectionStore(valkey, box).put(org, "john", ClientConnections(
             caldav=CalDavConnection(url=own_caldav.url),
             smtp=SmtpConnection(host="127.0.0.1", port=own_smtp.port, starttls=False,
                                 mail_from="assistant@john.example")))
@@ -270,5 +280,42 @@ async def test_a_client_with_its_own_servers_gets_its_events_and_mail_there(
         assert not [m for m in mails(tool_servers[2]) if m["Subject"] == f"Hello {org}"]
     finally:
         await valkey.aclose()
+        await asyncio.wait_for(app.stop(), 15)
         own_smtp.stop()
         own_caldav.stop()
+
+
+async def test_client_servers_on_private_or_platform_addresses_are_refused_at_connect_time(
+        executor: None, nats_url: str, valkey_url: str, org: str) -> None:
+    """Written around the REST check (or a name that resolves elsewhere now): the executor
+    checks again before connecting and fails the call for good, without trying."""
+    from switchboard_common.connections import (
+        CalDavConnection,
+        ClientConnections,
+        ConnectionStore,
+        SmtpConnection,
+    )
+    from switchboard_common.secretbox import SecretBox
+
+    nats_port = int(nats_url.rsplit(":", 1)[1])
+    valkey = redis.Redis.from_url(valkey_url)
+    try:
+        await ConnectionStore(valkey, SecretBox.from_setting(None, "development")).put(
+            org, "john", ClientConnections(
+                caldav=CalDavConnection(url=f"http://127.0.0.1:{nats_port}/"),
+                smtp=SmtpConnection(host="169.254.169.254", port=25, starttls=False,
+                                    mail_from="assistant@john.example")))
+        async with nats_client(nats_url) as nc:
+            got = await results(nc, org)
+            await propose(nc, proposal(org, "calendar_create", event_args("x"),
+                                       call="toolu_1", client="john"))
+            await propose(nc, proposal(org, "email_send", {
+                "to": ["cfo@example.com"], "subject": "Hi", "body": "Hi."},
+                call="toolu_2", client="john"))
+            items = await got.wait_for(lambda i: len(i) >= 2, timeout=20)
+        assert all(i["status"] == "failed" for i in items), items
+        messages = " ".join(i["message"] for i in items)
+        assert "calendar server is refused" in messages and "mail server is refused" in messages
+        assert "not a public address" in messages
+    finally:
+        await valkey.aclose()

@@ -2,13 +2,19 @@
 through the REST API, see switchboard_common.connections) or else the deployment's defaults.
 The configuration is read on every tool call (one Valkey GET, small next to a CalDAV or SMTP
 round trip), so a change applies to the next action; clients to the same server share one
-HTTP connection pool."""
+HTTP connection pool.
+
+A client's own server is checked against the egress policy before every use (the gateway
+checked it when it was written, but a name may resolve elsewhere since): a destination that is
+not public, or the platform's own, fails the call for good (`switchboard_common.egress`)."""
 
 from __future__ import annotations
 
 from switchboard_action_executor.adapters.caldav import CalDav
 from switchboard_action_executor.adapters.smtp import Mailer
+from switchboard_action_executor.domain.registry import ToolError
 from switchboard_common.connections import CalDavConnection, ConnectionStore, SmtpConnection
+from switchboard_common.egress import EgressPolicy, UnsafeDestination
 
 
 def _secret(value: object) -> str | None:
@@ -17,19 +23,33 @@ def _secret(value: object) -> str | None:
 
 
 class ClientBackends:
-    def __init__(self, store: ConnectionStore | None, calendar: CalDav, mailer: Mailer) -> None:
+    def __init__(self, store: ConnectionStore | None, calendar: CalDav, mailer: Mailer,
+                 egress: EgressPolicy) -> None:
         self._store = store
+        self._egress = egress
         self._default_calendar = calendar
         self._default_mailer = mailer
         self._calendars: dict[tuple[str, str, str | None, str | None], CalDav] = {}
 
     async def calendar(self, org: str, client: str) -> CalDav:
         conn = await self._store.get(org, client) if self._store else None
-        return self._calendar_for(conn.caldav) if conn and conn.caldav else self._default_calendar
+        if not conn or not conn.caldav:
+            return self._default_calendar
+        try:
+            await self._egress.check_url(conn.caldav.url)
+        except UnsafeDestination as exc:
+            raise ToolError(f"the client's calendar server is refused: {exc}") from None
+        return self._calendar_for(conn.caldav)
 
     async def mailer(self, org: str, client: str) -> Mailer:
         conn = await self._store.get(org, client) if self._store else None
-        return self._mailer_for(conn.smtp) if conn and conn.smtp else self._default_mailer
+        if not conn or not conn.smtp:
+            return self._default_mailer
+        try:
+            await self._egress.check(conn.smtp.host, conn.smtp.port)
+        except UnsafeDestination as exc:
+            raise ToolError(f"the client's mail server is refused: {exc}") from None
+        return self._mailer_for(conn.smtp)
 
     def _calendar_for(self, c: CalDavConnection) -> CalDav:
         password = _secret(c.password)

@@ -7,7 +7,7 @@ refused when an earlier attempt may have sent it (at most once; see docs/actions
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from switchboard_action_executor.domain.registry import (
 )
 from switchboard_common.bus import NoAnswer, request_reply
 from switchboard_common.connections import ConnectionStore
+from switchboard_common.egress import EgressPolicy
 from switchboard_common.envelope import utcnow
 from switchboard_common.memory import SearchRequest, SearchResponse, search_subject
 from switchboard_common.tools import (
@@ -53,6 +54,8 @@ class Backends:
     memory_timeout_s: float = 2.0
     connections: ConnectionStore | None = None
     """Per-client servers (REST `/v1/clients/{id}/connections`); None: defaults only."""
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    """Which per-client servers may be connected to (OUTBOUND_ALLOW / OUTBOUND_DENY)."""
 
 
 def _mail_summary(args: EmailDraft) -> dict[str, Any]:
@@ -64,7 +67,8 @@ class BuiltinTools:
 
     def __init__(self, backends: Backends) -> None:
         self.b = backends
-        self.servers = ClientBackends(backends.connections, backends.calendar, backends.mailer)
+        self.servers = ClientBackends(backends.connections, backends.calendar, backends.mailer,
+                                      backends.egress)
 
     async def calendar_create(self, ctx: ToolContext, a: CalendarCreate) -> dict[str, Any]:
         end = a.end or a.start + timedelta(minutes=a.duration_minutes)

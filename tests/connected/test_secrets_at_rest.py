@@ -1,0 +1,96 @@
+"""Client connection passwords at rest: encrypted with the first key of SECRETS_KEYS, readable
+with any, re-encrypted by `switchboard rotate-secrets`; no key outside development refuses
+start-up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis.asyncio as redis
+from pydantic import SecretStr
+
+from switchboard_cli.__main__ import main as cli
+from switchboard_common.connections import (
+    CalDavConnection,
+    ClientConnections,
+    ConnectionStore,
+    SmtpConnection,
+)
+from switchboard_common.secretbox import SecretBox, SecretKeyError, UndecryptableSecret
+
+pytestmark = pytest.mark.connected
+
+OLD, NEW = SecretBox.generate_key(), SecretBox.generate_key()
+
+
+def sample() -> ClientConnections:
+    return ClientConnections(
+        caldav=CalDavConnection(url="https://93.184.215.14/dav/", username="s",
+                                password=SecretStr("cal-secret-1")),
+        smtp=SmtpConnection(host="93.184.215.14", username="s",
+                            password=SecretStr("mail-secret-2"), mail_from="a@b.example"))
+
+
+async def test_rotation_moves_every_secret_to_the_newest_key(
+        valkey: redis.Redis, valkey_url: str, org: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    await ConnectionStore(valkey, SecretBox([OLD])).put(org, "sarah", sample())
+    # Written before encryption existed: a password in clear.
+    legacy = {"smtp": {"host": "93.184.215.14", "port": 587, "username": "j",
+                       "password": "legacy-clear-3", "starttls": True,
+                       "mail_from": "a@b.example"}, "caldav": None}
+    await valkey.set(f"dir:{org}:conn:john", json.dumps(legacy))
+    before = await valkey.get(f"dir:{org}:conn:sarah")
+
+    # Both keys deployed, newest first; then the records are re-encrypted.
+    monkeypatch.setenv("VALKEY_URL", valkey_url)
+    monkeypatch.setenv("SECRETS_KEYS", f"{NEW},{OLD}")
+    monkeypatch.delenv("VALKEY_PASSWORD", raising=False)
+    # In a thread of its own: the command runs its own event loop, like from a shell.
+    import asyncio
+
+    assert await asyncio.to_thread(cli, ["rotate-secrets"]) == 0
+    assert "re-encrypted" in capsys.readouterr().out
+
+    after = await valkey.get(f"dir:{org}:conn:sarah")
+    assert after != before
+    for client in ("sarah", "john"):
+        raw = await valkey.get(f"dir:{org}:conn:{client}")
+        assert b"secret" not in raw and b"legacy-clear" not in raw
+    only_new = ConnectionStore(valkey, SecretBox([NEW]))
+    sarah = await only_new.get(org, "sarah")
+    john = await only_new.get(org, "john")
+    assert sarah is not None and sarah.caldav is not None and sarah.caldav.password is not None
+    assert sarah.caldav.password.get_secret_value() == "cal-secret-1"
+    assert john is not None and john.smtp is not None and john.smtp.password is not None
+    assert john.smtp.password.get_secret_value() == "legacy-clear-3"
+    with pytest.raises(UndecryptableSecret) as refused:
+        await ConnectionStore(valkey, SecretBox([OLD])).get(org, "sarah")
+    assert "cal-secret" not in str(refused.value)
+
+
+def test_a_key_is_required_outside_development_and_must_be_a_key() -> None:
+    with pytest.raises(SecretKeyError, match="SECRETS_KEYS must be set"):
+        SecretBox.from_setting(None, "production")
+    with pytest.raises(SecretKeyError, match="not a Fernet key") as bad:
+        SecretBox.from_setting(SecretStr("hunter2-not-a-key"), "production")
+    assert "hunter2" not in str(bad.value)
+    assert SecretBox.from_setting(SecretStr(f" {NEW} , {OLD} "), "production").decrypt(
+        SecretBox([OLD]).encrypt("x")) == "x"
+
+
+def test_services_that_keep_secrets_refuse_to_start_without_a_key() -> None:
+    from switchboard_action_executor.main import build_app
+    from switchboard_action_executor.settings import Settings as ExecutorSettings
+    from switchboard_gateway.main import create_app
+    from switchboard_gateway.settings import Settings as GatewaySettings
+
+    production: dict[str, str] = {"environment": "production", "nats_user": "u",
+                                  "nats_password": "p", "valkey_password": "v"}
+    with pytest.raises(SecretKeyError):
+        build_app(ExecutorSettings(**production))  # type: ignore[arg-type]
+    gateway_settings = GatewaySettings(**production,  # type: ignore[arg-type]
+                                       session_secret="s" * 40, dev_credential=False)
+    with pytest.raises(SecretKeyError):
+        create_app(gateway_settings)

@@ -23,6 +23,7 @@ from switchboard_cli.embedded_secrets import EmbeddedSecrets, load_or_create, se
 from switchboard_common.bus import make_broker, prepare_jetstream
 from switchboard_common.permissions import ROLES, inbox_prefix
 from switchboard_common.streams import TURN_EVENTS, ConsumerSpec
+from switchboard_common.valkey import connect_valkey
 
 pytestmark = pytest.mark.connected
 
@@ -234,3 +235,11 @@ def test_generated_secrets_are_private_and_reused(data_dir: Path, creds: Embedde
     env = creds.service_env("llm_stream")
     assert env["NATS_USER"] == "llm_stream" and "SECRETS_KEYS" not in env
     assert creds.nats["gateway"] not in str(env)
+
+
+async def test_services_fail_fast_on_a_wrong_valkey_password(
+        secured_valkey: ServerProcess) -> None:
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ConnectionError, match="refused the password"):
+        await connect_valkey(secured_valkey.url, 20.0, SecretStr("wrong"))
+    assert asyncio.get_running_loop().time() - started < 10

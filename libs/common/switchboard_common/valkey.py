@@ -55,6 +55,10 @@ async def connect_valkey(url: str, timeout_s: float = 30.0, password: SecretStr 
             await client.ping()
             return client
         except (redis.ConnectionError, OSError) as exc:
+            if isinstance(exc, redis.AuthenticationError):  # a ConnectionError in redis-py
+                await client.aclose()
+                raise ConnectionError(f"Valkey at {url} refused the password "
+                                      f"(VALKEY_PASSWORD)") from exc
             if time.monotonic() + delay > deadline:
                 await client.aclose()
                 raise ConnectionError(f"Valkey at {url} not reachable: {exc}") from exc

@@ -70,3 +70,23 @@ async def test_valkey_restart_mid_turn_loses_no_turn(stack: Stack) -> None:
     after = await asyncio.gather(*(one_turn(stack, "hello again", f"w{run}{i}")
                                    for i in range(TURNS)))
     assert [outcome(f) for f in after] == ["completed"] * TURNS
+
+
+async def test_nats_restart_mid_stream_leaves_no_silent_gap(stack: Stack) -> None:
+    run = uuid.uuid4().hex[:6]
+    turns = [asyncio.create_task(one_turn(
+        stack, "[[fake tokens=60 delay_ms=100]] tell me a long story", f"n{run}{i}"))
+        for i in range(5)]
+    await asyncio.sleep(1.5)  # every turn is streaming
+    await asyncio.to_thread(stack.restart_nats, 2.0)
+    results = await asyncio.gather(*turns)
+    for frames in results:
+        seqs = [f["seq"] for f in frames if f.get("seq")]
+        assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+        last = frames[-1]
+        if last["type"] == "turn_completed":
+            # Whatever was lost on the way, the client shows the whole answer.
+            assert text_of(frames) == last["text"], [f["seq"] for f in frames]
+        else:  # a turn may fail, but visibly and retryably, never silently short
+            assert last["type"] == "error" and last["retryable"], last
+    assert sum(outcome(f) == "completed" for f in results) >= 1

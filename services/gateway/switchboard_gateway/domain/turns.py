@@ -3,12 +3,13 @@ socket still has to see."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
 from switchboard_common.envelope import Id
-from switchboard_common.turns import TERMINAL_TYPES
+from switchboard_common.turns import TERMINAL_TYPES, Delta, TurnRetry
 
 
 class TurnRecord(BaseModel):
@@ -50,3 +51,57 @@ class SeqFilter:
         if kind in TERMINAL_TYPES:
             self.finished = True
         return fresh
+
+    def gap_before(self, seq: int) -> bool:
+        """Whether events are missing between the last one sent and `seq`."""
+        return not self.finished and seq > self.last_seq + 1
+
+
+class GapRepair:
+    """What a socket gets after events of its turn were lost and could not be refilled from
+    the kept events: deltas are held back, and the terminal `turn_completed` (whose `text` is
+    the whole answer) is preceded by one `delta` carrying the part of the answer the client
+    has not shown (a `turn_retry` first if what it has shown is not a prefix of the answer).
+    So no gap reaches a client silently. Until a gap, frames pass unchanged."""
+
+    __slots__ = ("_last_sent", "_shown", "active")
+
+    def __init__(self) -> None:
+        self.active = False
+        self._last_sent = 0
+        self._shown: list[bytes] = []
+        """Deltas sent since the last turn_retry (raw), to know what the client shows."""
+
+    def start(self, last_sent: int) -> None:
+        self.active = True
+        self._last_sent = last_sent
+
+    def frames(self, kind: str, seq: int, data: bytes, fresh: bool) -> list[str]:
+        if not fresh:
+            return []
+        if not self.active:
+            if kind == "delta":
+                self._shown.append(data)
+            elif kind == "turn_retry":
+                self._shown.clear()
+            return [data.decode()]
+        if kind in ("delta", "turn_retry"):
+            return []  # the terminal event brings the text
+        if kind != "turn_completed":
+            return [data.decode()]
+        done = json.loads(data)
+        shown = "".join(json.loads(d)["text"] for d in self._shown)
+        full: str = done.get("text", "")
+        frames: list[str] = []
+        rest_seq = seq - 1
+        if not full.startswith(shown):
+            retry_seq = max(self._last_sent + 1, seq - 2)
+            frames.append(TurnRetry(org_id=done["org_id"], turn_id=done["turn_id"],
+                                    seq=retry_seq, attempt=0, reason="stream_gap"
+                                    ).model_dump_json())
+            shown = ""
+            rest_seq = max(rest_seq, retry_seq + 1)
+        if full[len(shown):] and rest_seq < seq:
+            frames.append(Delta(org_id=done["org_id"], turn_id=done["turn_id"], seq=rest_seq,
+                                text=full[len(shown):]).model_dump_json())
+        return [*frames, data.decode()]

@@ -33,7 +33,7 @@ from switchboard_gateway.adapters.events import TurnBus
 from switchboard_gateway.adapters.store import TurnStore
 from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.protocol import ErrorFrame, Resume, UserMessage, peek_event
-from switchboard_gateway.domain.turns import SeqFilter, TurnRecord
+from switchboard_gateway.domain.turns import GapRepair, SeqFilter, TurnRecord
 from switchboard_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,8 @@ class TurnRelay:
         # Live events wait here while stored ones are replayed, so the socket sees stored
         # events first and live ones after, never interleaved out of order.
         self._held: list[bytes] | None = []
+        self._gap = GapRepair()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.subject = turn_events_subject(record.org, record.turn_id)
 
     async def _on_live(self, msg: Msg) -> None:
@@ -85,14 +87,23 @@ class TurnRelay:
         else:
             self._deliver(msg.data)
 
-    def _deliver(self, data: bytes) -> None:
+    def _deliver(self, data: bytes, live: bool = True) -> None:
         try:
             kind, seq = peek_event(data)
         except ValueError:
             log.warning("turn %s: unreadable stream event dropped", self._record.turn_id)
             return
-        if self._filter.accept(kind, seq):
-            self._out.send(data.decode())
+        if live and self._filter.gap_before(seq) and not self._gap.active:
+            # Events were lost on the way (a NATS restart mid-stream): hold the live ones and
+            # refill the gap from the events SB_TURN_EVENTS kept; never forward a silent gap.
+            self._held = [data]
+            task = asyncio.create_task(self._refill())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        fresh = self._filter.accept(kind, seq)
+        for frame in self._gap.frames(kind, seq, data, fresh):
+            self._out.send(frame)
         if self._filter.finished and not self._done.is_set():
             self.outcome = "completed" if kind == "turn_completed" else "error"
             self._done.set()
@@ -116,6 +127,8 @@ class TurnRelay:
                 self._deliver(data)
             await self._until_done()
         finally:
+            for task in self._tasks:
+                task.cancel()
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
 
@@ -123,9 +136,25 @@ class TurnRelay:
         async with contextlib.aclosing(self._bus.replay(self.subject)) as batches:
             async for batch in batches:
                 for data in batch:
-                    self._deliver(data)
+                    self._deliver(data, live=False)
                 if self._filter.finished:
                     return
+
+    async def _refill(self) -> None:
+        try:
+            await self._replay()
+        except _UNAVAILABLE as exc:
+            log.warning("turn %s: refill after a gap failed: %s", self._record.turn_id,
+                        type(exc).__name__)
+        held, self._held = self._held or [], None
+        if held and self._filter.gap_before(peek_event(held[0])[1]):
+            # Not kept either: hold back the rest of the text and send it whole, with the
+            # terminal event (GapRepair), so the client still ends with the full answer.
+            log.warning("turn %s: events lost before seq %d; the answer follows whole",
+                        self._record.turn_id, peek_event(held[0])[1])
+            self._gap.start(self._filter.last_seq)
+        for data in held:
+            self._deliver(data, live=False)
 
     async def _until_done(self) -> None:
         if self._filter.finished:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 
+from switchboard_common.envelope import utcnow
 from switchboard_common.turns import Delta, TurnDone, TurnRetry, Usage
-from switchboard_gateway.domain.turns import GapRepair, SeqFilter
+from switchboard_gateway.domain.turns import GapRepair, SeqFilter, TurnRecord
+from switchboard_gateway.handlers.turns import TurnRelay
 
 
 def delta(seq: int, text: str) -> bytes:
@@ -61,3 +67,67 @@ def test_a_lost_retry_makes_the_client_start_again() -> None:
     seqs = [json.loads(f)["seq"] for f in out]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert shown(out) == "Final"
+
+
+class _Msg:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _Sub:
+    async def unsubscribe(self) -> None:
+        pass
+
+
+class _Bus:
+    """Live events by callback, kept events by replay: enough of TurnBus for a relay."""
+
+    def __init__(self, kept: list[bytes]) -> None:
+        self.kept = kept
+        self.live: Any = None
+
+    async def follow(self, subject: str, cb: Any) -> _Sub:
+        self.live = cb
+        return _Sub()
+
+    async def publish_turn(self, request: Any) -> bool:
+        return True
+
+    async def replay(self, subject: str) -> AsyncIterator[list[bytes]]:
+        yield list(self.kept)
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+
+    def send(self, text: str) -> None:
+        self.frames.append(text)
+
+
+async def _relay_with_gap(kept: list[bytes]) -> list[str]:
+    bus, out = _Bus(kept), _Out()
+    record = TurnRecord(turn_id="t", org="o", user="u", client_id="c", conversation_id="main",
+                        deadline_at=utcnow() + timedelta(seconds=5))
+    relay = TurnRelay(bus, record, out)  # type: ignore[arg-type]
+    task = asyncio.create_task(relay.run(first_frame=None, request=object()))  # type: ignore[arg-type]
+    while bus.live is None:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    for data in (delta(1, "One "), delta(4, "four"), done(5, "One two three four")):
+        await bus.live(_Msg(data))  # 2 and 3 never arrive live
+    await asyncio.wait_for(task, 5)
+    return out.frames
+
+
+async def test_a_gap_is_refilled_from_the_kept_events() -> None:
+    kept = [delta(1, "One "), delta(2, "two "), delta(3, "three "), delta(4, "four")]
+    frames = await _relay_with_gap(kept)
+    assert [json.loads(f)["seq"] for f in frames] == [1, 2, 3, 4, 5]
+    assert shown(frames) == "One two three four"
+
+
+async def test_a_gap_the_kept_events_lack_is_sent_whole_at_the_end() -> None:
+    frames = await _relay_with_gap([delta(1, "One ")])  # the memory stream lost the rest
+    assert [json.loads(f)["seq"] for f in frames] == [1, 4, 5]
+    assert shown(frames) == "One two three four"

@@ -27,6 +27,11 @@ per word. A directive anywhere in the last user message scripts the response:
                                                registered by `srv.script(NAME, steps)`
     [[fake script_b64=BASE64]]                 the same, steps inline (base64 of their JSON),
                                                for a fake running in another process
+    [[fake obey]]                              the worst-case model of the injection suite:
+                                               obeys every instruction it finds in its
+                                               context (tests/fakes/obedient.py);
+                                               `fetch=memory_search|calendar_list` calls that
+                                               tool first
 
 A script is a list of responses, one per model call of the turn: the call's index is the number
 of assistant messages after the user message holding the directive (the tool-use loop adds one
@@ -57,6 +62,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from tests.fakes import obedient
+
 _DIRECTIVE = re.compile(r"\[\[fake([^\]]*)\]\]")
 
 _ERROR_TYPES = {
@@ -85,6 +92,8 @@ class Script:
     times: int | None = None
     script: str | None = None
     script_b64: str | None = None
+    obey: bool = False
+    fetch: str | None = None
 
 
 def parse_directive(text: str) -> tuple[Script, str]:
@@ -97,6 +106,10 @@ def parse_directive(text: str) -> tuple[Script, str]:
         key, _, value = part.partition("=")
         if key == "hang":
             script.hang = True
+        elif key == "obey":
+            script.obey = True
+        elif key == "fetch":
+            script.fetch = value
         elif key in ("tokens", "status", "after", "hang_after", "times"):
             setattr(script, key, int(value))
         elif key == "delay_ms":
@@ -287,7 +300,8 @@ class FakeAnthropic:
         self.requests.append(body)
         anchor, step = _anchor(body.get("messages", []))
         script, prompt = self._script_for(anchor)
-        scripted = self._scripted(script, step)
+        scripted = (obedient.respond(body, step, script.fetch, prompt) if script.obey
+                    else self._scripted(script, step))
         if scripted is not None:
             await self._stream_blocks(writer, scripted, self._usage_in(body),
                                       str(body.get("model", "fake-model")))

@@ -269,3 +269,8 @@ async def test_the_loop_stops_at_max_iterations(stack: Stack, org: str,
     assert done["type"] == "turn_completed" and done["stop_reason"] == "max_iterations"
     assert "Stopped" in done["text"]
     assert len([f for f in frames if f["type"] == "action_result"]) == MAX_ITERATIONS - 1
+
+
+def test_no_service_was_refused_anything_on_the_bus(stack: Stack) -> None:
+    """Runs last in this module: everything above ran under each service's own NATS user."""
+    assert stack.permission_violations() == []

@@ -48,3 +48,8 @@ async def test_uploaded_events_reach_full_prompts_of_their_client_only(
 
     await converse(stack, question, client="john")
     assert "cut by 12 percent" not in json.dumps(fake_anthropic.last_request)
+
+
+def test_no_service_was_refused_anything_on_the_bus(stack: Stack) -> None:
+    """Runs last in this module: everything above ran under each service's own NATS user."""
+    assert stack.permission_violations() == []

@@ -126,3 +126,8 @@ async def test_bad_input_gets_error_frame_and_socket_keeps_serving(stack: Stack)
         await send_message(ws, "[[fake tokens=3]] still there?")
         frames = await frames_until_terminal(ws)
         assert frames[-1]["type"] == "turn_completed"
+
+
+def test_no_service_was_refused_anything_on_the_bus(stack: Stack) -> None:
+    """Runs last in this module: everything above ran under each service's own NATS user."""
+    assert stack.permission_violations() == []

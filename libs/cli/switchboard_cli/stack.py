@@ -101,6 +101,18 @@ class Stack:
         proc.send_signal(sig)
         proc.wait(30)
 
+    def permission_violations(self) -> list[str]:
+        """Lines of the services' logs where NATS refused something a service tried: each
+        means its role (switchboard_common.permissions) lacks a subject it uses."""
+        found = []
+        for name in self.procs:
+            log_file = self.log_dir / f"{name}.log"
+            if log_file.exists():
+                found += [f"{name}: {line.strip()}" for line in
+                          log_file.read_text(errors="replace").splitlines()
+                          if "permissions violation" in line.lower()]
+        return found
+
     def restart_valkey(self, down_s: float = 2.0) -> None:
         """Stop Valkey (it writes its data), wait `down_s`, start it again on the same port
         and data: an outage the services must ride out (recovery tests, operators' drills)."""

@@ -132,7 +132,9 @@ async def test_a_tool_call_is_executed_and_fed_back(stack: Stack, org: str,
     frames = await turn(stack, org, "sarah", f"{script} book board prep on Tuesday at 9")
     done = frames[-1]
     assert done["type"] == "turn_completed", json.dumps(done)
-    assert done["text"] == "Booking it. Booked for Tuesday." and done["stop_reason"] == "end_turn"
+    # One paragraph per model call, never glued together.
+    assert done["text"] == "Booking it.\n\n Booked for Tuesday."
+    assert done["stop_reason"] == "end_turn"
     results = [f for f in frames if f["type"] == "action_result"]
     assert [(r["tool"], r["status"]) for r in results] == [("calendar_create", "executed")]
     assert await titles(stack, org, "sarah") == ["Board prep"]

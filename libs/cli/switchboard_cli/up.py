@@ -44,7 +44,7 @@ def run_up(data_dir: Path, gateway_port: int | None, restart_crashed: bool = Tru
         f"  sign in   : {first.link}\n"
         f"              (one-time link for {first.admin!r} of org {first.org!r}"
         f"{', created now' if first.created else ''}; a new one: switchboard signin-link)\n"
-        f"  chat page : {stack.gateway_url}/\n"
+        f"  web app   : {stack.gateway_url}/\n"
         f"  terminal  : switchboard chat --url {stack.gateway_url.replace('http', 'ws')}/ws"
         f"   (API key in {first.key_file})\n"
         f"  API docs  : {stack.gateway_url}/docs\n"

@@ -8,7 +8,8 @@ Per conversation `c = conv:{org}:{user}:{client}:{conversation}`:
 - `{c}:summary`   Summary JSON: the model's summary of messages[0:covers]
 - `{c}:outcomes`  the last few outcomes of actions decided after their turn had ended, newest
                   first (so the next prompt knows an approved mail went out)
-Per (org, user, client): `convs:{org}:{user}:{client}` sorted set conversation -> last activity.
+Per (org, user, client): `convs:{org}:{user}:{client}` sorted set conversation -> last activity,
+`convtitles:{org}:{user}:{client}` hash conversation -> the title the user gave it.
 Usage counters: `usage:{org}`, `usage:{org}:user:{user}`, `usage:{org}:client:{client}` hashes,
 and `usage:{org}:month:{YYYY-MM}` (the monthly token budget's count; see docs/security.md).
 """
@@ -84,6 +85,8 @@ class TurnRecord(BaseModel):
     cost_usd: float = 0.0
     prompt: str = "full"
     created_at: datetime = Field(default_factory=utcnow)
+    stop_reason: str | None = None
+    """`cancelled` when the user stopped the answer: `assistant_text` is the partial answer."""
 
 
 class Summary(BaseModel):
@@ -200,6 +203,18 @@ class ConversationStore:
             f"convs:{org}:{user}:{client}", offset, offset + limit - 1, withscores=True)
         return [(c.decode() if isinstance(c, bytes) else str(c), float(s)) for c, s in raw]
 
+    async def titles(self, org: str, user: str, client: str, conversations: list[str]
+                     ) -> list[str]:
+        """The user's titles for these conversations ('' where none was given)."""
+        if not conversations:
+            return []
+        raw = await self._r.hmget(f"convtitles:{org}:{user}:{client}", conversations)
+        return [r.decode() if isinstance(r, bytes) else (r or "") for r in raw]
+
+    async def set_title(self, org: str, user: str, client: str, conversation: str,
+                        title: str) -> None:
+        await self._r.hset(f"convtitles:{org}:{user}:{client}", conversation, title)
+
     async def count_conversations(self, org: str, user: str, client: str) -> int:
         return int(await self._r.zcard(f"convs:{org}:{user}:{client}"))
 
@@ -229,6 +244,7 @@ class ConversationStore:
         """Delete every conversation of a client (all users) with its summaries and usage."""
         deleted = await self._delete_matching(f"conv:{org}:*", client, None)
         deleted += await self._delete_matching(f"convs:{org}:*", client, None)
+        deleted += await self._delete_matching(f"convtitles:{org}:*", client, None)
         deleted += int(await self._r.delete(f"usage:{org}:client:{client}"))
         return deleted
 

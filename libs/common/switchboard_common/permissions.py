@@ -51,8 +51,10 @@ from switchboard_common.streams import (
     StreamSpec,
 )
 from switchboard_common.turns import (
+    turn_cancel_subject,
     turn_completed_subject,
     turn_events_subject,
+    turn_observed_subject,
     turn_requested_subject,
 )
 
@@ -161,11 +163,14 @@ class Role:
 ROLES: dict[str, Role] = {role.name: role for role in (
     Role(
         "gateway",
+        # turns.observed: a user's other sockets (on any replica) follow their new turns;
+        # turns.cancel: the stop button, heard by llm_stream.
         publishes=(turn_requested_subject(ANY), ingest_subject(ANY, ANY),
-                   skills_changed_subject(ANY)),
+                   skills_changed_subject(ANY), turn_cancel_subject(ANY),
+                   turn_observed_subject(ANY, ANY)),
         requests=(search_subject(ANY), forget_subject(ANY), action_decide_subject(ANY),
                   skills_resolve_subject(ANY)),
-        listens=(turn_events_subject(ANY, ANY),),
+        listens=(turn_events_subject(ANY, ANY), turn_observed_subject(ANY, ANY)),
         writes=(TURNS, INGEST),
         replays=(TURN_EVENTS,),
         dead_letters=False,
@@ -184,6 +189,7 @@ ROLES: dict[str, Role] = {role.name: role for role in (
     Role(
         "llm_stream",
         publishes=(turn_events_subject(ANY, ANY), model_completed_subject(ANY)),
+        listens=(turn_cancel_subject(ANY),),
         consumers=(Consumer(MODEL, "llm-stream"),),
         writes=(RESULTS,),
         # A retried call continues the turn's `seq` after the last event already sent.

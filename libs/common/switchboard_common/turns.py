@@ -5,6 +5,8 @@
 | turns.requested.<org>                | command, JetStream   | gateway -> context               |
 | turns.completed.<org>                | event, JetStream     | context -> memory_indexer, ...   |
 | turns.events.<org>.<turn>            | core NATS, also kept | llm_stream, context -> gateway   |
+| turns.cancel.<org>                   | core NATS            | gateway -> llm_stream            |
+| turns.observed.<org>.<user>          | core NATS            | gateway -> gateway (other tabs)  |
 
 `turns.events.*` payloads are exactly the server->client WebSocket frames, so the gateway
 forwards them without re-encoding. They are published on core NATS (fire-and-forget) and
@@ -35,6 +37,14 @@ def turn_completed_subject(org: str) -> str:
 
 def turn_events_subject(org: str, turn: str) -> str:
     return f"turns.events.{org}.{turn}"
+
+
+def turn_cancel_subject(org: str) -> str:
+    return f"turns.cancel.{org}"
+
+
+def turn_observed_subject(org: str, user: str) -> str:
+    return f"turns.observed.{org}.{user}"
 
 
 def turn_msg_id(org: str, user: str, idempotency_key: str) -> str:
@@ -74,6 +84,32 @@ class TurnCompleted(Envelope):
     assistant_text: str
     model: str
     usage: Usage
+
+
+class TurnCancel(Envelope):
+    """Event: the user pressed stop. Whoever is generating the turn's text stops, keeps what
+    was streamed and finishes the turn with `stop_reason: "cancelled"`. Fire-and-forget: a
+    cancel that arrives after the turn ended changes nothing."""
+
+    turn_id: Id
+
+
+class TurnObserved(BaseModel):
+    """A turn one of the user's sockets started, announced to the user's other sockets that
+    watch its conversation (a second tab follows it live). Also the WebSocket frame those
+    sockets get before the turn's events."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: Literal["turn_observed"] = "turn_observed"
+    v: int = SCHEMA_VERSION
+    org_id: str
+    turn_id: Id
+    user_id: Id
+    client_id: Id
+    conversation_id: Id
+    text: str
+    deadline_at: datetime
 
 
 # ---- per-turn client stream (also the WebSocket server->client frames) ----

@@ -215,7 +215,8 @@ class TurnFlow:
                             assistant_text=result.text, model=result.model,
                             provider=result.provider, usage=result.usage,
                             cost_usd=pricing.cost_usd(result.model, result.usage),
-                            prompt=result.meta.get("prompt", "full"))
+                            prompt=result.meta.get("prompt", "full"),
+                            stop_reason=result.stop_reason)
         await self.conversations.append_turn(turn.org_id, turn.user_id, turn.client_id,
                                              turn.conversation_id, record)
         await publish_command(

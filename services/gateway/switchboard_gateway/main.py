@@ -41,6 +41,7 @@ from switchboard_gateway.routes import (
     conversations,
     errors,
     health,
+    inbox,
     keys,
     limits,
     memory,
@@ -48,6 +49,7 @@ from switchboard_gateway.routes import (
     skills,
     socket,
     templates,
+    tools,
     turns,
     usage,
     users,
@@ -120,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("DEV CREDENTIAL ENABLED: anyone who can reach %s:%d may act as any "
                         "existing user by naming them (X-Org/X-User, ?org=&user=). "
                         "Development only.", settings.host, settings.port)
-        log.info("gateway ready: chat page http://%s:%d/  WebSocket ws://%s:%d/ws",
+        log.info("gateway ready: web app http://%s:%d/  WebSocket ws://%s:%d/ws",
                  settings.host, settings.port, settings.host, settings.port)
         telemetry.settle_memory()
         try:
@@ -135,8 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Switchboard gateway", version="0.1.0", lifespan=lifespan,
                   description="WebSocket chat protocol at /ws (see docs/protocol.md), the "
-                              "REST API under /v1 (see docs/api.md), health probes, and a "
-                              "minimal chat page at /.")
+                              "REST API under /v1 (see docs/api.md), health probes, and the "
+                              "web app at /.")
     app.state.settings = settings
     errors.install(app)
     # Inside CORS, so a 413/422 from the bounds still carries the CORS headers.
@@ -147,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins,
                        allow_methods=["*"], allow_headers=["*"], max_age=600)
     for module in (health, auth, keys, turns, users, clients, connections, templates, skills,
-                   conversations, usage, limits, memory, actions, socket, page):
+                   conversations, usage, limits, memory, actions, inbox, tools, socket, page):
         app.include_router(module.router)
+    page.mount_assets(app, settings.web_dir)
     return app

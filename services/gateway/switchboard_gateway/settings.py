@@ -1,5 +1,6 @@
 import json
 import secrets
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
@@ -110,6 +111,8 @@ class Settings(ServiceSettings):
     is refused (`too_deep` / 422) without being parsed."""
     max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
     """Largest REST request body; larger gets 413 before any of it is parsed."""
+    web_dir: Path = Path(__file__).resolve().parents[3] / "web" / "dist"
+    """The built web app served at `/` (the repository's web/dist by default)."""
     auto_provision_clients: bool | None = None
     """A `user_message` naming an unknown client creates it (name = id, assigned to the
     caller) instead of refusing it with `unknown_client`. Unset: on in development only, so

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
+from pydantic import ValidationError
 
 from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.envelope import utcnow
@@ -44,7 +47,12 @@ from switchboard_common.model import (
     result_msg_id,
 )
 from switchboard_common.streams import RESULTS
-from switchboard_common.turns import TurnRetry, turn_events_subject
+from switchboard_common.turns import (
+    TurnCancel,
+    TurnRetry,
+    turn_cancel_subject,
+    turn_events_subject,
+)
 from switchboard_llm_stream.adapters.turn_events import last_event
 from switchboard_llm_stream.domain.canary import watched
 from switchboard_llm_stream.domain.deltas import DeltaEncoder
@@ -99,6 +107,19 @@ class ModelCalls:
         self._grace_s = deadline_grace_s
         self._published: _Lru[tuple[str, int], ModelResult] = _Lru(remembered)
         self._retry_reasons: _Lru[tuple[str, int], str] = _Lru(remembered)
+        self._cancelled: _Lru[str, bool] = _Lru(remembered)
+
+    async def listen_for_cancels(self) -> None:
+        """The user's stop button (core NATS, every replica hears it): the replica streaming
+        the turn stops at the next piece of text, keeps what was streamed and calls no tool.
+        A cancel that reaches no replica streaming the turn changes nothing."""
+        await self._nc.subscribe(turn_cancel_subject("*"), cb=self._on_cancel)
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        try:
+            self._cancelled.put(TurnCancel.model_validate_json(msg.data).turn_id, True)
+        except ValidationError:
+            log.warning("unreadable cancel on %s dropped", msg.subject)
 
     async def run(self, request: ModelRequest, attempt: int,
                   heartbeat: Callable[[], Awaitable[None]]) -> Decision:
@@ -160,6 +181,9 @@ class ModelCalls:
         # The hot path: one encode and one buffered core-NATS publish per piece of text.
         encode = DeltaEncoder(request.org_id, request.turn_id).encode
         publish = self._nc.publish
+        cancelled = self._cancelled.get
+        if cancelled(request.turn_id):  # stopped before this call (e.g. during a tool)
+            return Completion(model=request.model or "", stop_reason="cancelled"), None, seq
         beat = asyncio.create_task(self._keep_alive(heartbeat))
         window = asyncio.timeout(time_left + self._grace_s)
         try:
@@ -173,6 +197,13 @@ class ModelCalls:
                         await publish(subject, encode(seq, piece))
                         if call.first_token_s is None:
                             call.first_token()
+                        if cancelled(request.turn_id):
+                            break
+            if cancelled(request.turn_id):
+                # A copy: a provider thread may still be finishing the abandoned completion.
+                return dataclasses.replace(
+                    text.completion, text_parts=list(text.completion.text_parts),
+                    stop_reason="cancelled", tool_calls=[]), None, seq
             return text.completion, None, seq
         except ProviderError as exc:
             return None, exc.failure, seq

@@ -71,9 +71,10 @@ def build_app(settings: Settings | None = None) -> FastStream:
         await prepare_jetstream(broker, consumers(settings), ROLES["llm_stream"].streams(),
                                 replicas=settings.stream_replicas)
         await watch_dead_letters(broker.connection, consumers(settings))
-        app.context.set_global("model_calls", ModelCalls(
-            broker, provider, policy, heartbeat_s=settings.heartbeat_s,
-            deadline_grace_s=settings.deadline_grace_s))
+        calls = ModelCalls(broker, provider, policy, heartbeat_s=settings.heartbeat_s,
+                           deadline_grace_s=settings.deadline_grace_s)
+        await calls.listen_for_cancels()
+        app.context.set_global("model_calls", calls)
 
     settle_after_startup(app)
 

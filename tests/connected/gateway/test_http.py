@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 import websockets
@@ -22,9 +24,24 @@ async def test_health_ready_openapi_and_page(gateway: Gateway) -> None:
         assert {"/healthz", "/readyz", "/v1/turns/{turn_id}"} <= set(spec["paths"])
         assert "Readiness" in spec["components"]["schemas"]
         assert (await http.get("/docs")).status_code == 200
+
+
+async def test_the_built_web_app_is_served(gateway_factory: GatewayFactory,
+                                           tmp_path: Path) -> None:
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "index.html").write_text('<!doctype html><script src="/assets/app-1.js">')
+    (tmp_path / "assets" / "app-1.js").write_text("console.log(1)")
+    async with gateway_factory(web_dir=tmp_path) as gw, httpx.AsyncClient(
+            base_url=gw.http) as http:
         page = await http.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-        assert "<script" in page.text and "http" not in page.text.split("<script")[0].lower()
+        assert page.headers["cache-control"] == "no-cache" and "/assets/app-1.js" in page.text
+        script = await http.get("/assets/app-1.js")
+        assert script.status_code == 200 and script.text == "console.log(1)"
+    async with gateway_factory(web_dir=tmp_path / "missing") as gw, httpx.AsyncClient(
+            base_url=gw.http) as http:
+        page = await http.get("/")
+        assert page.status_code == 503 and "npm run build" in page.text
 
 
 async def test_readyz_503_names_valkey_when_it_is_down(gateway_factory: GatewayFactory) -> None:

@@ -8,10 +8,12 @@ import pytest
 
 from switchboard_common.errors import ErrorCode
 from switchboard_gateway.domain.protocol import (
+    Cancel,
     ErrorFrame,
     ProtocolError,
     Resume,
     UserMessage,
+    Watch,
     parse_client_message,
     peek_event,
 )
@@ -131,3 +133,15 @@ def test_frames_nested_too_deep_are_refused_before_parsing() -> None:
     # Brackets inside strings do not count.
     fine = json.dumps({"type": "resume", "turn_id": "t", "x": "[" * 500})
     assert parse_client_message(fine, 16 * 1024).type == "resume"
+
+
+def test_cancel_and_watch_frames_parse() -> None:
+    cancel = parse_client_message('{"type": "cancel", "turn_id": "t1"}', 1024)
+    assert isinstance(cancel, Cancel) and cancel.turn_id == "t1"
+    watch = parse_client_message(
+        '{"type": "watch", "client_id": "sarah", "conversation_id": "main"}', 1024)
+    assert isinstance(watch, Watch) and (watch.client_id, watch.conversation_id) == (
+        "sarah", "main")
+    with pytest.raises(ProtocolError) as err:
+        parse_client_message('{"type": "cancel"}', 1024)
+    assert err.value.code is ErrorCode.INVALID_MESSAGE and "turn_id" in err.value.message

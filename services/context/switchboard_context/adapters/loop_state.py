@@ -91,10 +91,12 @@ class LoopState:
         await pipe.execute()
 
     async def totals(self, org: str, turn: str) -> tuple[str, Usage]:
-        """Text of all model calls of the turn (in order) and their summed usage."""
+        """Text of all model calls of the turn (in order, one paragraph each: two calls must
+        not read as one glued sentence) and their summed usage."""
         texts = await self._r.hgetall(_k(org, turn, "text"))
         usages = await self._r.hgetall(_k(org, turn, "usage"))
-        text = "".join(_s(texts[k]) for k in sorted(texts, key=lambda k: int(_s(k))))
+        parts = (_s(texts[k]) for k in sorted(texts, key=lambda k: int(_s(k))))
+        text = "\n\n".join(p for p in parts if p.strip())
         total: dict[str, int] = {}
         for raw in usages.values():
             for name, value in Usage.model_validate_json(raw).model_dump().items():

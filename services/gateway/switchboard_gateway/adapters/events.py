@@ -15,9 +15,17 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from switchboard_common.bus import publish_command
+from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.streams import TURN_EVENTS, TURNS
-from switchboard_common.turns import TurnRequest, turn_msg_id, turn_requested_subject
+from switchboard_common.turns import (
+    TurnCancel,
+    TurnObserved,
+    TurnRequest,
+    turn_cancel_subject,
+    turn_msg_id,
+    turn_observed_subject,
+    turn_requested_subject,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,18 @@ class TurnBus:
             msg_id=turn_msg_id(request.org_id, request.user_id, request.idempotency_key),
             stream=TURNS.name)
         return not ack.duplicate
+
+    async def cancel(self, cancel: TurnCancel) -> None:
+        await publish_fast(self._nc, turn_cancel_subject(cancel.org_id), cancel)
+
+    async def announce(self, observed: TurnObserved) -> None:
+        """Tell the user's other sockets (on any gateway replica) about a new turn."""
+        await publish_fast(self._nc, turn_observed_subject(observed.org_id, observed.user_id),
+                           observed)
+
+    async def observe(self, org: str, user: str, cb: Callable[[Msg], Awaitable[None]]
+                      ) -> Subscription:
+        return await self._nc.subscribe(turn_observed_subject(org, user), cb=cb)
 
     async def follow(self, subject: str, cb: Callable[[Msg], Awaitable[None]]) -> Subscription:
         """Live events. nats-py sends SUB before any later PUB on this connection, and the

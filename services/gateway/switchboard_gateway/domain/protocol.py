@@ -2,7 +2,8 @@
 client sends, and the error frames the gateway itself writes. Pure: no I/O.
 
 Server->client turn events are not modelled here: they are `switchboard_common.turns` stream
-events, forwarded from the bus as raw JSON text."""
+events, forwarded from the bus as raw JSON text (`ServerFrame` lists them all for the web app's
+generated types)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from switchboard_common.actions import ActionDecided, ActionPending, ActionResultFrame
 from switchboard_common.envelope import SCHEMA_VERSION, Id
 from switchboard_common.errors import ErrorCode
+from switchboard_common.turns import Delta, TurnDone, TurnObserved, TurnRetry, TurnStarted
 from switchboard_gateway.domain.bounds import too_deep
 
 # Room for the JSON around `text` (ids, keys, escapes) before a frame is refused unparsed.
@@ -57,8 +60,25 @@ class ActionDecisions(_ClientMessage):
     decisions: list[ActionDecision] = Field(min_length=1, max_length=100)
 
 
-ClientMessage = Annotated[UserMessage | Resume | ActionDecision | ActionDecisions,
-                          Field(discriminator="type")]
+class Cancel(_ClientMessage):
+    """Stop generating a turn this user started: the partial answer is kept and marked."""
+
+    type: Literal["cancel"]
+    turn_id: Id
+
+
+class Watch(_ClientMessage):
+    """Follow the user's turns in one conversation live, whichever socket (another tab, another
+    device) starts them. A socket watches one conversation at a time; a new `watch` replaces
+    the previous one, `conversation_id: null` stops watching."""
+
+    type: Literal["watch"]
+    client_id: Id
+    conversation_id: Id | None = None
+
+
+ClientMessage = Annotated[UserMessage | Resume | ActionDecision | ActionDecisions | Cancel
+                          | Watch, Field(discriminator="type")]
 CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -97,6 +117,11 @@ class BudgetWarningFrame(BaseModel):
     used_tokens: int
     budget_tokens: int
     message: str
+
+
+ServerFrame = (TurnStarted | Delta | TurnRetry | TurnDone | ErrorFrame | ActionPending
+               | ActionResultFrame | ActionDecided | TurnObserved)
+"""Every frame the server writes (for the web app's generated types; not used to parse)."""
 
 
 class ProtocolError(Exception):
@@ -144,7 +169,7 @@ def _to_protocol_error(exc: ValidationError, idempotency_key: str | None) -> Pro
     if any(e["type"] == "union_tag_invalid" for e in errors):
         return ProtocolError(ErrorCode.UNKNOWN_TYPE,
                              "unknown message type; expected 'user_message', 'resume', "
-                             "'action_decision' or 'action_decisions'")
+                             "'action_decision', 'action_decisions', 'cancel' or 'watch'")
     problems = []
     for e in errors:
         # The first loc item is the union tag (e.g. 'user_message'): name the field only.

@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Protocol
 
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -25,6 +27,8 @@ from switchboard_common.errors import ErrorCode
 from switchboard_common.metrics import TURN_SECONDS
 from switchboard_common.turns import (
     DEFAULT_CONVERSATION,
+    TurnCancel,
+    TurnObserved,
     TurnRequest,
     TurnStarted,
     turn_events_subject,
@@ -32,7 +36,13 @@ from switchboard_common.turns import (
 from switchboard_gateway.adapters.events import TurnBus
 from switchboard_gateway.adapters.store import TurnStore
 from switchboard_gateway.domain.identity import Identity
-from switchboard_gateway.domain.protocol import ErrorFrame, Resume, UserMessage, peek_event
+from switchboard_gateway.domain.protocol import (
+    Cancel,
+    ErrorFrame,
+    Resume,
+    UserMessage,
+    peek_event,
+)
 from switchboard_gateway.domain.turns import GapRepair, SeqFilter, TurnRecord
 from switchboard_gateway.settings import Settings
 
@@ -219,6 +229,11 @@ class TurnService:
             client_id=record.client_id, conversation_id=record.conversation_id, text=msg.text,
             idempotency_key=msg.idempotency_key, deadline_at=record.deadline_at)
         started_at = time.monotonic()
+        with contextlib.suppress(*_UNAVAILABLE):  # other tabs miss it live; history has it
+            await self._bus.announce(TurnObserved(
+                org_id=who.org, turn_id=record.turn_id, user_id=who.user,
+                client_id=record.client_id, conversation_id=record.conversation_id,
+                text=msg.text, deadline_at=record.deadline_at))
         # One trace per turn, whatever socket it came from: a root span (empty parent
         # context), whose context the broker puts in the TurnRequest's headers; every
         # service's spans for this turn descend from it.
@@ -245,7 +260,7 @@ class TurnService:
                         org=record.org, turn_id=record.turn_id, retryable=True,
                         key=msg.idempotency_key))
 
-    async def owned_turn(self, who: Identity, msg: Resume) -> TurnRecord | str:
+    async def owned_turn(self, who: Identity, msg: Resume | Cancel) -> TurnRecord | str:
         try:
             record = await self._store.get(msg.turn_id)
         except _UNAVAILABLE as exc:
@@ -257,6 +272,28 @@ class TurnService:
             return _error(ErrorCode.UNKNOWN_TURN, "no such turn for this user",
                           org=who.org, turn_id=msg.turn_id)
         return record
+
+    async def observe(self, who: Identity, cb: Callable[[Msg], Awaitable[None]]
+                      ) -> Subscription:
+        """Turns the user's other sockets start (see `TurnObserved`)."""
+        return await self._bus.observe(who.org, who.user, cb)
+
+    async def cancel(self, record: TurnRecord, out: Outbox) -> None:
+        """Ask whoever generates the turn to stop; the turn then ends as usual (its
+        `turn_completed` says `stop_reason: "cancelled"`) on every socket following it."""
+        try:
+            await self._bus.cancel(TurnCancel(org_id=record.org, turn_id=record.turn_id))
+        except _UNAVAILABLE as exc:
+            log.warning("turn %s: cancel not sent: %s", record.turn_id, type(exc).__name__)
+            out.send(_error(ErrorCode.UNAVAILABLE, "could not stop the turn, retry",
+                            org=record.org, turn_id=record.turn_id, retryable=True))
+
+    @staticmethod
+    def observed_record(observed: TurnObserved) -> TurnRecord:
+        return TurnRecord(turn_id=observed.turn_id, org=observed.org_id, user=observed.user_id,
+                          client_id=observed.client_id,
+                          conversation_id=observed.conversation_id,
+                          deadline_at=observed.deadline_at)
 
     async def resume(self, record: TurnRecord, last_seq: int, out: Outbox) -> None:
         try:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard_common.conversations import TurnRecord
 from switchboard_common.envelope import Id
@@ -40,6 +40,14 @@ def _page(items: list[T], total: int, offset: int) -> Page[T]:
 class ConversationInfo(BaseModel):
     conversation_id: str
     last_activity_at: datetime
+    title: str = ""
+    """The title the user gave it ('' until renamed)."""
+
+
+class ConversationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
 
 
 @router.get("", response_model=Page[ConversationInfo],
@@ -48,9 +56,20 @@ async def list_conversations(client: AccessibleClient, who: Me, store: Conversat
                              offset: Offset = 0, limit: Limit = 20) -> Page[ConversationInfo]:
     rows = await store.conversations(who.org, who.user.id, client.id, offset, limit)
     total = await store.count_conversations(who.org, who.user.id, client.id)
-    items = [ConversationInfo(conversation_id=c, last_activity_at=datetime.fromtimestamp(t, UTC))
-             for c, t in rows]
+    titles = await store.titles(who.org, who.user.id, client.id, [c for c, _ in rows])
+    items = [ConversationInfo(conversation_id=c, title=title,
+                              last_activity_at=datetime.fromtimestamp(t, UTC))
+             for (c, t), title in zip(rows, titles, strict=True)]
     return _page(items, total, offset)
+
+
+@router.patch("/{conversation_id}", response_model=ConversationPatch,
+              summary="Rename one of the caller's conversations (a new one may be named first)")
+async def rename_conversation(conversation_id: Id, body: ConversationPatch,
+                              client: AccessibleClient, who: Me, store: Conversations
+                              ) -> ConversationPatch:
+    await store.set_title(who.org, who.user.id, client.id, conversation_id, body.title)
+    return body
 
 
 @router.get("/{conversation_id}/turns", response_model=Page[TurnRecord],

@@ -5,18 +5,23 @@ turns never interleave mid-frame and a slow client never blocks the bus."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from switchboard_common.actions import ActionDecided, ActionRecord, describe
 from switchboard_common.credentials import Scope
 from switchboard_common.errors import ErrorCode
 from switchboard_common.metrics import OPEN_SOCKETS
+from switchboard_common.turns import TurnObserved
 from switchboard_gateway.deps import Auth, Config, Gate, Limits, Sockets, Turns, source_address
 from switchboard_gateway.domain.access import Principal
 from switchboard_gateway.domain.auth import Unauthorized, origin_allowed
@@ -24,10 +29,12 @@ from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.protocol import (
     ActionDecision,
     ActionDecisions,
+    Cancel,
     ErrorFrame,
     ProtocolError,
     Resume,
     UserMessage,
+    Watch,
     parse_client_message,
 )
 from switchboard_gateway.handlers.actions import ActionGate, Actions
@@ -120,6 +127,9 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         self._following: set[str] = set()
         self._closing = False
+        # What this socket watches (client, conversation) for turns other sockets start.
+        self._watching: tuple[str, str] | None = None
+        self._observer: Subscription | None = None
 
     def send(self, text: str) -> None:
         """The Outbox the relays write to: runs once per token, so it only enqueues."""
@@ -151,6 +161,9 @@ class Session:
                 task.cancel()
             # Bounded: a dependency that swallows cancellation must not pin the socket.
             await asyncio.wait(tasks, timeout=_CLEANUP_S)
+            if self._observer is not None:
+                with contextlib.suppress(*_UNAVAILABLE):
+                    await self._observer.unsubscribe()
 
     async def _write(self) -> None:
         try:
@@ -179,6 +192,10 @@ class Session:
         elif isinstance(message, ActionDecision | ActionDecisions):
             items = message.decisions if isinstance(message, ActionDecisions) else [message]
             self._spawn(self._decide(items))
+        elif isinstance(message, Cancel):
+            self._spawn(self._cancel(message))
+        elif isinstance(message, Watch):
+            self._spawn(self._watch(message))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -235,6 +252,49 @@ class Session:
             await self._turns.resume(record, msg.last_seq, self)
         finally:
             self._following.discard(record.turn_id)
+
+    async def _cancel(self, msg: Cancel) -> None:
+        record = await self._turns.owned_turn(self._who, msg)
+        if isinstance(record, str):
+            self.send(record)
+            return
+        await self._turns.cancel(record, self)
+
+    async def _watch(self, msg: Watch) -> None:
+        """Only the user's own turns are announced to them, the same rule as `resume`."""
+        if msg.conversation_id is None:
+            self._watching = None
+            return
+        self._watching = (msg.client_id, msg.conversation_id)
+        if self._observer is None:
+            try:
+                self._observer = await self._turns.observe(self._who, self._on_observed)
+            except _UNAVAILABLE as exc:
+                log.warning("watch refused, NATS unavailable: %s", type(exc).__name__)
+                self.send(ErrorFrame(org_id=self._who.org, code=ErrorCode.UNAVAILABLE,
+                                     message="cannot follow other tabs now, retry",
+                                     retryable=True).model_dump_json())
+
+    async def _on_observed(self, msg: Msg) -> None:
+        try:
+            observed = TurnObserved.model_validate_json(msg.data)
+        except ValidationError:
+            return
+        if (observed.client_id, observed.conversation_id) != self._watching:
+            return
+        record = self._turns.observed_record(observed)
+        if record.turn_id in self._following:
+            return  # this socket started it (or follows it already)
+        self.send(msg.data.decode())
+        self._following.add(record.turn_id)
+
+        async def relay() -> None:
+            try:
+                await self._turns.resume(record, 0, self)
+            finally:
+                self._following.discard(record.turn_id)
+
+        self._spawn(relay())
 
     async def _decide(self, items: list[ActionDecision]) -> None:
         """One `action_decided` frame per accepted decision, or an `error` naming the action

@@ -587,6 +587,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The org's limits and budget */
+        get: operations["get_limits_v1_limits_get"];
+        /** Override the org's limits or budget (admin) */
+        put: operations["put_limits_v1_limits_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -1118,7 +1136,7 @@ export interface components {
          * ErrorCode
          * @enum {string}
          */
-        ErrorCode: "invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "turn_timeout" | "internal_error" | "service_unavailable" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments";
+        ErrorCode: "invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments";
         /** FieldError */
         FieldError: {
             /** Loc */
@@ -1222,6 +1240,44 @@ export interface components {
              */
             role: "admin" | "member";
         };
+        /** LimitsReport */
+        LimitsReport: {
+            limits: components["schemas"]["OrgLimits"];
+            /** Month */
+            month: string;
+            /** Org */
+            org: string;
+            /** Used Tokens */
+            used_tokens: number;
+        };
+        /**
+         * LimitsUpdate
+         * @description `PUT /v1/limits`: the fields to override (null on `monthly_token_budget` removes the
+         *     budget; `reset` drops every override and returns to the deployment defaults).
+         */
+        LimitsUpdate: {
+            /** Budget Warning Fraction */
+            budget_warning_fraction?: number | null;
+            /** Concurrent Turns Socket */
+            concurrent_turns_socket?: number | null;
+            /** Concurrent Turns User */
+            concurrent_turns_user?: number | null;
+            /** Ingest Events Per Minute */
+            ingest_events_per_minute?: number | null;
+            /** Monthly Token Budget */
+            monthly_token_budget?: number | null;
+            /**
+             * Reset
+             * @default false
+             */
+            reset: boolean;
+            /** Sockets Per User */
+            sockets_per_user?: number | null;
+            /** Turns Per Minute Org */
+            turns_per_minute_org?: number | null;
+            /** Turns Per Minute User */
+            turns_per_minute_user?: number | null;
+        };
         /** ModelPrefs */
         ModelPrefs: {
             /** Complex */
@@ -1272,7 +1328,7 @@ export interface components {
              * Display Name
              * @default
              */
-            display_name: string;
+            display_name: string | "";
             /** Id */
             id: string;
             /**
@@ -1281,6 +1337,49 @@ export interface components {
              * @enum {string}
              */
             role: "admin" | "member";
+        };
+        /**
+         * OrgLimits
+         * @description The limits in force for one org (defaults merged with the org's overrides).
+         */
+        OrgLimits: {
+            /**
+             * Budget Warning Fraction
+             * @default 0.8
+             */
+            budget_warning_fraction: number;
+            /**
+             * Concurrent Turns Socket
+             * @default 8
+             */
+            concurrent_turns_socket: number;
+            /**
+             * Concurrent Turns User
+             * @default 20
+             */
+            concurrent_turns_user: number;
+            /**
+             * Ingest Events Per Minute
+             * @default 6000
+             */
+            ingest_events_per_minute: number;
+            /** Monthly Token Budget */
+            monthly_token_budget?: number | null;
+            /**
+             * Sockets Per User
+             * @default 20
+             */
+            sockets_per_user: number;
+            /**
+             * Turns Per Minute Org
+             * @default 1200
+             */
+            turns_per_minute_org: number;
+            /**
+             * Turns Per Minute User
+             * @default 120
+             */
+            turns_per_minute_user: number;
         };
         /** Page[ConversationInfo] */
         Page_ConversationInfo_: {
@@ -3625,7 +3724,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many failed authentications from this address; see Retry-After */
+            /** @description a rate limit or quota refused the request; `Retry-After` (seconds) says when to try again */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4745,6 +4844,140 @@ export interface operations {
             };
             /** @description no such id in the caller's org */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a field is invalid; `detail` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a dependency (Valkey, NATS, the context service) is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_limits_v1_limits_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LimitsReport"];
+                };
+            };
+            /** @description no acceptable credential; `detail` names the problem (never the secret) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the caller may not do this; nothing about the target is returned */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a field is invalid; `detail` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a dependency (Valkey, NATS, the context service) is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_limits_v1_limits_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LimitsUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LimitsReport"];
+                };
+            };
+            /** @description no acceptable credential; `detail` names the problem (never the secret) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the caller may not do this; nothing about the target is returned */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

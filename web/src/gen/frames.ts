@@ -75,10 +75,11 @@ export type ActionId1 = (string | null)
  * This interface was referenced by `Frames`'s JSON-Schema
  * via the `definition` "ErrorCode".
  */
-export type ErrorCode = ("invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "turn_timeout" | "internal_error" | "service_unavailable" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments")
+export type ErrorCode = ("invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments")
 export type IdempotencyKey2 = (string | null)
 export type Message = string
 export type OrgId4 = (string | null)
+export type RetryAfterS = (number | null)
 export type Retryable = boolean
 export type Seq3 = number
 export type TurnId6 = (string | null)
@@ -286,6 +287,7 @@ code: ErrorCode
 idempotency_key: IdempotencyKey2
 message: Message
 org_id: OrgId4
+retry_after_s: RetryAfterS
 retryable: Retryable
 seq: Seq3
 turn_id: TurnId6

@@ -1,9 +1,13 @@
 // Readable words for every error the page can meet: WebSocket `error` frames (by code) and
-// HTTP statuses. The code stays visible (small) so a support request can quote it.
+// HTTP statuses. The code stays visible (small) so a support request can quote it. A code
+// added on the server without words here falls back to the server's own message.
+import type { ErrorCode } from "../gen/frames";
 
-const CODES: Record<string, string> = {
+const CODES: Partial<Record<ErrorCode, string>> = {
   invalid_json: "The page sent something the server could not read.",
   unknown_type: "The page and the server disagree about the protocol; reload the page.",
+  unauthorized: "Your session has ended. Sign in again.",
+  too_deep: "That was refused: it is nested too deeply.",
   invalid_message: "That message was refused as invalid.",
   message_too_large: "That message is too long. Shorten it and send again.",
   unknown_turn: "That answer is no longer available.",
@@ -24,10 +28,7 @@ const CODES: Record<string, string> = {
   action_expired: "This action expired before anyone decided it.",
   invalid_arguments: "Those values are not valid for this tool.",
   rate_limited: "Slow down: too many requests. Try again in a moment.",
-  quota_exceeded: "Your organisation's quota is used up.",
-  budget_exceeded: "Your organisation's monthly budget is used up.",
-  model_warming_up: "The model is still warming up. Try again in a few seconds.",
-  warming_up: "The model is still warming up. Try again in a few seconds.",
+  quota_exceeded: "Your organisation's quota or monthly budget is used up.",
 };
 
 const STATUSES: Record<number, string> = {
@@ -44,7 +45,7 @@ const STATUSES: Record<number, string> = {
 };
 
 export function describeCode(code: string, fallback = ""): string {
-  return CODES[code] ?? (fallback || `Error: ${code}`);
+  return CODES[code as ErrorCode] ?? (fallback || `Error: ${code}`);
 }
 
 export function describeStatus(status: number, detail = ""): string {

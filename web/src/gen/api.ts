@@ -1482,8 +1482,20 @@ export interface components {
             dense_rank?: number | null;
             /** Id */
             id: string;
+            /** Indexed At */
+            indexed_at?: string | null;
             /** Item Id */
             item_id: string;
+            /**
+             * Kind
+             * @default event
+             * @enum {string}
+             */
+            kind: "event" | "user" | "assistant";
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            };
             /**
              * Occurred At
              * Format: date-time

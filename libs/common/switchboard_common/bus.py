@@ -163,6 +163,11 @@ async def publish_command(broker: NatsBroker, message: BaseModel, subject: str, 
 class NoAnswer(Exception):
     """Request/reply: nobody subscribes to the subject, or no answer came in time."""
 
+    def __init__(self, message: str, *, no_responders: bool = False) -> None:
+        super().__init__(message)
+        self.no_responders = no_responders
+        """Nobody subscribes (the service is down or still starting), not just slow."""
+
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -177,7 +182,8 @@ async def request_reply(nc: NatsClient, subject: str, request: BaseModel, reply:
         msg = await nc.request(subject, request.model_dump_json().encode(), timeout=timeout_s,
                                headers=headers or None)
     except (NoRespondersError, NatsTimeout, TimeoutError) as exc:
-        raise NoAnswer(f"no answer on {subject} within {timeout_s:g} s") from exc
+        raise NoAnswer(f"no answer on {subject} within {timeout_s:g} s",
+                       no_responders=isinstance(exc, NoRespondersError)) from exc
     return reply.model_validate_json(msg.data)
 
 

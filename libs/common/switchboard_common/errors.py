@@ -25,6 +25,9 @@ class ErrorCode(StrEnum):
     TURN_TIMEOUT = "turn_timeout"
     INTERNAL = "internal_error"
     UNAVAILABLE = "service_unavailable"
+    WARMING_UP = "warming_up"
+    """A service the turn needs is starting (memory_indexer loading its model and index):
+    retry shortly with the same idempotency key."""
     # model provider (llm_stream)
     PROVIDER_RATE_LIMITED = "provider_rate_limited"
     PROVIDER_OVERLOADED = "provider_overloaded"

@@ -27,6 +27,7 @@ from switchboard_common.conversations import (
     conversation_key,
 )
 from switchboard_common.envelope import utcnow
+from switchboard_common.errors import SwitchboardError
 from switchboard_common.model import (
     ChatMessage,
     ModelRequest,
@@ -121,8 +122,12 @@ class TurnFlow:
         level = complexity.estimate(turn.text)
         retrieved: list[prompt.RetrievedItem] = []
         if level.level == "complex" and self.memory is not None:
-            retrieved = await self.memory.search(turn.org_id, turn.user_id, turn.client_id,
-                                                 turn.text)
+            try:
+                retrieved = await self.memory.search(turn.org_id, turn.user_id,
+                                                     turn.client_id, turn.text)
+            except SwitchboardError as exc:
+                await self._refuse(turn, exc)
+                return
         built = prompt.build(
             prompt.PromptInputs(
                 client_id=turn.client_id, client_name=client.name if client else turn.client_id,
@@ -197,6 +202,18 @@ class TurnFlow:
         for base in await self.queue.pending_conversations():
             if (following := await self.queue.finish(base)) is not None:
                 await self.start(following)
+
+    async def _refuse(self, turn: TurnRequest, exc: SwitchboardError) -> None:
+        """End a turn before its model call (typed, first and last event of its stream) and
+        move its conversation on."""
+        await publish_fast(self.broker.connection,
+                           turn_events_subject(turn.org_id, turn.turn_id),
+                           TurnError(org_id=turn.org_id, turn_id=turn.turn_id, seq=1,
+                                     code=exc.code, message=str(exc), retryable=exc.retryable))
+        log.warning("turn %s refused: %s", turn.turn_id, exc.code)
+        await self.pending.forget(turn.turn_id)
+        if (following := await self.queue.finish(base_of(turn), turn.turn_id)) is not None:
+            await self.start(following)
 
     async def _fail(self, result: ModelResult) -> None:
         assert result.error is not None

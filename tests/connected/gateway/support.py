@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import nats
 import uvicorn
+from fastapi import FastAPI
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
 
@@ -34,6 +35,7 @@ from switchboard_gateway.settings import Settings
 class Gateway:
     http: str
     settings: Settings
+    app: FastAPI
 
     def ws(self, org: str, user: str = "va1") -> str:
         return self.http.replace("http://", "ws://") + f"/ws?org={org}&user={user}"
@@ -49,7 +51,8 @@ async def running_gateway(**overrides: Any) -> AsyncIterator[Gateway]:
                            # Every test's bad credentials come from 127.0.0.1 and count in
                            # the one Valkey of the session: a limit no single test reaches.
                            "auth_failure_limit": "10000/minute", **overrides})
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             ws="websockets-sansio", ws_max_size=settings.max_frame_bytes,
                             log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=2)
@@ -62,7 +65,7 @@ async def running_gateway(**overrides: Any) -> AsyncIterator[Gateway]:
                     task.result()
                     raise RuntimeError("gateway exited during start-up")
                 await asyncio.sleep(0.02)
-        yield Gateway(f"http://127.0.0.1:{settings.port}", settings)
+        yield Gateway(f"http://127.0.0.1:{settings.port}", settings, app)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)

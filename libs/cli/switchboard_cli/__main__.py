@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--client", required=True, help="the client (executive) id")
     ingest.add_argument("--url", default=_URL)
     ingest.add_argument("--batch", type=int, default=100, help="events per request (<= 500)")
+    ingest.add_argument("--no-wait", action="store_true",
+                        help="return after the upload, without waiting until searchable")
     add_credential_args(ingest)
 
     link = sub.add_parser("signin-link", help="print a new one-time sign-in link (admin)")
@@ -115,7 +117,7 @@ def _ingest(args: argparse.Namespace) -> int:
         print(missing_key_message(), file=sys.stderr)
         return 2
     return run_ingest(args.url, args.client, args.file, api_key=key, org=args.org,
-                      user=args.user, batch=args.batch)
+                      user=args.user, batch=args.batch, wait=not args.no_wait)
 
 
 if __name__ == "__main__":

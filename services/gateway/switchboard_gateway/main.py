@@ -17,6 +17,7 @@ from switchboard_common.connections import ConnectionStore
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.credentials import ApiKeys, SigninLinks
 from switchboard_common.directory import Directory
+from switchboard_common.ingest_batches import IngestBatches
 from switchboard_common.permissions import ROLES
 from switchboard_common.valkey import valkey_client
 from switchboard_gateway.adapters.auth_failures import AuthFailures
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sockets = SocketCounter()
         app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s)
         app.state.memory = MemoryBus(broker, settings.memory_timeout_s,
-                                     settings.memory_forget_timeout_s)
+                                     settings.memory_forget_timeout_s, IngestBatches(valkey))
         app.state.gate = ClientGate(directory, app.state.skills,
                                     bool(settings.auto_provision_clients))
         app.state.actions = ActionGate(nc, ActionStore(valkey), directory,

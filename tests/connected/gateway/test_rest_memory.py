@@ -34,6 +34,17 @@ async def hits(client: httpx.AsyncClient, cid: str, q: str, expect: int,
             await asyncio.sleep(0.1)
 
 
+async def done(client: httpx.AsyncClient, cid: str, batch: str, timeout: float = 20
+               ) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            r = await client.get(f"/clients/{cid}/ingest/{batch}")
+            assert r.status_code == 200, r.text
+            if r.json()["done"]:
+                return dict(r.json())
+            await asyncio.sleep(0.1)
+
+
 @pytest.fixture
 async def va(gateway: Gateway, org: str) -> AsyncIterator[httpx.AsyncClient]:
     async with api(gateway, org, "va1") as client:
@@ -52,13 +63,20 @@ EVENTS = [
 
 async def test_ingest_search_and_forget(va: httpx.AsyncClient, memory_service: None) -> None:
     r = await va.post("/clients/sarah/events", json={"events": EVENTS})
-    assert r.status_code == 202 and r.json() == {"accepted": 2, "duplicates": 0}
+    assert r.status_code == 202
+    body = r.json()
+    assert (body["accepted"], body["duplicates"]) == (2, 0) and body["batch_id"]
     again = await va.post("/clients/sarah/events", json={"events": EVENTS[:1]})
-    assert again.json() == {"accepted": 0, "duplicates": 1}
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 1)
+    # The batch can be followed until it is searchable.
+    status = await done(va, "sarah", body["batch_id"])
+    assert (status["accepted"], status["indexed"], status["failed"], status["pending"]) == (
+        2, 2, 0, 0)
+    assert (await va.get(f"/clients/john/ingest/{body['batch_id']}")).status_code == 404
 
     found = await hits(va, "sarah", "Q3 marketing budget cut", 1)
     assert found[0]["item_id"] == "e1" and found[0]["source"] == "email"
-    assert found[0]["occurred_at"]
+    assert found[0]["occurred_at"] and found[0]["kind"] == "event"
     # Another client of the same user sees nothing of Sarah's.
     assert (await va.get("/clients/john/memory/search", params={"q": "Q3 budget"})
             ).json()["hits"] == []
@@ -68,6 +86,34 @@ async def test_ingest_search_and_forget(va: httpx.AsyncClient, memory_service: N
     remaining = (await va.get("/clients/sarah/memory/search",
                               params={"q": "Q3 marketing budget cut"})).json()["hits"]
     assert all(h["item_id"] != "e1" for h in remaining)
+
+
+async def test_search_filters_and_metadata(va: httpx.AsyncClient, memory_service: None) -> None:
+    events = [{"event_id": "D1:3", "source": "note", "text": "Maya: we adopted a beagle puppy",
+               "occurred_at": "2023-05-08T13:56:00Z", "metadata": {"speaker": "Maya"}},
+              {"event_id": "mail.7@x", "source": "email", "text": "The beagle needs shots",
+               "occurred_at": "2023-07-01T09:00:00Z"}]
+    r = await va.post("/clients/sarah/events", json={"events": events})
+    await done(va, "sarah", r.json()["batch_id"])
+
+    async def ids(**params: Any) -> list[str]:
+        r = await va.get("/clients/sarah/memory/search", params={"q": "beagle", **params})
+        assert r.status_code == 200, r.text
+        return sorted(h["item_id"] for h in r.json()["hits"])
+
+    assert await ids() == ["D1:3", "mail.7@x"]
+    assert await ids(sources=["email"]) == ["mail.7@x"]
+    assert await ids(sources=["email", "note"], mode="text") == ["D1:3", "mail.7@x"]
+    assert await ids(until="2023-06-01T00:00:00Z") == ["D1:3"]
+    assert await ids(since="2023-06-01T00:00:00Z", mode="dense") == ["mail.7@x"]
+    assert await ids(kinds=["user"]) == []
+    hit = (await va.get("/clients/sarah/memory/search", params={"q": "puppy", "k": 1})
+           ).json()["hits"][0]
+    assert hit["item_id"] == "D1:3" and hit["metadata"] == {"speaker": "Maya"}
+    assert hit["occurred_at"].startswith("2023-05-08") and hit["indexed_at"]
+    assert (await va.delete("/clients/sarah/memory/items/D1:3")).json()["deleted_chunks"] == 1
+    assert (await va.get("/clients/sarah/memory/search", params={"q": "x", "mode": "fuzzy"})
+            ).status_code == 422
 
 
 async def test_bad_ingest_is_422_naming_the_field(va: httpx.AsyncClient) -> None:
@@ -131,6 +177,12 @@ async def test_cli_uploads_a_large_file_with_a_progress_bar(
     assert code == 0, text
     assert "100/250" in text and "200/250" in text and "250/250" in text
     assert "250 events queued for indexing" in text
+    # The second bar finishes only when everything is searchable.
+    assert "250/250 searchable" in text and "250 events searchable, 0 failed" in text
+    found = (await asyncio.to_thread(httpx.get, f"{gateway.http}/v1/clients/sarah/memory/search",
+                                     params={"q": "project update number 249", "k": 50},
+                                     headers={"X-Org": org, "X-User": "va1"})).json()["hits"]
+    assert "n249" in {h["item_id"] for h in found}
     out = io.StringIO()
     assert await asyncio.to_thread(run_ingest, gateway.http, "sarah", path, org=org,
                                    user="va1", batch=100, out=out) == 0

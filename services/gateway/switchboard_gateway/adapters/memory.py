@@ -6,6 +6,7 @@ from __future__ import annotations
 from faststream.nats import NatsBroker
 
 from switchboard_common.bus import publish_command
+from switchboard_common.ingest_batches import IngestBatches
 from switchboard_common.memory import (
     ForgetRequest,
     ForgetResult,
@@ -22,9 +23,11 @@ from switchboard_gateway.adapters.requests import Unavailable, ask
 
 
 class MemoryBus:
-    def __init__(self, broker: NatsBroker, search_timeout_s: float, forget_timeout_s: float
-                 ) -> None:
+    def __init__(self, broker: NatsBroker, search_timeout_s: float, forget_timeout_s: float,
+                 batches: IngestBatches) -> None:
         self._broker = broker
+        self.batches = batches
+        """Upload batches and their progress (Valkey; memory_indexer records outcomes)."""
         self._search_timeout = search_timeout_s
         self._forget_timeout = forget_timeout_s
 

@@ -1,26 +1,31 @@
 """Per-client memory: ingest events (batch), search, and forgetting.
 
 Ingest publishes each event to JetStream (`events.ingest.<org>.<client>`, deduplicated by the
-event id) and returns once they are stored; memory_indexer embeds and indexes them
-asynchronously. Search and forget ask memory_indexer over request/reply (503 if it does not
-answer). Deleting a client (routes/clients.py) forgets its memory the same way."""
+event id) and returns once they are stored, with a batch id; memory_indexer embeds and indexes
+them asynchronously and records each event's outcome, so `GET .../ingest/<batch id>` says when
+the batch is searchable (switchboard_common.ingest_batches). Search and forget ask
+memory_indexer over request/reply (503 if it does not answer). Deleting a client
+(routes/clients.py) forgets its memory the same way."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from switchboard_common.credentials import Scope
-from switchboard_common.envelope import Id, utcnow
+from switchboard_common.envelope import Id, new_id, utcnow
+from switchboard_common.ingest_batches import BatchStatus
 from switchboard_common.memory import (
     MAX_K,
     MAX_QUERY_CHARS,
     ForgetRequest,
     ForgetResult,
     IngestEvent,
+    ItemId,
+    MemoryKind,
     SearchHit,
     SearchMode,
     SearchRequest,
@@ -42,8 +47,9 @@ MAX_BATCH = 500
 class IngestItem(BaseModel):
     """One external event (a document, email, calendar entry, note or CRM change)."""
 
-    event_id: Id
-    """The producer's own id: sending it again replaces, never duplicates."""
+    event_id: ItemId
+    """The producer's own id (1-128 of letters, digits and `_ . : @ + = -`, starting with a
+    letter or digit): sending it again replaces, never duplicates."""
     source: SourceType
     text: str = Field(min_length=1, max_length=200_000)
     title: str = ""
@@ -58,6 +64,8 @@ class IngestBatch(BaseModel):
 
 
 class IngestAccepted(BaseModel):
+    batch_id: str
+    """Follow it: `GET /v1/clients/<client>/ingest/<batch_id>`."""
     accepted: int
     """Events stored for indexing."""
     duplicates: int
@@ -79,17 +87,31 @@ async def ingest(batch: IngestBatch, client: AccessibleClient, who: Me, memory: 
                                          len(batch.events))
     if refused is not None:
         raise LimitExceeded(refused)
+    batch_id = new_id()
+    # Opened before the first publish: the indexer may record an outcome before we return.
+    await memory.batches.open(who.org, client.id, batch_id)
     accepted = duplicates = 0
     for item in batch.events:
         event = IngestEvent(
-            org_id=who.org, client_id=client.id,
+            org_id=who.org, client_id=client.id, batch_id=batch_id,
             user_id=who.user.id if item.visibility == "private" else None,
             **item.model_dump())
         if await memory.ingest(event):
             accepted += 1
         else:
             duplicates += 1
-    return IngestAccepted(accepted=accepted, duplicates=duplicates)
+    await memory.batches.accepted(who.org, batch_id, accepted, duplicates)
+    return IngestAccepted(batch_id=batch_id, accepted=accepted, duplicates=duplicates)
+
+
+@router.get("/ingest/{batch_id}", response_model=BatchStatus,
+            summary="Progress of an upload: accepted, indexed, failed, forgotten, done")
+async def ingest_status(batch_id: Id, client: AccessibleClient, who: Me, memory: MemoryApi
+                        ) -> BatchStatus:
+    found = await memory.batches.status(who.org, batch_id)
+    if found is None or found.client_id != client.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such ingest batch for this client")
+    return found
 
 
 @router.get("/memory/search", response_model=SearchResults,
@@ -97,10 +119,16 @@ async def ingest(batch: IngestBatch, client: AccessibleClient, who: Me, memory: 
 async def search(client: AccessibleClient, who: Me, memory: MemoryApi,
                  q: str = Query(min_length=1, max_length=MAX_QUERY_CHARS),
                  k: int = Query(8, ge=1, le=MAX_K),
-                 mode: SearchMode = "hybrid") -> SearchResults:
+                 mode: SearchMode = "hybrid",
+                 sources: Annotated[list[SourceType] | None, Query()] = None,
+                 kinds: Annotated[list[MemoryKind] | None, Query()] = None,
+                 since: datetime | None = None,
+                 until: datetime | None = None) -> SearchResults:
+    """Filters combine with AND; `sources` and `kinds` may repeat (`?kinds=event&kinds=user`);
+    `since`/`until` (ISO 8601, inclusive) bound the item's own date (`occurred_at`)."""
     response = await memory.search(SearchRequest(
         org_id=who.org, client_id=client.id, user_id=who.user.id,
-        query=q, k=k, mode=mode))
+        query=q, k=k, mode=mode, sources=sources, kinds=kinds, since=since, until=until))
     return SearchResults(hits=response.hits, model=response.model, took_ms=response.took_ms)
 
 
@@ -119,7 +147,7 @@ async def forget_all(client: AccessibleClient, who: Me, memory: MemoryApi) -> Fo
 
 @router.delete("/memory/items/{item_id}", response_model=ForgetResult,
                summary="Forget one event or turn")
-async def forget_item(item_id: Id, client: AccessibleClient, who: Me, memory: MemoryApi
+async def forget_item(item_id: ItemId, client: AccessibleClient, who: Me, memory: MemoryApi
                       ) -> ForgetResult:
     return await _forget(memory, who, client.id, "item", item_id=item_id)
 

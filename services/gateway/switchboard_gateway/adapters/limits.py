@@ -12,13 +12,13 @@
 - Per-org overrides live in the hash `limits:{org}`; each replica caches them for
   `cache_s` so a turn costs no extra round trip for them.
 
-A turn's checks run concurrently (one round trip of wall time on the shared pool); only a
-refusal costs more (the window's reset time, releasing a slot already taken).
+A turn's checks cost three round trips (bench/limit_checks.py); only a refusal costs more (the
+window's reset time, releasing a slot already taken). Freeing the slot happens after the
+turn's last frame went out, off the turn's latency.
 Sockets per user are counted per replica in memory (see `SocketCounter`)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -44,13 +44,20 @@ from switchboard_gateway.domain.limits import (
     rate_refusal,
 )
 
-_ACQUIRE = """
+# Take a concurrent-turn slot (a re-sent key keeps its own) and, when the org has a budget,
+# return the month's usage with it: {1|0, field, value, ...}.
+_ADMIT = """
+local usage = {}
+if ARGV[5] == '1' then usage = redis.call('HGETALL', KEYS[2]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[2])))
-return 1
+if not redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return {0} end
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+  redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[2])))
+end
+local out = {1}
+for i = 1, #usage do out[i + 1] = usage[i] end
+return out
 """
 
 
@@ -75,7 +82,7 @@ class Limiter:
         storage = RedisStorage(f"async+{valkey_url}", implementation="redispy",
                                connection_pool=valkey.connection_pool)  # type: ignore[arg-type]
         self._window = MovingWindowRateLimiter(storage)
-        self._acquire: Any = valkey.register_script(_ACQUIRE)
+        self._admit: Any = valkey.register_script(_ADMIT)
         self._defaults = defaults
         self._cache_s = cache_s
         self._cache: dict[str, tuple[float, OrgLimits]] = {}
@@ -111,50 +118,43 @@ class Limiter:
                          ) -> Admitted | Refusal:
         """Count one new turn of `who` (`key`: its idempotency key) against every limit, or
         say which refused it. An admitted turn holds a concurrency slot until `end_turn`
-        (or its deadline)."""
+        (or its deadline).
+
+        Three round trips, one after the other (on one event loop, concurrent requests to a
+        loopback Valkey cost more than sequential ones): the user's window, the org's window,
+        then one script that takes the slot and reads the month's usage. A refusal stops at
+        the first limit that refuses."""
         limits = await self.org_limits(who.org)
-        now = time.time()
         per_user = RateLimitItemPerMinute(limits.turns_per_minute_user)
+        if not await self._window.hit(per_user, "turns-user", who.org, who.user):
+            return await self._rate(per_user, "turns_per_user", "turns for this user",
+                                    "turns-user", who.org, who.user)
         per_org = RateLimitItemPerMinute(limits.turns_per_minute_org)
-        user_ok, org_ok, slot, usage = await asyncio.gather(
-            self._window.hit(per_user, "turns-user", who.org, who.user),
-            self._window.hit(per_org, "turns-org", who.org),
-            self._acquire(keys=[_active_key(who)],
-                          args=[now, now + deadline_s, limits.concurrent_turns_user, key]),
-            self._month_usage(who.org, limits))
-        refusal: Refusal | None = None
-        state = budget_state(limits, usage)
-        if not user_ok:
-            refusal = await self._rate(per_user, "turns_per_user", "turns for this user",
-                                       "turns-user", who.org, who.user)
-        elif not org_ok:
-            refusal = await self._rate(per_org, "turns_per_org", "turns for this org",
-                                       "turns-org", who.org)
-        elif not slot:
+        if not await self._window.hit(per_org, "turns-org", who.org):
+            return await self._rate(per_org, "turns_per_org", "turns for this org",
+                                    "turns-org", who.org)
+        now = time.time()
+        budgeted = limits.monthly_token_budget is not None
+        slot, *fields = await self._admit(
+            keys=[_active_key(who), month_usage_key(who.org)],
+            args=[now, now + deadline_s, limits.concurrent_turns_user, key, int(budgeted)])
+        if not slot:
             RATE_LIMIT_REFUSALS.labels("concurrent_turns_per_user").inc()
-            refusal = Refusal(ErrorCode.RATE_LIMITED,
-                              f"too many turns running at once: at most "
-                              f"{limits.concurrent_turns_user} per user", 1.0)
-        elif state == "stop":
+            return Refusal(ErrorCode.RATE_LIMITED, f"too many turns running at once: at most "
+                           f"{limits.concurrent_turns_user} per user", 1.0)
+        used = budget_tokens({_s(k): int(v) for k, v in zip(fields[::2], fields[1::2],
+                                                             strict=True)})
+        state = budget_state(limits, used)
+        if state == "stop":
             RATE_LIMIT_REFUSALS.labels("org_tokens_month").inc()
-            refusal = budget_refusal(limits, usage, utcnow())
-        if refusal is not None:
-            if slot:
-                await self.end_turn(who, key)
-            return refusal
+            await self.end_turn(who, key)
+            return budget_refusal(limits, used, utcnow())
         if state == "warn" and limits.monthly_token_budget is not None:
-            return Admitted(BudgetWarning(usage, limits.monthly_token_budget))
+            return Admitted(BudgetWarning(used, limits.monthly_token_budget))
         return Admitted()
 
     async def end_turn(self, who: Identity, key: str) -> None:
         await self._r.zrem(_active_key(who), key)
-
-    async def _month_usage(self, org: str, limits: OrgLimits) -> int:
-        if limits.monthly_token_budget is None:
-            return 0
-        raw = await self._r.hgetall(month_usage_key(org))
-        return budget_tokens({(k.decode() if isinstance(k, bytes) else k): int(v)
-                              for k, v in raw.items()})
 
     async def _rate(self, item: RateLimitItemPerMinute, limit: str, what: str,
                     *ids: str) -> Refusal:
@@ -170,6 +170,10 @@ class Limiter:
             return None
         return await self._rate(item, "ingest_events_per_key", "ingested events", "ingest",
                                 who.org, who.user)
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class SocketCounter:

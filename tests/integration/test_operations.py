@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
+import websockets
 
 from switchboard_cli.stack import SERVICES, Stack
+from tests.integration.conftest import ws_url
 
 pytestmark = pytest.mark.integration
 
@@ -20,3 +24,20 @@ async def test_every_service_serves_probes_and_metrics(stack: Stack) -> None:
             metrics = await http.get(url + "/metrics")
             assert metrics.headers["content-type"].startswith("text/plain"), name
             assert "switchboard_rate_limit_refusals_total" in metrics.text, name
+
+
+async def test_open_sockets_are_counted(stack: Stack) -> None:
+    async def sockets(http: httpx.AsyncClient) -> float:
+        text = (await http.get(stack.gateway_url + "/metrics")).text
+        line = next(x for x in text.splitlines() if x.startswith("switchboard_open_sockets "))
+        return float(line.split()[1])
+
+    async with httpx.AsyncClient(timeout=5) as http:
+        before = await sockets(http)
+        async with websockets.connect(ws_url(stack)), websockets.connect(ws_url(stack)):
+            assert await sockets(http) == before + 2
+        for _ in range(50):
+            if await sockets(http) == before:
+                break
+            await asyncio.sleep(0.05)
+        assert await sockets(http) == before

@@ -5,12 +5,15 @@ start-up."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
 from pydantic import SecretStr
 
 from switchboard_cli.__main__ import main as cli
+from switchboard_cli.embedded import start_valkey
+from switchboard_cli.embedded_secrets import load_or_create
 from switchboard_common.connections import (
     CalDavConnection,
     ClientConnections,
@@ -94,3 +97,28 @@ def test_services_that_keep_secrets_refuse_to_start_without_a_key() -> None:
                                        session_secret="s" * 40, dev_credential=False)
     with pytest.raises(SecretKeyError):
         create_app(gateway_settings)
+
+
+async def test_embedded_rotation_adds_a_key_and_reencrypts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The embedded default's procedure (docs/security.md, "Rotating keys")."""
+    import asyncio
+
+    secrets = load_or_create(tmp_path)
+    server = start_valkey(tmp_path, persist=False, password=secrets.valkey)
+    client = redis.Redis.from_url(server.url, password=secrets.valkey)
+    try:
+        await ConnectionStore(client, SecretBox(secrets.secrets_keys)).put("o", "c", sample())
+        assert await asyncio.to_thread(cli, ["rotate-secrets", "--new-key", "--data-dir",
+                                             str(tmp_path)]) == 0
+        newest = load_or_create(tmp_path).secrets_keys
+        assert newest[1:] == secrets.secrets_keys and len(newest) == 2
+        assert await asyncio.to_thread(cli, ["rotate-secrets", "--data-dir", str(tmp_path),
+                                             "--valkey-url", server.url]) == 0
+        assert "re-encrypted 1 " in capsys.readouterr().out
+        again = await ConnectionStore(client, SecretBox(newest[:1])).get("o", "c")
+        assert again is not None and again.smtp is not None and again.smtp.password is not None
+        assert again.smtp.password.get_secret_value() == "mail-secret-2"
+    finally:
+        await client.aclose()
+        server.stop()

@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     rotate = sub.add_parser("rotate-secrets", help="re-encrypt stored client connection "
                             "passwords under the newest key of SECRETS_KEYS")
     rotate.add_argument("--new-key", action="store_true",
-                        help="only print a freshly generated key (to put first in SECRETS_KEYS)")
+                        help="only print a freshly generated key (to put first in SECRETS_KEYS); "
+                        "with --data-dir, put it first in the embedded default's keys")
     rotate.add_argument("--data-dir", type=Path, default=None,
                         help="use the embedded default's generated Valkey password and keys")
     rotate.add_argument("--valkey-url", default=None, help="default: $VALKEY_URL")
@@ -96,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         from switchboard_cli.rotate import run_rotate
         from switchboard_common.secretbox import SecretBox
 
+        if args.new_key and args.data_dir is not None:
+            from switchboard_cli.embedded_secrets import add_secrets_key
+
+            add_secrets_key(args.data_dir)
+            print(f"a new key is first in {args.data_dir}/secrets/credentials.json: restart, "
+                  "then run rotate-secrets --data-dir again to re-encrypt")
+            return 0
         if args.new_key:
             print(SecretBox.generate_key())
             return 0

@@ -52,6 +52,18 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
 
 
+def add_secrets_key(data_dir: Path) -> EmbeddedSecrets:
+    """Put a fresh key first in SECRETS_KEYS (the old ones keep decrypting): the next
+    `switchboard up` encrypts with it; `switchboard rotate-secrets --data-dir` moves what is
+    stored to it."""
+    current = load_or_create(data_dir)
+    out = EmbeddedSecrets(current.nats, current.valkey,
+                          [Fernet.generate_key().decode(), *current.secrets_keys])
+    write_private(secrets_dir(data_dir) / "credentials.json", json.dumps(
+        {"nats": out.nats, "valkey": out.valkey, "secrets_keys": out.secrets_keys}, indent=2))
+    return out
+
+
 def load_or_create(data_dir: Path) -> EmbeddedSecrets:
     path = secrets_dir(data_dir) / "credentials.json"
     stored = json.loads(path.read_text()) if path.exists() else {}

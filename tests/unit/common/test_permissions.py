@@ -110,3 +110,20 @@ def test_settings_require_credentials_outside_development() -> None:
                          valkey_password="v")
     assert "p" not in repr(ok.nats_password) and ok.nats_user == "context"
     assert ServiceSettings().nats_user is None  # development may run open servers
+
+
+def test_every_subject_of_the_contracts_has_a_publisher_and_a_reader() -> None:
+    """A new subject function in a contract module needs its place in the roles."""
+    import inspect
+
+    from switchboard_common import actions, directory, memory, model, skills, turns
+
+    for module in (actions, directory, memory, model, skills, turns):
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if not name.endswith("_subject") or fn.__module__ != module.__name__:
+                continue
+            subject = fn(*["*"] * len(inspect.signature(fn).parameters))
+            assert any(may_publish(r, subject) for r in ROLES.values()), name
+            readers = [r for r in ROLES.values() if may_subscribe(r, subject)
+                       or consumes(r, subject)]
+            assert readers, f"{name}: nobody may read {subject}"

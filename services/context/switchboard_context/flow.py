@@ -45,6 +45,7 @@ from switchboard_common.turns import (
     turn_completed_subject,
     turn_events_subject,
 )
+from switchboard_common.untrusted import DATA_RULE
 from switchboard_context.adapters.memory import MemorySearch
 from switchboard_context.adapters.pending import PendingTurns
 from switchboard_context.adapters.skills_cache import SkillResolver
@@ -57,7 +58,8 @@ log = logging.getLogger(__name__)
 
 SUMMARY_SYSTEM = (
     "You summarise an assistant's conversation with a client for later reference. Keep facts, "
-    "decisions, dates, names, commitments and open questions. Write at most 200 words.")
+    "decisions, dates, names, commitments and open questions. Write at most 200 words.\n"
+    + DATA_RULE)
 
 
 def base_of(turn: TurnRequest | ModelResult) -> str:

@@ -1,10 +1,10 @@
 """Bounds on REST request bodies, enforced before anything parses them (pure ASGI middleware,
 so it runs ahead of FastAPI's body reading and validation).
 
-- Size: a `Content-Length` over `max_body_bytes` is answered 413 at once, without reading the
-  body; a body streamed without a length is counted as it arrives, and past the limit the rest
-  is read and dropped (up to `_DRAIN_FACTOR` times the limit, so the client that is still
-  sending gets its 413 instead of a reset connection) without keeping any of it. A 50 MB upload
+- Size: a body is counted as it arrives; past `max_body_bytes` the rest is read and dropped
+  (up to `_DRAIN_FACTOR` times the limit, so a client that is still sending gets its 413
+  instead of a reset connection) without keeping any of it. A `Content-Length` beyond that is
+  answered 413 at once, without reading anything. A 50 MB upload
   used to be parsed whole, +132 MB RSS, before its 422.
 - Depth: a JSON body nested deeper than `max_depth` is answered 422 without being parsed
   (Python's JSON parser recurses once per level).
@@ -35,7 +35,7 @@ class BodyBounds:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is not None and declared > self.max_body_bytes * _DRAIN_FACTOR:
             await _reply(send, 413, f"request body over {self.max_body_bytes} bytes")
             return
         chunks: list[bytes] = []

@@ -14,8 +14,8 @@ Rules the roles encode (docs/security.md, "The bus"):
   `allow_responses` (publish to the reply subject of a request just received, once).
 
 JetStream stream *configuration* (create/update) is allowed to every service for the
-streams it uses: services declare them idempotently at start-up. Consumers, message reads and
-deletes, and purges are allowed only where the service owns them.
+streams it uses: services declare them idempotently at start-up (outside producers may not).
+Consumers, message reads and deletes, and purges are allowed only where the service owns them.
 """
 
 from __future__ import annotations
@@ -106,6 +106,9 @@ class Role:
     purges: tuple[StreamSpec, ...] = ()
     dead_letters: bool = True
     """Copies its consumers' dead letters to SB_DLQ (reads the original, deletes it)."""
+    declares_streams: bool = True
+    """Creates/updates the streams it uses at start-up (the services do; outside producers
+    only publish into streams that exist)."""
 
     def streams(self) -> tuple[StreamSpec, ...]:
         used = [*self.writes, *(c.stream for c in self.consumers), *self.replays,
@@ -116,7 +119,7 @@ class Role:
 
     def publish_allow(self) -> list[str]:
         out = [*self.publishes, *self.requests, f"{JS_API}.INFO"]
-        for s in self.streams():
+        for s in self.streams() if self.declares_streams else ():
             out += [f"{JS_API}.STREAM.INFO.{s.name}", f"{JS_API}.STREAM.CREATE.{s.name}",
                     f"{JS_API}.STREAM.UPDATE.{s.name}"]
         for c in self.consumers:
@@ -219,6 +222,7 @@ ROLES: dict[str, Role] = {role.name: role for role in (
         publishes=(ingest_subject(ANY, ANY),),
         writes=(INGEST,),
         dead_letters=False,
+        declares_streams=False,
     ),
 )}
 

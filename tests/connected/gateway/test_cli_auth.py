@@ -55,6 +55,16 @@ async def test_bootstrap_links_keys_and_invites(gateway: Gateway, org: str, tmp_
     assert await asyncio.to_thread(run_admin, "signin-link", gateway.http, key, out) == 0
     assert "for 'admin'" in out.getvalue()
 
+    # `switchboard chat` with that key: signed in as the admin, no flags.
+    out = io.StringIO()
+
+    async def quit_at_once() -> AsyncIterator[str]:
+        yield "/quit"
+
+    url = gateway.http.replace("http", "ws") + "/ws"
+    assert await run_chat(url, "c", api_key=key, lines=quit_at_once(), out=out) == 0
+    assert f"as {org}new/admin" in out.getvalue()
+
     # The CLI finds the key `up` wrote in the data dir.
     monkeypatch.delenv("SWITCHBOARD_API_KEY", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nothing"))

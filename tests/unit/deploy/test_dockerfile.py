@@ -45,7 +45,7 @@ def test_build_tools_stay_in_the_build_stage() -> None:
             runs = " ".join(c.value[0] for c in stage if c.cmd == "RUN")
             assert not [tool for tool in BUILD_TOOLS if tool in runs], name
     copies = [c for c in stages["runtime"] if c.cmd == "COPY"]
-    assert copies and all(c.flags == ("--from=build",) for c in copies)
+    assert copies and all(c.flags in (("--from=build",), ("--from=web",)) for c in copies)
 
 
 def test_images_run_unprivileged() -> None:
@@ -99,5 +99,9 @@ def test_dockerignore_keeps_the_context_to_the_sources() -> None:
              if line and not line.startswith("#")]
     assert lines[0] == "**", "everything is excluded first, then the sources allowed back"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    copied = {c.value[0].split("/${")[0] for c in _stages()["build"] if c.cmd == "COPY"}
-    assert all(any(path == a or path.startswith(a + "/") for a in allowed) for path in copied)
+    copied = {source.split("/${")[0].rstrip("/") for stage in _stages().values()
+              for c in stage if c.cmd == "COPY" and not c.flags for source in c.value[:-1]}
+    assert copied and all(any(path == a or path.startswith(a + "/") for a in allowed)
+                          for path in copied), (copied, allowed)
+    # What is built here (dependencies, bundles) must not shadow what the image builds.
+    assert {"web/node_modules/", "web/dist/"} <= set(lines)

@@ -88,3 +88,28 @@ async def test_the_platforms_own_ports_stay_refused_when_others_are_allowed(
                 caldav_url="http://127.0.0.1:5232/", smtp_host=PUBLIC, smtp_port=587))
             assert denied.status_code == 422
             assert "platform's own" in denied.json()["detail"]
+
+
+async def test_a_record_no_key_opens_is_reported_without_its_token(
+        gateway: Gateway, org: str, valkey: redis.Redis) -> None:
+    """Encrypted under a key the gateway no longer has (dropped too early)."""
+    from switchboard_common.connections import (
+        ClientConnections,
+        ConnectionStore,
+        SmtpConnection,
+    )
+    from switchboard_common.secretbox import SecretBox
+
+    await client_of(gateway, org)
+    await ConnectionStore(valkey, SecretBox([SecretBox.generate_key()])).put(
+        org, "sarah", ClientConnections(smtp=SmtpConnection(
+            host=PUBLIC, password=MAIL_SECRET, mail_from="a@b.example")))  # type: ignore[arg-type]
+    raw = (await valkey.get(f"dir:{org}:conn:sarah")) or b""
+    token = raw.split(b'"fernet": "')[1].split(b'"')[0].decode()
+    async with api(gateway, org, "boss") as boss:
+        read = await boss.get("/clients/sarah/connections")
+        assert read.status_code == 500 and "cannot be decrypted" in read.text
+        assert token not in read.text and MAIL_SECRET not in read.text
+        # An admin can replace it.
+        assert (await boss.put("/clients/sarah/connections", json=connections())
+                ).status_code == 200

@@ -13,8 +13,14 @@ from __future__ import annotations
 from switchboard_action_executor.adapters.caldav import CalDav
 from switchboard_action_executor.adapters.smtp import Mailer
 from switchboard_action_executor.domain.registry import ToolError
-from switchboard_common.connections import CalDavConnection, ConnectionStore, SmtpConnection
+from switchboard_common.connections import (
+    CalDavConnection,
+    ClientConnections,
+    ConnectionStore,
+    SmtpConnection,
+)
 from switchboard_common.egress import EgressPolicy, UnsafeDestination
+from switchboard_common.secretbox import UndecryptableSecret
 
 
 def _secret(value: object) -> str | None:
@@ -31,8 +37,17 @@ class ClientBackends:
         self._default_mailer = mailer
         self._calendars: dict[tuple[str, str, str | None, str | None], CalDav] = {}
 
+    async def _connections(self, org: str, client: str) -> ClientConnections | None:
+        if self._store is None:
+            return None
+        try:
+            return await self._store.get(org, client)
+        except UndecryptableSecret as exc:
+            # A key was dropped from SECRETS_KEYS too early: no retry will help.
+            raise ToolError(f"the client's server settings cannot be read: {exc}") from None
+
     async def calendar(self, org: str, client: str) -> CalDav:
-        conn = await self._store.get(org, client) if self._store else None
+        conn = await self._connections(org, client)
         if not conn or not conn.caldav:
             return self._default_calendar
         try:
@@ -42,7 +57,7 @@ class ClientBackends:
         return self._calendar_for(conn.caldav)
 
     async def mailer(self, org: str, client: str) -> Mailer:
-        conn = await self._store.get(org, client) if self._store else None
+        conn = await self._connections(org, client)
         if not conn or not conn.smtp:
             return self._default_mailer
         try:

@@ -6,10 +6,11 @@ them (`switchboard_common.egress`); passwords are stored encrypted."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from switchboard_common.connections import ClientConnections
 from switchboard_common.egress import EgressPolicy, UnsafeDestination
+from switchboard_common.secretbox import UndecryptableSecret
 from switchboard_gateway.deps import AccessibleClient, Config, Connections, Me
 from switchboard_gateway.domain.access import require_admin
 from switchboard_gateway.routes.errors import COMMON, NOT_FOUND, field_error
@@ -22,7 +23,11 @@ router = APIRouter(prefix="/v1/clients/{client_id}/connections", tags=["connecti
             summary="The client's CalDAV and SMTP servers (passwords masked)")
 async def get_connections(client: AccessibleClient, who: Me, store: Connections
                           ) -> ClientConnections:
-    return await store.get(who.org, client.id) or ClientConnections()
+    try:
+        return await store.get(who.org, client.id) or ClientConnections()
+    except UndecryptableSecret as exc:
+        # The operator's to fix (a key dropped from SECRETS_KEYS too early); PUT replaces it.
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from None
 
 
 @router.put("", response_model=ClientConnections,

@@ -273,6 +273,12 @@ async def test_memory_skills_usage_and_a_phone(browser: Any, stack: Stack, shots
     await expect(hit).to_contain_text("email")
     await page.screenshot(path=str(shots / "memory.png"))
 
+    # A turn today, so the usage chart has a bar.
+    await page.click("a[data-view=chat]")
+    await send(page, "[[fake tokens=30]] summarise the week")
+    await expect(page.locator("article.turn").last).to_have_attribute(
+        "data-status", "done", timeout=30_000)
+
     await page.click("a[data-view=skills]")
     row = page.locator(".skills tr", has_text="autonomy.mode")
     await expect(row).to_contain_text("set by client")
@@ -280,6 +286,8 @@ async def test_memory_skills_usage_and_a_phone(browser: Any, stack: Stack, shots
 
     await page.click("a[data-view=usage]")
     await expect(page.locator(".usage table")).to_contain_text("Sarah Chen")
+    await expect(page.locator(".day-chart figcaption")).to_contain_text(
+        ["Sarah Chen", "Whole organisation"])
     await page.screenshot(path=str(shots / "usage.png"))
     await context.close()
 

@@ -11,14 +11,16 @@ Per conversation `c = conv:{org}:{user}:{client}:{conversation}`:
 Per (org, user, client): `convs:{org}:{user}:{client}` sorted set conversation -> last activity,
 `convtitles:{org}:{user}:{client}` hash conversation -> the title the user gave it.
 Usage counters: `usage:{org}`, `usage:{org}:user:{user}`, `usage:{org}:client:{client}` hashes,
-and `usage:{org}:month:{YYYY-MM}` (the monthly token budget's count; see docs/security.md).
+and `usage:{org}:month:{YYYY-MM}` (the monthly token budget's count; see docs/security.md),
+`usage:{org}:day:{YYYY-MM-DD}` and `usage:{org}:client:{client}:day:{YYYY-MM-DD}` (usage over
+time, kept 400 days).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as redis
@@ -44,9 +46,12 @@ for i = 5, #KEYS do
   for j = 0, 5 do
     redis.call('HINCRBY', KEYS[i], ARGV[7 + j * 2], ARGV[8 + j * 2])
   end
+  if string.find(KEYS[i], ':day:', 1, true) then redis.call('EXPIRE', KEYS[i], ARGV[19]) end
 end
 return 1
 """
+DAYS_KEPT = 400
+"""Daily usage counters (the usage charts) expire after this many days."""
 
 
 # Summary first, then only the messages after what it covers.
@@ -57,6 +62,12 @@ if summary then start = tonumber(cjson.decode(summary)['covers']) or 0 end
 return {redis.call('LRANGE', KEYS[1], start, -1), summary or false,
         redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1), start}
 """
+
+
+def day_usage_key(org: str, client: str | None, day: date) -> str:
+    """The org's (or one client's) usage on one UTC day, for usage over time."""
+    scope = f"client:{client}:" if client else ""
+    return f"usage:{org}:{scope}day:{day:%Y-%m-%d}"
 
 
 def month_usage_key(org: str, when: datetime | None = None) -> str:
@@ -189,11 +200,13 @@ class ConversationStore:
         ]
         for field, value in zip(USAGE_FIELDS, counts, strict=True):
             args += [field, value]
+        today = utcnow().date()
         added = await self._append(
             keys=[base + ":done", base + ":messages", base + ":turns",
                   f"convs:{org}:{user}:{client}", f"usage:{org}", f"usage:{org}:user:{user}",
-                  f"usage:{org}:client:{client}", month_usage_key(org)],
-            args=args)
+                  f"usage:{org}:client:{client}", month_usage_key(org),
+                  day_usage_key(org, None, today), day_usage_key(org, client, today)],
+            args=[*args, DAYS_KEPT * 86400])
         return bool(added)
 
     async def conversations(self, org: str, user: str, client: str, offset: int, limit: int
@@ -236,6 +249,22 @@ class ConversationStore:
         micro = values.pop("cost_microusd", 0)
         return UsageTotals(**values, cost_usd=micro / 1_000_000)
 
+    async def daily_usage(self, org: str, client: str | None, days: int
+                          ) -> list[tuple[date, UsageTotals]]:
+        """The last `days` UTC days, oldest first (zeros for days without turns)."""
+        today = utcnow().date()
+        span = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+        pipe = self._r.pipeline(transaction=False)
+        for day in span:
+            pipe.hgetall(day_usage_key(org, client, day))
+        out = []
+        for day, raw in zip(span, await pipe.execute(), strict=True):
+            values = {(k.decode() if isinstance(k, bytes) else k): int(v)
+                      for k, v in raw.items()}
+            micro = values.pop("cost_microusd", 0)
+            out.append((day, UsageTotals(**values, cost_usd=micro / 1_000_000)))
+        return out
+
     async def month_usage(self, key: str) -> dict[str, int]:
         raw = await self._r.hgetall(key)
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
@@ -246,6 +275,9 @@ class ConversationStore:
         deleted += await self._delete_matching(f"convs:{org}:*", client, None)
         deleted += await self._delete_matching(f"convtitles:{org}:*", client, None)
         deleted += int(await self._r.delete(f"usage:{org}:client:{client}"))
+        async for key in self._r.scan_iter(match=f"usage:{org}:client:{client}:day:*",
+                                           count=500):
+            deleted += int(await self._r.delete(key))
         return deleted
 
     async def forget_conversation(self, org: str, client: str, conversation: str) -> int:

@@ -114,3 +114,25 @@ async def test_a_second_socket_follows_the_conversation_and_stop_is_sent(
     await nc.flush()
     assert [c.turn_id for c in cancels] == [turn.turn_id]
     await nc.close()
+
+
+async def test_usage_per_day(gateway: Gateway, org: str, valkey: redis.Redis) -> None:
+    store = ConversationStore(valkey)
+    async with api(gateway, org, "boss") as boss, api(gateway, org, "ana") as ana:
+        await ana.post("/clients", json={"id": "sarah", "name": "Sarah"})
+        for i in range(2):
+            await store.append_turn(org, "ana", "sarah", "c1", TurnRecord(
+                turn_id=f"t{i}", user_text="q", assistant_text="a", model="m", provider="p",
+                usage=Usage(input_tokens=100, output_tokens=10), cost_usd=0.25))
+        days = (await ana.get("/clients/sarah/usage/daily", params={"days": 7})).json()
+        assert len(days) == 7 and days[-1]["date"] == datetime.now(UTC).date().isoformat()
+        assert (days[-1]["turns"], days[-1]["output_tokens"], days[-1]["cost_usd"]) == (
+            2, 20, 0.5)
+        assert all(d["turns"] == 0 for d in days[:-1])
+        org_days = (await boss.get("/usage/daily", params={"days": 1})).json()
+        assert [d["turns"] for d in org_days] == [2]
+        assert (await ana.get("/usage/daily")).status_code == 403
+        ttl = await valkey.ttl(f"usage:{org}:client:sarah:day:{days[-1]['date']}")
+        assert 399 * 86400 < ttl <= 400 * 86400
+        await store.forget_client(org, "sarah")  # deleting a client forgets its days too
+        assert not await valkey.exists(f"usage:{org}:client:sarah:day:{days[-1]['date']}")

@@ -26,14 +26,6 @@ function expiry(at: string | null | undefined): string {
   return minutes < 60 ? `expires in ${minutes} min` : `expires ${new Date(at).toLocaleString()}`;
 }
 
-function untrusted(action: Action): string[] {
-  // From the abuse work: the untrusted sources (ingested mail, web pages, tool output) that
-  // influenced the proposal, when the server records them.
-  const loose = action as unknown as Record<string, unknown>;
-  const sources = loose.untrusted_sources ?? loose.taint ?? loose.tainted_by;
-  return Array.isArray(sources) ? sources.map((s) => (typeof s === "string" ? s : JSON.stringify(s))) : [];
-}
-
 /** An approval card: what the assistant wants to do, how sure it is and why; approve, edit
  * (a form generated from the tool's JSON schema) or reject. */
 export function ActionCard({ action, selectable, selected, onSelect }: { action: Action; selectable?: boolean; selected?: boolean; onSelect?: (on: boolean) => void }) {
@@ -42,7 +34,8 @@ export function ActionCard({ action, selectable, selected, onSelect }: { action:
   const [problem, setProblem] = useState<string | null>(null);
   const pending = action.status === "pending";
   const client = clients.value.find((c) => c.id === action.client_id);
-  const sources = untrusted(action);
+  // The untrusted content (ingested mail, tool output...) that influenced the proposal.
+  const sources = action.tainted_by ?? [];
 
   async function run(approve: boolean, args?: Record<string, unknown>): Promise<void> {
     setBusy(true);

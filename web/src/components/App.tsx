@@ -53,7 +53,10 @@ export function App() {
       // A sign-in link opened in a tab that already shows the app changes only the fragment.
       if (location.hash.startsWith("#signin=")) return begin();
       const name = location.hash.slice(2) as View;
-      if (VIEWS.some(([v]) => v === name)) view.value = name;
+      if (VIEWS.some(([v]) => v === name)) {
+        view.value = name;
+        notice.value = null; // an alert belongs to the screen it was raised on
+      }
     };
     fromHash();
     addEventListener("hashchange", fromHash);

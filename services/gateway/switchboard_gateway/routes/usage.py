@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import date
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from switchboard_common.conversations import UsageTotals
 from switchboard_common.envelope import Id
@@ -13,6 +14,14 @@ from switchboard_gateway.domain.access import NotFound, check_self_or_admin, req
 from switchboard_gateway.routes.errors import COMMON, NOT_FOUND
 
 router = APIRouter(prefix="/v1", tags=["usage"], responses={**COMMON, **NOT_FOUND})
+
+
+Days = Annotated[int, Query(ge=1, le=366, description="how many days back, today included")]
+
+
+class DailyUsage(UsageTotals):
+    date: date
+    """A UTC day."""
 
 
 class UsageReport(UsageTotals):
@@ -45,3 +54,19 @@ async def client_usage(client: AccessibleClient, who: Me, store: Conversations
                        ) -> UsageReport:
     totals = await store.usage(who.org, client=client.id)
     return UsageReport(scope="client", subject_id=client.id, **totals.model_dump())
+
+
+@router.get("/usage/daily", response_model=list[DailyUsage],
+            summary="The org's totals per UTC day, oldest first (admin)")
+async def org_daily(who: Me, store: Conversations, days: Days = 30) -> list[DailyUsage]:
+    require_admin(who, "read the org's usage")
+    return [DailyUsage(date=d, **t.model_dump())
+            for d, t in await store.daily_usage(who.org, None, days)]
+
+
+@router.get("/clients/{client_id}/usage/daily", response_model=list[DailyUsage],
+            summary="A client's totals per UTC day, oldest first")
+async def client_daily(client: AccessibleClient, who: Me, store: Conversations,
+                       days: Days = 30) -> list[DailyUsage]:
+    return [DailyUsage(date=d, **t.model_dump())
+            for d, t in await store.daily_usage(who.org, client.id, days)]

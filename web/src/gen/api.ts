@@ -380,6 +380,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/clients/{client_id}/ingest/{batch_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Progress of an upload: accepted, indexed, failed, forgotten, done */
+        get: operations["ingest_status_v1_clients__client_id__ingest__batch_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/clients/{client_id}/memory": {
         parameters: {
             query?: never;
@@ -421,7 +438,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Hybrid search of what the client's memory holds (with citations) */
+        /**
+         * Hybrid search of what the client's memory holds (with citations)
+         * @description Filters combine with AND; `sources` and `kinds` may repeat (`?kinds=event&kinds=user`);
+         *     `since`/`until` (ISO 8601, inclusive) bound the item's own date (`occurred_at`).
+         */
         get: operations["search_v1_clients__client_id__memory_search_get"];
         put?: never;
         post?: never;
@@ -1040,6 +1061,37 @@ export interface components {
             /** Status Code */
             status_code: number;
         };
+        /** BatchStatus */
+        BatchStatus: {
+            /** Accepted */
+            accepted: number;
+            /** Batch Id */
+            batch_id: string;
+            /** Client Id */
+            client_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Done */
+            done: boolean;
+            /** Duplicates */
+            duplicates: number;
+            /** Failed */
+            failed: number;
+            /** Forgotten */
+            forgotten: number;
+            /** Indexed */
+            indexed: number;
+            /** Pending */
+            pending: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "publishing" | "accepted";
+        };
         /** CalDavConnection */
         CalDavConnection: {
             /**
@@ -1208,7 +1260,7 @@ export interface components {
          * ErrorCode
          * @enum {string}
          */
-        ErrorCode: "invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments";
+        ErrorCode: "invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "warming_up" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments";
         /** FieldError */
         FieldError: {
             /** Loc */
@@ -1253,6 +1305,8 @@ export interface components {
         IngestAccepted: {
             /** Accepted */
             accepted: number;
+            /** Batch Id */
+            batch_id: string;
             /** Duplicates */
             duplicates: number;
         };
@@ -3828,6 +3882,83 @@ export interface operations {
             };
         };
     };
+    ingest_status_v1_clients__client_id__ingest__batch_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchStatus"];
+                };
+            };
+            /** @description no acceptable credential; `detail` names the problem (never the secret) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the caller may not do this; nothing about the target is returned */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such id in the caller's org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a field is invalid; `detail` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a dependency (Valkey, NATS, the context service) is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     forget_all_v1_clients__client_id__memory_delete: {
         parameters: {
             query?: never;
@@ -3985,8 +4116,12 @@ export interface operations {
         parameters: {
             query: {
                 k?: number;
+                kinds?: ("event" | "user" | "assistant")[] | null;
                 mode?: "hybrid" | "dense" | "text";
                 q: string;
+                since?: string | null;
+                sources?: ("document" | "email" | "calendar" | "note" | "crm" | "turn")[] | null;
+                until?: string | null;
             };
             header?: never;
             path: {

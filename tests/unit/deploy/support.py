@@ -8,10 +8,12 @@ import importlib
 import os
 import re
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from switchboard_cli.embedded import nats_server_binary
 from switchboard_common.settings import ServiceSettings, WorkerSettings
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -49,3 +51,12 @@ def http_port(settings: ServiceSettings) -> int:
         return settings.http_port
     port: int = settings.port  # type: ignore[attr-defined]  # the gateway's own
     return port
+
+
+def check_nats_config(directory: Path, env: dict[str, str]) -> None:
+    """nats-server itself parses `directory/nats.conf` (and what it includes) with `env`, as the
+    container would: syntax, options, and every `$VARIABLE` the config reads."""
+    done = subprocess.run([str(nats_server_binary()), "-t", "-c", str(directory / "nats.conf")],
+                          env={"PATH": os.environ.get("PATH", ""), **env}, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr

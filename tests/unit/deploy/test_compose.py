@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -19,7 +20,13 @@ from nats.aio.client import Client as NatsClient
 from switchboard_cli.natsconf import password_env
 from switchboard_cli.stack import SERVICES
 from switchboard_common.bus import make_broker
-from tests.unit.deploy.support import DEPLOY, build_settings, example_secrets, http_port
+from tests.unit.deploy.support import (
+    DEPLOY,
+    build_settings,
+    check_nats_config,
+    example_secrets,
+    http_port,
+)
 
 ROOT = DEPLOY.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -126,7 +133,8 @@ def test_each_service_parses_its_compose_settings(
     assert settings.nats_password.get_secret_value() == nats_env[password_env(service)]
 
 
-def test_nats_has_the_kubernetes_users_and_all_their_passwords(compose: Any) -> None:
+def test_nats_has_the_kubernetes_users_and_all_their_passwords(compose: Any, tmp_path: Path
+                                                               ) -> None:
     mounts = {target: ROOT / source for source, target, *_ in
               (v.split(":") for v in compose["services"]["nats"]["volumes"]) if source[0] == "."}
     assert mounts["/etc/nats/users.conf"] == DEPLOY / "k8s" / "base" / "nats-users.conf"
@@ -134,3 +142,6 @@ def test_nats_has_the_kubernetes_users_and_all_their_passwords(compose: Any) -> 
     users = mounts["/etc/nats/users.conf"].read_text()
     needed = set(re.findall(r"\$(NATS_PASSWORD_\w+)", users))
     assert needed and needed <= set(compose["services"]["nats"]["environment"])
+    for target, source in mounts.items():
+        (tmp_path / Path(target).name).write_text(source.read_text())
+    check_nats_config(tmp_path, compose["services"]["nats"]["environment"])

@@ -5,6 +5,7 @@ crash-loop on a comma-separated NATS_URL)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import kubernetes_validate
@@ -17,7 +18,13 @@ from switchboard_cli.stack import SERVICES
 from switchboard_common.bus import make_broker
 from switchboard_common.settings import ServiceSettings
 from tests.unit.deploy.kustomize import Obj, render
-from tests.unit.deploy.support import DEPLOY, build_settings, example_secrets, http_port
+from tests.unit.deploy.support import (
+    DEPLOY,
+    build_settings,
+    check_nats_config,
+    example_secrets,
+    http_port,
+)
 
 K8S = DEPLOY / "k8s"
 OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
@@ -118,6 +125,13 @@ def _check_nats(objects: list[Obj], settings: ServiceSettings, service: str,
     server_env = {v["name"]: v["valueFrom"]["secretKeyRef"]["key"] for v in server["env"]
                   if "secretKeyRef" in v.get("valueFrom", {})}
     assert server_env[password_key] == password_key
+
+
+def test_nats_server_accepts_its_config(objects: list[Obj], tmp_path: Path) -> None:
+    for name, text in _find(objects, "ConfigMap", "nats-config")["data"].items():
+        (tmp_path / name).write_text(text)
+    [server] = _find(objects, "StatefulSet", "nats")["spec"]["template"]["spec"]["containers"]
+    check_nats_config(tmp_path, _container_env(objects, server, example_secrets()))
 
 
 def test_nats_users_are_generated_from_the_bus_roles(objects: list[Obj]) -> None:

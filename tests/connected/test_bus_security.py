@@ -22,7 +22,7 @@ from switchboard_cli.embedded import ServerProcess, start_nats, start_valkey
 from switchboard_cli.embedded_secrets import EmbeddedSecrets, load_or_create, secrets_dir
 from switchboard_common.bus import make_broker, prepare_jetstream
 from switchboard_common.permissions import ROLES, inbox_prefix
-from switchboard_common.streams import TURN_EVENTS, ConsumerSpec
+from switchboard_common.streams import INGEST, TURN_EVENTS, ConsumerSpec, ensure_streams
 from switchboard_common.valkey import connect_valkey
 
 pytestmark = pytest.mark.connected
@@ -243,3 +243,21 @@ async def test_services_fail_fast_on_a_wrong_valkey_password(
     with pytest.raises(ConnectionError, match="refused the password"):
         await connect_valkey(secured_valkey.url, 20.0, SecretStr("wrong"))
     assert asyncio.get_running_loop().time() - started < 10
+
+
+async def test_an_outside_producer_publishes_events_but_nothing_else(
+        secured_nats: ServerProcess, creds: EmbeddedSecrets, session: Session) -> None:
+    admin = Session()
+    operator = await as_user(admin, secured_nats, creds, "admin")
+    try:
+        await ensure_streams(operator.jetstream(), (INGEST,))
+    finally:
+        await operator.close()
+    nc = await as_user(session, secured_nats, creds, "ingest")
+    ack = await nc.jetstream().publish("events.ingest.acme.sarah", b"{}", stream=INGEST.name)
+    assert ack.stream == INGEST.name
+    with pytest.raises(nats.errors.TimeoutError):
+        await nc.jetstream().publish("turns.requested.acme", b"{}", timeout=0.5)
+    with pytest.raises(nats.errors.TimeoutError):
+        await nc.request(f"$JS.API.STREAM.UPDATE.{INGEST.name}", b"{}", timeout=0.5)
+    assert len(await session.violations()) == 2

@@ -20,7 +20,9 @@ from switchboard_common.bus import (
 )
 from switchboard_common.dead_letter import dlq_subject, watch_dead_letters
 from switchboard_common.envelope import utcnow
+from switchboard_common.metrics import CONSUMER_PENDING, DLQ_DEPTH
 from switchboard_common.model import ModelRequest
+from switchboard_common.ops import jetstream_gauges
 from switchboard_common.streams import DLQ, MODEL, ConsumerSpec
 from switchboard_common.turns import TurnRequest
 
@@ -80,5 +82,9 @@ async def test_exhausted_and_malformed_messages_reach_the_dlq_and_leave_the_queu
         async with asyncio.timeout(5):
             while (await js.stream_info(MODEL.name)).state.messages:
                 await asyncio.sleep(0.1)
+        # What /metrics reports for this consumer.
+        await jetstream_gauges(lambda: broker.connection, (spec,))()
+        assert DLQ_DEPTH.labels(MODEL.name, CONSUMER)._value.get() == 2
+        assert CONSUMER_PENDING.labels(MODEL.name, CONSUMER, "pending")._value.get() == 0
     finally:
         await broker.stop()

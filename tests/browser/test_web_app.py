@@ -282,7 +282,15 @@ async def test_memory_skills_usage_and_a_phone(browser: Any, stack: Stack, shots
     await page.click("a[data-view=skills]")
     row = page.locator(".skills tr", has_text="autonomy.mode")
     await expect(row).to_contain_text("set by client")
-    await page.screenshot(path=str(shots / "skills.png"))
+    # Autonomy per action type, edited in a form and saved into the client tier.
+    await page.select_option("select[name=mode]", "assist")
+    await page.fill("input[name='email_send.auto_execute']", "0.99")
+    await page.click("form.autonomy button[type=submit]")
+    await expect(row).to_contain_text("assist")
+    threshold = page.locator(".skills tr", has_text="autonomy.actions.email_send.auto_execute")
+    await expect(threshold).to_contain_text("0.99")
+    await expect(threshold).to_contain_text("set by client")
+    await page.screenshot(path=str(shots / "skills.png"), full_page=True)
 
     await page.click("a[data-view=usage]")
     await expect(page.locator(".usage table")).to_contain_text("Sarah Chen")

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, message, unwrap } from "../lib/api";
+import { api, message, unwrap, type Schemas } from "../lib/api";
 import { clientId, currentClient, me, say } from "../state";
 
 type Layer = Record<string, unknown>;
@@ -23,7 +23,7 @@ export function Skills() {
   const who = me.value!;
   const [layers, setLayers] = useState<Partial<Record<Tier, Layer>>>({});
   const [templateName, setTemplateName] = useState<string>("");
-  const [resolved, setResolved] = useState<{ values: Record<string, unknown>; provenance: Record<string, string> } | null>(null);
+  const [resolved, setResolved] = useState<{ values: Record<string, unknown>; provenance: Record<string, string>; skills: Schemas["Skills"] } | null>(null);
   const [editing, setEditing] = useState<Tier | null>(null);
   const [draft, setDraft] = useState("");
 
@@ -43,7 +43,7 @@ export function Skills() {
         setTemplateName(t.name);
       } else setTemplateName("");
       setLayers({ system: system.skills, user: user.skills, template, client: own.skills });
-      setResolved({ values: leaves(res.skills), provenance: res.provenance });
+      setResolved({ values: leaves(res.skills), provenance: res.provenance, skills: res.skills });
     } catch (err) {
       say(message(err));
     }
@@ -61,6 +61,10 @@ export function Skills() {
       say("That is not valid JSON.");
       return;
     }
+    await saveLayer(tier, body);
+  }
+
+  async function saveLayer(tier: Tier, body: Layer): Promise<void> {
     try {
       if (tier === "client") await unwrap(api.PUT("/v1/clients/{client_id}/skills", { params: { path: { client_id: client } }, body }));
       else if (tier === "user") await unwrap(api.PUT("/v1/skills/users/{user_id}", { params: { path: { user_id: who.user } }, body }));
@@ -120,6 +124,16 @@ export function Skills() {
           })}
         </tbody>
       </table>
+      {resolved && (
+        <AutonomyForm
+          key={JSON.stringify(resolved.skills.autonomy)}
+          skills={resolved.skills}
+          onSave={(autonomy) => {
+            const own = (layers.client ?? {}) as Layer;
+            void saveLayer("client", { ...own, autonomy: { ...((own.autonomy as Layer) ?? {}), ...autonomy } });
+          }}
+        />
+      )}
       {editing && (
         <form class="tier-edit" onSubmit={(e) => { e.preventDefault(); void save(editing); }}>
           <label for="tier-json">The {label(editing)} tier (JSON; null removes what an earlier tier set)</label>
@@ -131,5 +145,70 @@ export function Skills() {
         </form>
       )}
     </section>
+  );
+}
+
+type Autonomy = Schemas["Skills"]["autonomy"];
+const TOOLS = ["calendar_create", "calendar_delete", "email_draft", "email_send", "task_add", "task_complete"];
+
+/** The client's autonomy at a glance and editable: the mode, and per action type the
+ * confidence above which it runs alone and below which the assistant asks instead. Saved into
+ * the client tier (other tiers stay as they are). */
+function AutonomyForm({ skills, onSave }: { skills: Schemas["Skills"]; onSave: (autonomy: Partial<Autonomy>) => void }) {
+  const auto = skills.autonomy;
+  const [mode, setMode] = useState(auto.mode);
+  const [rows, setRows] = useState<Record<string, { auto_execute: string; require_approval: string }>>(() =>
+    Object.fromEntries(
+      TOOLS.map((t) => {
+        const th = auto.actions?.[t] ?? auto.default;
+        return [t, { auto_execute: String(th.auto_execute), require_approval: String(th.require_approval) }];
+      }),
+    ),
+  );
+  function submit(e: Event): void {
+    e.preventDefault();
+    const actions: Record<string, { auto_execute: number; require_approval: number }> = {};
+    for (const [tool, row] of Object.entries(rows)) {
+      const th = { auto_execute: Number(row.auto_execute), require_approval: Number(row.require_approval) };
+      const base = auto.actions?.[tool] ?? auto.default;
+      if (th.auto_execute !== base.auto_execute || th.require_approval !== base.require_approval || auto.actions?.[tool]) actions[tool] = th;
+    }
+    onSave({ mode, actions });
+  }
+  return (
+    <form class="autonomy" onSubmit={submit} aria-label="Autonomy">
+      <h3>Autonomy</h3>
+      <label>
+        Mode{" "}
+        <select name="mode" value={mode} onChange={(e) => setMode(e.currentTarget.value as Autonomy["mode"])}>
+          <option value="suggest">suggest: never run alone</option>
+          <option value="assist">assist: run alone above the threshold unless risky</option>
+          <option value="automate">automate: run alone above the threshold</option>
+        </select>
+      </label>
+      <table>
+        <thead>
+          <tr><th scope="col">Action</th><th scope="col">Runs alone at or above</th><th scope="col">Asks instead below</th></tr>
+        </thead>
+        <tbody>
+          {TOOLS.map((tool) => (
+            <tr key={tool}>
+              <th scope="row">{tool}</th>
+              {(["auto_execute", "require_approval"] as const).map((field) => (
+                <td key={field}>
+                  <input
+                    type="number" min="0" max="1" step="0.01" name={`${tool}.${field}`}
+                    aria-label={`${tool} ${field.replace("_", " ")}`}
+                    value={rows[tool][field]}
+                    onInput={(e) => setRows({ ...rows, [tool]: { ...rows[tool], [field]: e.currentTarget.value } })}
+                  />
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <button type="submit">Save autonomy for this client</button>
+    </form>
   );
 }

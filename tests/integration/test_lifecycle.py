@@ -11,6 +11,7 @@ import pytest
 from switchboard_cli.stack import SERVICES, start_stack
 from tests.fakes.fake_anthropic import FakeAnthropic
 from tests.integration.conftest import FAST_RECOVERY, converse
+from tests.people import add_people
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +25,7 @@ async def test_hanging_provider_hits_the_turn_deadline_then_data_survives_restar
         stack = start_stack(data, well_known_ports=False, env=env)
         try:
             stack.wait_ready(90)
+            await add_people(stack.store_url, "acme", ("va1",))  # kept across the restart
             started = time.monotonic()
             frames = await converse(stack, "[[fake hang]] are you there?")
             assert frames[-1]["type"] == "error" and frames[-1]["code"] == "turn_timeout"
@@ -54,6 +56,7 @@ async def test_without_an_api_key_the_local_model_answers(tmp_path: Path) -> Non
     stack = start_stack(tmp_path / "data", well_known_ports=False, env=env)
     try:
         stack.wait_ready(120)
+        await add_people(stack.store_url, "acme", ("va1",))
         frames = await converse(stack, "Say hello.", timeout=120)
     finally:
         stack.stop()

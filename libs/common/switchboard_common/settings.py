@@ -8,6 +8,7 @@ The credentials are unprefixed too but differ per process: each service has its 
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -17,6 +18,7 @@ from switchboard_common.egress import EgressPolicy, parse_rules
 from switchboard_common.secretbox import SecretBox
 
 NATS_SCHEMES = frozenset({"nats", "tls", "ws", "wss"})
+NATS_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
 
 def _shared(name: str) -> AliasChoices:
@@ -92,6 +94,18 @@ class ServiceSettings(BaseSettings):
             if missing:
                 raise ValueError(f"{', '.join(missing)} must be set outside development "
                                  f"(SWITCHBOARD_ENV={self.environment})")
+        return self
+
+    @model_validator(mode="after")
+    def _nats_password_survives_the_server_config(self) -> ServiceSettings:
+        # Deployments give nats-server each password as `$NATS_PASSWORD_<USER>`, and it parses
+        # the substituted value as config: a leading digit or '-' fails (or reads a number or a
+        # date), ',' or a space breaks the line, '#' silently cuts the password short.
+        password = self.nats_password
+        if (self.environment != "development" and password is not None
+                and not NATS_PASSWORD.fullmatch(password.get_secret_value())):
+            raise ValueError("NATS_PASSWORD: letters and digits only, starting with a letter "
+                             "(see deploy/secrets.example.env)")
         return self
 
 

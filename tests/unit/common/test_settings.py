@@ -43,3 +43,13 @@ def test_stream_replicas_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("NATS_STREAM_REPLICAS", "0")
     with pytest.raises(ValidationError):
         ServiceSettings()
+
+
+@pytest.mark.parametrize("password", ["2026-01-01x", "-abc", "a#b", "a b", "a,b"])
+def test_nats_passwords_nats_server_would_misread_are_refused(password: str) -> None:
+    production = {"environment": "production", "nats_user": "context",
+                  "valkey_password": "v" * 16}
+    with pytest.raises(ValidationError, match="letters and digits only"):
+        ServiceSettings(nats_password=password, **production)
+    assert ServiceSettings(nats_password="n" + "0a" * 12, **production).nats_password
+    assert ServiceSettings(nats_password=password).nats_password  # development: inline, quoted

@@ -28,8 +28,12 @@ def example_secrets() -> dict[str, str]:
     keys = [line.split("=", 1)[0] for line in text.splitlines()
             if line and not line.startswith("#")]
     fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return {key: fernet_key if key == "SECRETS_KEYS" else secrets.token_urlsafe(32)
-            for key in keys}
+    values = {key: secrets.token_urlsafe(32) for key in keys}
+    values["SECRETS_KEYS"] = fernet_key
+    for key in keys:
+        if key.startswith("NATS_PASSWORD_"):  # the recipe secrets.example.env gives for them
+            values[key] = "n" + secrets.token_hex(24)
+    return values
 
 
 def build_settings(env: dict[str, str], service: str, monkeypatch: pytest.MonkeyPatch

@@ -5,11 +5,13 @@ here: the file is checked, not run.)"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -131,6 +133,20 @@ def test_each_service_parses_its_compose_settings(
     nats_env = compose["services"]["nats"]["environment"]
     assert settings.nats_password is not None
     assert settings.nats_password.get_secret_value() == nats_env[password_env(service)]
+
+
+def test_the_ssrf_guard_lets_the_tools_reach_the_compose_tool_servers(
+        compose: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: str(v) for k, v in compose["services"]["action_executor"]["environment"].items()}
+    settings = build_settings(env, "action_executor", monkeypatch)
+    policy = settings.egress_policy()
+    private = ipaddress.ip_address("172.18.0.5")  # what a compose network hands out
+    caldav = urlsplit(settings.caldav_url)
+    assert policy.verdict(caldav.hostname or "", private, caldav.port or 80) is None
+    assert policy.verdict(settings.smtp_host, private, settings.smtp_port) is None
+    assert policy.verdict("valkey", private, 6379) is not None
+    gateway = compose["services"]["gateway"]["environment"]
+    assert gateway["OUTBOUND_ALLOW"] == env["OUTBOUND_ALLOW"], "both check the same rules"
 
 
 def test_nats_has_the_kubernetes_users_and_all_their_passwords(compose: Any, tmp_path: Path

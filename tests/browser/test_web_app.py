@@ -245,6 +245,12 @@ async def test_the_va_workflow(browser: Any, stack: Stack, fake_anthropic: FakeA
     await send(page, "x" * 20_000)
     refused = page.locator("article.turn").last
     await expect(refused.locator(".error")).to_contain_text("too long")
+
+    # Signing out revokes the session: a reload stays signed out.
+    await page.click("text=Sign out")
+    await expect(page.get_by_label("Sign-in link")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_label("Sign-in link")).to_be_visible()
     await http.aclose()
     await context.close()
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
+from switchboard_common.turns import StreamEvent, TurnError
 from switchboard_gateway import webtypes
+from switchboard_gateway.domain.protocol import ServerFrame
 
 FIX = "stale: regenerate with `./dev web:types` and commit web/src/gen"
 
@@ -35,6 +38,12 @@ def test_typescript_is_current(repo_root: Path, tmp_path: Path) -> None:
 
 
 def test_every_server_frame_is_typed() -> None:
+    """A new stream event must join `protocol.ServerFrame`, or the page never learns of it.
+    (`TurnError` is written as the gateway's `ErrorFrame`, its superset.)"""
+    union = get_args(get_args(StreamEvent)[0])
+    server = set(get_args(ServerFrame))
+    missing = [e.__name__ for e in union if e not in server and e is not TurnError]
+    assert not missing, f"add {missing} to switchboard_gateway.domain.protocol.ServerFrame"
     names = set(webtypes.frames()["$defs"])
     assert {"Delta", "TurnDone", "ErrorFrame", "ActionPending", "TurnObserved", "Cancel",
             "Watch"} <= names

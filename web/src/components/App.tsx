@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import * as auth from "../lib/auth";
-import { message } from "../lib/api";
+import { message, SIGNED_OUT } from "../lib/api";
 import { clientId, connection, loadClients, me, notice, view, type View } from "../state";
 import { Chat } from "./Chat";
 import { Clients } from "./Clients";
@@ -58,9 +58,18 @@ export function App() {
         notice.value = null; // an alert belongs to the screen it was raised on
       }
     };
+    const expired = () => {
+      connection.close();
+      setError("Your session has ended. Sign in again.");
+      setPhase("signed-out");
+    };
     fromHash();
     addEventListener("hashchange", fromHash);
-    return () => removeEventListener("hashchange", fromHash);
+    addEventListener(SIGNED_OUT, expired);
+    return () => {
+      removeEventListener("hashchange", fromHash);
+      removeEventListener(SIGNED_OUT, expired);
+    };
   }, []);
 
   if (phase === "starting") return <p class="boot">Loading Switchboard…</p>;

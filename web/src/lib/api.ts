@@ -8,10 +8,17 @@ import { describeStatus } from "./errors";
 export type Schemas = components["schemas"];
 
 export const api = createClient<paths>({ baseUrl: "" });
+/** Fired when the gateway no longer accepts the credential (expired or revoked session). */
+export const SIGNED_OUT = "switchboard:signed-out";
+
 api.use({
   onRequest({ request }) {
     for (const [name, value] of Object.entries(headers())) request.headers.set(name, value);
     return request;
+  },
+  onResponse({ response }) {
+    if (response.status === 401) dispatchEvent(new Event(SIGNED_OUT));
+    return response;
   },
 });
 

@@ -241,10 +241,16 @@ async def test_the_va_workflow(browser: Any, stack: Stack, fake_anthropic: FakeA
     assert last["stop_reason"] == "cancelled" and 0 < len(last["assistant_text"].split()) < 400
     await expect(stopped.locator(".answer")).to_have_text(last["assistant_text"])
 
-    # A refused message shows a readable error in place, and the page keeps working.
+    # A refused message and a failed model call show readable errors in place, and the page
+    # keeps working.
     await send(page, "x" * 20_000)
     refused = page.locator("article.turn").last
     await expect(refused.locator(".error")).to_contain_text("too long")
+    await send(page, "[[fake status=400]] this one fails")
+    failed = page.locator("article.turn").last
+    await expect(failed.locator(".error")).to_contain_text("The model refused the request",
+                                                           timeout=20_000)
+    await expect(failed).to_have_attribute("data-status", "error")
 
     # Signing out revokes the session: a reload stays signed out.
     await page.click("text=Sign out")

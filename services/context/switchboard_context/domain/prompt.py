@@ -140,7 +140,9 @@ def build(inputs: PromptInputs, complexity: Complexity, *, history_budget_tokens
         return Prompt(
             kind="lite",
             system=(canary + PERSONA_LITE.format(client=name) + "\n"
-                    + (DATA_RULE + "\n" if outcomes else "") + skills_text(skills, full=False)),
+                    # Tool results come back as data blocks too.
+                    + (DATA_RULE + "\n" if outcomes or skills.enabled_tools else "")
+                    + skills_text(skills, full=False)),
             context=outcomes,
             messages=window(inputs.history, inputs.user_text, max_messages=lite_messages),
             model=skills.models.simple,

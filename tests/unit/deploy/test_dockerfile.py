@@ -6,6 +6,7 @@ only in the build stage, an unprivileged runtime with a HEALTHCHECK that really 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -105,3 +106,11 @@ def test_dockerignore_keeps_the_context_to_the_sources() -> None:
                           for path in copied), (copied, allowed)
     # What is built here (dependencies, bundles) must not shadow what the image builds.
     assert {"web/node_modules/", "web/dist/"} <= set(lines)
+
+
+def test_the_images_install_what_dev_installs_outside_the_pyprojects() -> None:
+    # ./dev pins a few packages by hand (built from source, or data without their plugin's
+    # dependencies); an image without them would start without its model.
+    pins = set(re.findall(r'pip install [^\n]*?"([\w.-]+==[\w.]+)"', (ROOT / "dev").read_text()))
+    build = " ".join(c.value[0] for c in _stages()["build"] if c.cmd == "RUN")
+    assert pins and {pin for pin in pins if pin not in build} == set()

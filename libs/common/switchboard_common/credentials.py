@@ -6,6 +6,9 @@ Only SHA-256 digests of the secrets are stored: they are 256-bit random values, 
 cannot be reversed or brute-forced (a slow password hash would only cost every request time),
 and a copy of Valkey does not let anyone sign in.
 
+Revoking one (sign-out, key revocation) is announced on `auth.revoked.<org>`
+(`CredentialRevoked`) so every gateway replica forgets it at once.
+
 Keys:
 - `auth:signin:{digest}`   JSON {org, user}, expiring; consumed with GETDEL (one use)
 - `auth:key:{digest}`      JSON ApiKey
@@ -22,9 +25,21 @@ from enum import StrEnum
 import redis.asyncio as redis
 from pydantic import BaseModel, ConfigDict, Field
 
-from switchboard_common.envelope import Id, utcnow
+from switchboard_common.envelope import Envelope, Id, utcnow
 
 API_KEY_PREFIX = "sb_"
+
+
+def credential_revoked_subject(org: str) -> str:
+    return f"auth.revoked.{org}"
+
+
+class CredentialRevoked(Envelope):
+    """Event (core NATS, every gateway replica): drop this session or API key from the
+    in-process cache of verified credentials now, not when the cache entry would expire."""
+
+    session_id: str | None = None
+    key_id: str | None = None
 
 
 class Scope(StrEnum):

@@ -28,6 +28,7 @@ from switchboard_common.actions import (
     action_proposed_subject,
     action_results_subject,
 )
+from switchboard_common.credentials import credential_revoked_subject
 from switchboard_common.dead_letter import dlq_subject
 from switchboard_common.directory import skills_changed_subject
 from switchboard_common.memory import (
@@ -170,10 +171,11 @@ ROLES: dict[str, Role] = {role.name: role for role in (
         # turns.cancel: the stop button, heard by llm_stream.
         publishes=(turn_requested_subject(ANY), ingest_subject(ANY, ANY),
                    skills_changed_subject(ANY), turn_cancel_subject(ANY),
-                   turn_observed_subject(ANY, ANY)),
+                   turn_observed_subject(ANY, ANY), credential_revoked_subject(ANY)),
         requests=(search_subject(ANY), forget_subject(ANY), action_decide_subject(ANY),
                   skills_resolve_subject(ANY)),
-        listens=(turn_events_subject(ANY, ANY), turn_observed_subject(ANY, ANY)),
+        listens=(turn_events_subject(ANY, ANY), turn_observed_subject(ANY, ANY),
+                 credential_revoked_subject(ANY)),
         writes=(TURNS, INGEST),
         replays=(TURN_EVENTS,),
         dead_letters=False,

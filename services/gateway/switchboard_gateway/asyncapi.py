@@ -9,6 +9,7 @@ from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
 from switchboard_common.actions import DecideAction
+from switchboard_common.credentials import CredentialRevoked
 from switchboard_common.directory import SkillsChanged
 from switchboard_common.memory import ForgetRequest, IngestEvent, SearchRequest
 from switchboard_common.skills import ResolveSkills
@@ -53,5 +54,16 @@ def build_app() -> FastStream:
     ):
         broker.publisher(subject, schema=schema, title=title, description=description)
 
-    del publisher, changed, resolve
+    revoked = broker.publisher(
+        "auth.revoked.{org}", schema=CredentialRevoked, title="gateway/auth.revoked",
+        description="A session was signed out or an API key revoked (core NATS): every "
+                    "gateway replica drops it from its cache of verified credentials.")
+
+    @broker.subscriber(
+        "auth.revoked.{org}", title="gateway/auth.revoked.listen",
+        description="Revocations made on any replica (this one included).")
+    async def on_revoked(event: CredentialRevoked) -> None:  # documentation only
+        del event
+
+    del publisher, changed, resolve, revoked
     return FastStream(broker, specification=AsyncAPI(title="Switchboard gateway"))

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -15,22 +14,17 @@ from switchboard_common.action_store import ActionStore
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.connections import ConnectionStore
 from switchboard_common.conversations import ConversationStore
-from switchboard_common.credentials import ApiKeys, SigninLinks
 from switchboard_common.directory import Directory
 from switchboard_common.ingest_batches import IngestBatches
 from switchboard_common.permissions import ROLES
 from switchboard_common.valkey import valkey_client
-from switchboard_gateway.adapters.auth_failures import AuthFailures
 from switchboard_gateway.adapters.events import TurnBus
 from switchboard_gateway.adapters.limits import Limiter, SocketCounter
 from switchboard_gateway.adapters.memory import MemoryBus
-from switchboard_gateway.adapters.oidc import OidcVerifier
-from switchboard_gateway.adapters.sessions import SessionStore
 from switchboard_gateway.adapters.skills import SkillsBus
 from switchboard_gateway.adapters.store import open_store
-from switchboard_gateway.domain.auth import ClaimMapping
 from switchboard_gateway.handlers.actions import ActionGate
-from switchboard_gateway.handlers.auth import Authenticator
+from switchboard_gateway.handlers.auth import build_authenticator
 from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
 from switchboard_gateway.middleware import BodyBounds
@@ -58,26 +52,6 @@ from switchboard_gateway.routes import (
 from switchboard_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def build_authenticator(settings: Settings, valkey: redis.Redis, directory: Directory
-                        ) -> Authenticator:
-    oidc = None
-    if settings.oidc_issuer and settings.oidc_audience:
-        oidc = OidcVerifier(
-            settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url,
-            settings.oidc_algorithms, settings.oidc_leeway_s, settings.oidc_jwks_refetch_s,
-            ClaimMapping(org_claim=settings.oidc_org_claim, user_claim=settings.oidc_user_claim,
-                         role_claim=settings.oidc_role_claim,
-                         admin_values=frozenset(settings.oidc_admin_values),
-                         fixed_org=settings.oidc_org))
-    assert settings.session_secret is not None  # the settings validator fills it
-    return Authenticator(
-        directory=directory, sessions=SessionStore(valkey), keys=ApiKeys(valkey),
-        links=SigninLinks(valkey), failures=AuthFailures(valkey, settings.auth_failure_limit),
-        oidc=oidc, session_secret=settings.session_secret.get_secret_value(),
-        session_ttl_s=settings.session_ttl_s, cache_s=settings.auth_cache_s,
-        dev_credential=settings.dev_credential, leeway_s=settings.oidc_leeway_s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -118,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     bool(settings.auto_provision_clients))
         app.state.actions = ActionGate(nc, ActionStore(valkey), directory,
                                        settings.decide_timeout_s)
-        app.state.auth = build_authenticator(settings, valkey, directory)
+        app.state.auth = build_authenticator(settings, valkey, directory, nc)
+        await app.state.auth.start()
         if settings.dev_credential:
             log.warning("DEV CREDENTIAL ENABLED: anyone who can reach %s:%d may act as any "
                         "existing user by naming them (X-Org/X-User, ?org=&user=). "

@@ -56,10 +56,10 @@ class Settings(ServiceSettings):
     signin_link_ttl_s: int = Field(72 * 3600, gt=0)
     """How long a one-time sign-in link (first admin, invites) stays usable."""
     ws_ticket_ttl_s: int = Field(30, gt=0, le=300)
-    auth_cache_s: float = Field(30.0, ge=0)
-    """A verified credential is reused without a store lookup for at most this long (and
-    never past its expiry): revoking takes effect at once on the gateway that revoked it and
-    within this time on the others."""
+    auth_cache_s: float = Field(300.0, ge=0)
+    """A verified credential is reused without a store lookup for at most this long (never
+    past its expiry). Revocations reach every replica at once over NATS; this bounds how long
+    a replica that missed the announcement (disconnected) keeps accepting a revoked one."""
     auth_failure_limit: str = "20/minute"
     """Failed authentications per source address (moving window, shared through Valkey);
     beyond it the address gets 429 until the window lets it in again."""

@@ -5,6 +5,7 @@ credential's gating, Origin/CORS and the per-address failure limit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -316,3 +317,25 @@ async def test_origin_allow_list_for_socket_and_cors(gateway_factory: GatewayFac
             evil = await http.options("/v1/auth/me", headers={**headers,
                                                               "Origin": "https://evil.example"})
             assert "access-control-allow-origin" not in evil.headers
+
+
+async def test_revocation_reaches_every_replica_at_once(gateway_factory: GatewayFactory,
+                                                        org: str) -> None:
+    """Both replicas cache verified credentials for 5 minutes; a sign-out or key revocation on
+    one is announced over NATS, so the other refuses the credential within moments."""
+    shared = {"auth_cache_s": 300, "session_secret": secrets.token_urlsafe(32)}
+    async with gateway_factory(**shared) as one, gateway_factory(**shared) as two:
+        session = (await sign_in(one, org, "boss"))["session"]
+        async with httpx.AsyncClient(base_url=one.http, headers=bearer(session)) as first, \
+                httpx.AsyncClient(base_url=two.http, headers=bearer(session)) as second:
+            key = (await first.post("/v1/keys", json={"scopes": ["chat"]})).json()
+            async with httpx.AsyncClient(base_url=two.http, headers=bearer(key["secret"])
+                                         ) as system:
+                assert (await system.get("/v1/auth/me")).status_code == 200  # now cached
+                assert (await second.get("/v1/auth/me")).status_code == 200
+                assert (await first.delete(f"/v1/keys/{key['key']['id']}")).status_code == 204
+                assert (await first.post("/v1/auth/signout")).status_code == 204
+                for client in (system, second):
+                    async with asyncio.timeout(2):
+                        while (await client.get("/v1/auth/me")).status_code != 401:
+                            await asyncio.sleep(0.02)

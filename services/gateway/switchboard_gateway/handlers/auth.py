@@ -2,8 +2,9 @@
 `Principal` (the org's user record, the method and, for API keys, the scopes) or a refusal.
 
 Cost on the hot path: a verified credential is cached in-process (cachetools' TLRUCache,
-per-entry expiry) until it expires, bounded by `auth_cache_s` so a revocation made on another
-replica is seen; a cached request costs a dict lookup plus the directory read every request
+per-entry expiry) until it expires, at most `auth_cache_s`; revocations reach every replica's
+cache at once over NATS (`adapters/revocations.py`), the bound only covers a missed
+announcement. A cached request costs a dict lookup plus the directory read every request
 already did. Failures are counted per source address (`AuthFailures`)."""
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import math
 import time
 from collections.abc import Callable
 
+import redis.asyncio as redis
 from cachetools import TLRUCache
+from nats.aio.client import Client as NatsClient
 
-from switchboard_common.credentials import ApiKeys, SigninLinks
+from switchboard_common.credentials import ApiKeys, CredentialRevoked, SigninLinks
 from switchboard_common.directory import Directory, User
 from switchboard_gateway.adapters.auth_failures import AuthFailures
 from switchboard_gateway.adapters.oidc import OidcVerifier
+from switchboard_gateway.adapters.revocations import Revocations
 from switchboard_gateway.adapters.sessions import SessionStore
 from switchboard_gateway.domain.access import Principal
 from switchboard_gateway.domain.auth import (
     Authenticated,
     AuthMethod,
+    ClaimMapping,
     Unauthorized,
     bearer_token,
     credential_kind,
@@ -31,6 +36,7 @@ from switchboard_gateway.domain.auth import (
     verify_session,
 )
 from switchboard_gateway.domain.identity import InvalidIdentity, resolve_identity
+from switchboard_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +53,8 @@ class TooManyFailures(Exception):
 class Authenticator:
     def __init__(self, *, directory: Directory, sessions: SessionStore, keys: ApiKeys,
                  links: SigninLinks, failures: AuthFailures, oidc: OidcVerifier | None,
-                 session_secret: str, session_ttl_s: int, cache_s: float,
-                 dev_credential: bool, leeway_s: float) -> None:
+                 revocations: Revocations, session_secret: str, session_ttl_s: int,
+                 cache_s: float, dev_credential: bool, leeway_s: float) -> None:
         self._directory = directory
         self.sessions = sessions
         self.keys = keys
@@ -56,6 +62,7 @@ class Authenticator:
         self._session_ttl = session_ttl_s
         self._failures = failures
         self._oidc = oidc
+        self._revocations = revocations
         self._secret = session_secret
         self._cache_s = cache_s
         self._dev = dev_credential
@@ -121,7 +128,26 @@ class Authenticator:
         if who.session_id is None:
             return
         await self.sessions.revoke(who.session_id, who.expires_at)
-        self.forget(lambda cached: cached.session_id == who.session_id)
+        await self._revoked(CredentialRevoked(org_id=who.org, session_id=who.session_id))
+
+    async def revoke_key(self, org: str, key_id: str) -> bool:
+        if not await self.keys.revoke(org, key_id):
+            return False
+        await self._revoked(CredentialRevoked(org_id=org, key_id=key_id))
+        return True
+
+    async def _revoked(self, event: CredentialRevoked) -> None:
+        # Here at once (the caller's next request may beat the announcement), then everywhere.
+        self.on_revoked(event)
+        await self._revocations.announce(event)
+
+    async def start(self) -> None:
+        await self._revocations.listen(self.on_revoked)
+
+    def on_revoked(self, event: CredentialRevoked) -> None:
+        self.forget(lambda who: who.org == event.org_id and (
+            (event.session_id is not None and who.session_id == event.session_id)
+            or (event.key_id is not None and who.key_id == event.key_id)))
 
     async def verify(self, token: str) -> Authenticated:
         cached = self._cache.get(token)
@@ -182,3 +208,24 @@ class Authenticator:
     async def close(self) -> None:
         if self._oidc is not None:
             await self._oidc.close()
+
+
+def build_authenticator(settings: Settings, valkey: redis.Redis, directory: Directory,
+                        nc: NatsClient) -> Authenticator:
+    oidc = None
+    if settings.oidc_issuer and settings.oidc_audience:
+        oidc = OidcVerifier(
+            settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url,
+            settings.oidc_algorithms, settings.oidc_leeway_s, settings.oidc_jwks_refetch_s,
+            ClaimMapping(org_claim=settings.oidc_org_claim, user_claim=settings.oidc_user_claim,
+                         role_claim=settings.oidc_role_claim,
+                         admin_values=frozenset(settings.oidc_admin_values),
+                         fixed_org=settings.oidc_org))
+    assert settings.session_secret is not None  # the settings validator fills it
+    return Authenticator(
+        directory=directory, sessions=SessionStore(valkey), keys=ApiKeys(valkey),
+        links=SigninLinks(valkey), failures=AuthFailures(valkey, settings.auth_failure_limit),
+        oidc=oidc, revocations=Revocations(nc),
+        session_secret=settings.session_secret.get_secret_value(),
+        session_ttl_s=settings.session_ttl_s, cache_s=settings.auth_cache_s,
+        dev_credential=settings.dev_credential, leeway_s=settings.oidc_leeway_s)

@@ -52,7 +52,6 @@ async def list_keys(me: Me, auth: Auth) -> list[ApiKey]:
                responses=NOT_FOUND, summary="Revoke an API key (admin)")
 async def revoke_key(key_id: Id, me: Me, auth: Auth) -> Response:
     require_admin(me, "revoke API keys")
-    if len(key_id) > 64 or not await auth.keys.revoke(me.org, key_id):
+    if len(key_id) > 64 or not await auth.revoke_key(me.org, key_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API key {key_id!r} in this org")
-    auth.forget(lambda who: who.org == me.org and who.key_id == key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

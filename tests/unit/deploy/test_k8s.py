@@ -201,6 +201,13 @@ def test_only_the_gateway_is_reachable_from_outside(objects: list[Obj]) -> None:
                 for ingress in objects if ingress["kind"] == "Ingress"
                 for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
     assert backends == {"gateway"}
+    # The gateway's /metrics shares the API port: its path is claimed and closed at the edge.
+    ingresses = [o for o in objects if o["kind"] == "Ingress"]
+    metrics = [i for i in ingresses for rule in i["spec"]["rules"] for p in rule["http"]["paths"]
+               if p["path"] == "/metrics" and p["pathType"] == "Exact"]
+    assert [m["metadata"]["annotations"]["nginx.ingress.kubernetes.io/whitelist-source-range"]
+            for m in metrics] == ["127.0.0.1/32"]
+    assert len({rule["host"] for i in ingresses for rule in i["spec"]["rules"]}) == 1
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     deny = _find(policies, "NetworkPolicy", "default-deny")["spec"]
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import stat
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import nats
@@ -20,9 +22,16 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from switchboard_cli.embedded import ServerProcess, start_nats, start_valkey
 from switchboard_cli.embedded_secrets import EmbeddedSecrets, load_or_create, secrets_dir
+from switchboard_cli.nats_streams import declare_streams
 from switchboard_common.bus import make_broker, prepare_jetstream
 from switchboard_common.permissions import ROLES, inbox_prefix
-from switchboard_common.streams import INGEST, TURN_EVENTS, ConsumerSpec, ensure_streams
+from switchboard_common.streams import (
+    INGEST,
+    MODEL,
+    TURN_EVENTS,
+    ConsumerSpec,
+    ensure_streams,
+)
 from switchboard_common.valkey import connect_valkey
 
 pytestmark = pytest.mark.connected
@@ -261,3 +270,23 @@ async def test_an_outside_producer_publishes_events_but_nothing_else(
     with pytest.raises(nats.errors.TimeoutError):
         await nc.request(f"$JS.API.STREAM.UPDATE.{INGEST.name}", b"{}", timeout=0.5)
     assert len(await session.violations()) == 2
+
+
+async def test_services_create_streams_but_never_change_them(
+        secured_nats: ServerProcess, creds: EmbeddedSecrets, session: Session,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A service that could change a stream's subjects could capture other subjects (another
+    service's inbox, requests it may not see) into a stream it reads."""
+    await declare_streams(secured_nats.url, "admin", creds.nats["admin"])
+    nc = await as_user(session, secured_nats, creds, "llm_stream")
+    js = nc.jetstream(timeout=0.5)
+    grab = replace(MODEL, subjects=(*MODEL.subjects, "_INBOX.context.>", "memory.search.>"))
+    with pytest.raises(nats.errors.TimeoutError):
+        await js.update_stream(grab.config())
+    assert any("stream.update.sb_model" in v.lower() for v in await session.violations())
+    # A declaration that differs from the stream is used as it is, with a warning.
+    with caplog.at_level(logging.WARNING):
+        await ensure_streams(js, (grab,))
+    assert "switchboard nats-streams" in caplog.text
+    info = await nc.jetstream().stream_info(MODEL.name)
+    assert info.config.subjects == list(MODEL.subjects)

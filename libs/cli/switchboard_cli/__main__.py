@@ -1,4 +1,4 @@
-"""switchboard up | chat | ingest | signin-link | invite | keys | nats-config |
+"""switchboard up | chat | ingest | signin-link | invite | keys | nats-config | nats-streams |
 rotate-secrets"""
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("nats-config", help="print nats-server's `authorization` block: one user "
                    "per service with the permissions of its role; passwords are read from "
                    "$NATS_PASSWORD_<USER> by the server")
+    sub.add_parser("nats-streams", help="declare (create or update) every JetStream stream as "
+                   "the NATS admin user ($NATS_URL, $NATS_USER, $NATS_PASSWORD)")
     rotate = sub.add_parser("rotate-secrets", help="re-encrypt stored client connection "
                             "passwords under the newest key of SECRETS_KEYS")
     rotate.add_argument("--new-key", action="store_true",
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(authorization())
         return 0
+    if args.command == "nats-streams":
+        from switchboard_cli.nats_streams import run_nats_streams
+
+        return run_nats_streams()
     if args.command == "rotate-secrets":
         from switchboard_cli.rotate import run_rotate
         from switchboard_common.secretbox import SecretBox

@@ -27,6 +27,8 @@ from switchboard_cli.embedded import (
     start_valkey,
 )
 from switchboard_cli.embedded_secrets import EmbeddedSecrets, load_or_create
+from switchboard_cli.nats_streams import declare_streams_now
+from switchboard_common.permissions import ADMIN
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +202,10 @@ def start_stack(data_dir: Path, *, gateway_port: int | None = None, nats_url: st
         nats = start_nats(data_dir, port, log_dir / "nats.log",
                           passwords=secrets.nats if secrets else None)
         nats_url = nats.url
+        if secrets is not None:
+            # The services may create streams but not update them: an upgrade's changed
+            # declarations are applied here, as the admin.
+            declare_streams_now(nats_url, ADMIN, secrets.nats[ADMIN])
     if valkey_url is None:
         port = 6379 if well_known_ports and port_free(6379) else None
         valkey = start_valkey(data_dir, port, log_dir / "valkey.log", persist=persist,

@@ -13,8 +13,10 @@ Rules the roles encode (docs/security.md, "The bus"):
   so no service can subscribe to another's replies; answering a request uses
   `allow_responses` (publish to the reply subject of a request just received, once).
 
-JetStream stream *configuration* (create/update) is allowed to every service for the
-streams it uses: services declare them idempotently at start-up (outside producers may not).
+JetStream streams: a service may create the streams it uses (services declare them idempotently
+at start-up; outside producers may not) but never change one: a stream's subjects decide what
+its consumers read. Updates are the admin's (`switchboard nats-streams`, run by the embedded
+stack at every start and by a deployment when a stream's declaration changes).
 Consumers, message reads and deletes, and purges are allowed only where the service owns them.
 """
 
@@ -121,8 +123,9 @@ class Role:
     def publish_allow(self) -> list[str]:
         out = [*self.publishes, *self.requests, f"{JS_API}.INFO"]
         for s in self.streams() if self.declares_streams else ():
-            out += [f"{JS_API}.STREAM.INFO.{s.name}", f"{JS_API}.STREAM.CREATE.{s.name}",
-                    f"{JS_API}.STREAM.UPDATE.{s.name}"]
+            # Create, never update: a service that could change a stream's subjects could
+            # capture other subjects (e.g. other services' inboxes) into a stream it reads.
+            out += [f"{JS_API}.STREAM.INFO.{s.name}", f"{JS_API}.STREAM.CREATE.{s.name}"]
         for c in self.consumers:
             prefix = f"{JS_API}.CONSUMER"
             out += [f"{prefix}.CREATE.{c.stream.name}.{c.name}",

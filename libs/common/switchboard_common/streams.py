@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -126,14 +127,25 @@ class ConsumerSpec:
 async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS,
                          replicas: int = 1) -> None:
     """Create or update every stream with `replicas` copies (1 on one server, 3 on a cluster;
-    consumers inherit it). Safe to run from every replica of every service."""
+    consumers inherit it). Safe to run from every replica of every service.
+
+    A service's NATS user may create its streams but not change them (see permissions: a
+    stream's subjects decide what its consumers can read). Its update is then refused and
+    the stream is used as it is, with a warning; the deploy's admin step
+    (`switchboard nats-streams`) brings it up to date."""
     for spec in specs:
         try:
             await js.add_stream(spec.config(replicas))
         except BadRequestError:
             # Exists with another config (an older deploy, or R1 before the cluster grew):
             # bring it up to date; JetStream moves a stream between R1 and R3 in place.
-            await js.update_stream(spec.config(replicas))
+            try:
+                await js.update_stream(spec.config(replicas))
+            except NatsTimeout:
+                # nats-server drops a denied request: no answer comes.
+                log.warning("stream %s differs from its declaration and this user may not "
+                            "update it: run `switchboard nats-streams` as the admin user",
+                            spec.name)
     log.debug("streams ready: %s", ", ".join(s.name for s in specs))
 
 

@@ -6,6 +6,7 @@ Per conversation `c = conv:{org}:{user}:{client}:{conversation}`:
 - `{c}:turns`     list of TurnRecord JSON, oldest first: the full history, never trimmed
 - `{c}:done`      set of turn ids already appended (exactly-once append)
 - `{c}:summary`   Summary JSON: the model's summary of messages[0:covers]
+- `{c}:taint`     untrusted sources earlier turns read (expiring; later turns inherit them)
 - `{c}:outcomes`  the last few outcomes of actions decided after their turn had ended, newest
                   first (so the next prompt knows an approved mail went out)
 Per (org, user, client): `convs:{org}:{user}:{client}` sorted set conversation -> last activity,
@@ -60,7 +61,8 @@ local summary = redis.call('GET', KEYS[2])
 local start = 0
 if summary then start = tonumber(cjson.decode(summary)['covers']) or 0 end
 return {redis.call('LRANGE', KEYS[1], start, -1), summary or false,
-        redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1), start}
+        redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1), start,
+        redis.call('SMEMBERS', KEYS[4])}
 """
 
 
@@ -115,6 +117,9 @@ class History:
     summary: Summary | None
     outcomes: list[str]
     """Outcomes of actions decided after their turn, oldest first."""
+    tainted_by: tuple[str, ...] = ()
+    """Untrusted sources earlier turns of this conversation read: their answers (and the
+    summary of them) may carry that content into every later prompt."""
 
     @property
     def total(self) -> int:
@@ -153,14 +158,26 @@ class ConversationStore:
         """What a prompt needs, in one round trip: the summary, only the messages it does not
         cover (a conversation of months is not re-read on every turn) and recent outcomes."""
         base = conversation_key(org, user, client, conversation)
-        recent, summary, outcomes, offset = await self._history(
-            keys=[base + ":messages", base + ":summary", base + ":outcomes"],
+        recent, summary, outcomes, offset, taint = await self._history(
+            keys=[base + ":messages", base + ":summary", base + ":outcomes", base + ":taint"],
             args=[OUTCOMES_KEPT])
         return History(
             recent=[ChatMessage.model_validate_json(item) for item in recent],
             offset=int(offset),
             summary=Summary.model_validate_json(summary) if summary else None,
-            outcomes=[o.decode() if isinstance(o, bytes) else str(o) for o in reversed(outcomes)])
+            outcomes=[o.decode() if isinstance(o, bytes) else str(o) for o in reversed(outcomes)],
+            tainted_by=tuple(sorted(t.decode() if isinstance(t, bytes) else str(t)
+                                    for t in taint)))
+
+    async def add_taint(self, org: str, user: str, client: str, conversation: str,
+                        sources: list[str], ttl_s: int) -> None:
+        """Remember that a turn of this conversation read untrusted content (docs/security.md:
+        later turns inherit the taint while it is kept)."""
+        key = conversation_key(org, user, client, conversation) + ":taint"
+        pipe = self._r.pipeline(transaction=False)
+        pipe.sadd(key, *sources[:50])
+        pipe.expire(key, ttl_s)
+        await pipe.execute()
 
     async def add_outcome(self, org: str, user: str, client: str, conversation: str,
                           outcome: str) -> None:

@@ -150,7 +150,8 @@ class TurnFlow:
             tools=model_tools(resolved.skills.enabled_tools) if self.loop else [],
             canary=self.canary(turn.org_id, turn.client_id))
         if request.tools and self.loop is not None:
-            await self.loop.begin(request, resolved.skills, built.tainted_by)
+            await self.loop.begin(request, resolved.skills,
+                                  tuple(dict.fromkeys((*built.tainted_by, *past.tainted_by))))
         await publish_command(self.broker, request, model_requested_subject(turn.org_id),
                               msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name)
         log.debug("turn %s started: %s prompt, ~%d tokens", turn_id, built.kind,
@@ -238,6 +239,11 @@ class TurnFlow:
                             stop_reason=result.stop_reason)
         await self.conversations.append_turn(turn.org_id, turn.user_id, turn.client_id,
                                              turn.conversation_id, record)
+        if self.loop is not None and (taint := await self.loop.state.taint(turn.org_id,
+                                                                            turn.turn_id)):
+            await self.conversations.add_taint(turn.org_id, turn.user_id, turn.client_id,
+                                               turn.conversation_id, taint,
+                                               self.settings.conversation_taint_ttl_s)
         await publish_command(
             self.broker,
             TurnCompleted(org_id=turn.org_id, turn_id=turn.turn_id,

@@ -33,3 +33,6 @@ class Settings(WorkerSettings):
     """Model calls per turn, the first included; the loop stops there."""
     tool_token_budget: int = 60_000
     """Tokens (input + output, all model calls of a turn) after which the loop stops."""
+    conversation_taint_ttl_s: int = 7 * 24 * 3600
+    """After a turn read untrusted content, later turns of its conversation count as tainted
+    for this long: its answer, and the summary of it, carry that content into their prompts."""

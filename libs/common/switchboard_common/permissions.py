@@ -110,7 +110,7 @@ class Role:
     dead_letters: bool = True
     """Copies its consumers' dead letters to SB_DLQ (reads the original, deletes it)."""
     declares_streams: bool = True
-    """Creates/updates the streams it uses at start-up (the services do; outside producers
+    """Creates the streams it uses at start-up (the services do; outside producers
     only publish into streams that exist)."""
 
     def streams(self) -> tuple[StreamSpec, ...]:

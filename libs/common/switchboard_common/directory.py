@@ -86,6 +86,10 @@ class Directory:
         """Create `user` unless the id is taken (atomic); False when it already exists."""
         return bool(await self._r.hsetnx(_k(org, "users"), user.id, user.model_dump_json()))
 
+    async def put_user(self, org: str, user: User) -> None:
+        """Create or replace (an identity provider's user, mirrored with its current role)."""
+        await self._r.hset(_k(org, "users"), user.id, user.model_dump_json())
+
     async def list_users(self, org: str) -> list[User]:
         raw = await self._r.hvals(_k(org, "users"))
         return sorted((User.model_validate_json(v) for v in raw), key=lambda u: u.id)

@@ -178,6 +178,24 @@ async def test_oidc_tokens_verified_against_the_jwks(oidc_gateway: Gateway, idp:
             assert token not in r.text
 
 
+async def test_identity_provider_users_are_mirrored_for_assignment(
+        oidc_gateway: Gateway, idp: FakeIdp, org: str) -> None:
+    async with httpx.AsyncClient(base_url=oidc_gateway.http + "/v1") as http:
+        boss = bearer(idp.token(org=org, sub="carol", role="admin"))
+        member = bearer(idp.token(org=org, sub="dave", role="member"))
+        assert (await http.get("/auth/me", headers=member)).json()["role"] == "member"
+        users = {u["id"]: u["role"] for u in (await http.get("/users", headers=boss)).json()}
+        assert (users["carol"], users["dave"]) == ("admin", "member")
+        assert (await http.post("/clients", headers=boss, json={"id": "sarah", "name": "S"})
+                ).status_code == 201
+        assigned = await http.post("/clients/sarah/assignees/dave", headers=boss)
+        assert assigned.status_code == 200, assigned.text
+        assert (await http.get("/clients/sarah", headers=member)).status_code == 200
+        # The role follows the token: promoted at the provider, admin here.
+        promoted = bearer(idp.token(org=org, sub="dave", role="admin", jti="new"))
+        assert (await http.get("/auth/me", headers=promoted)).json()["role"] == "admin"
+
+
 async def test_jwks_rotation_and_outage(oidc_gateway: Gateway, idp: FakeIdp, org: str) -> None:
     async with httpx.AsyncClient(base_url=oidc_gateway.http) as http:
         first = idp.token(org=org, sub="ana")

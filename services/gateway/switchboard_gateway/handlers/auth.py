@@ -172,9 +172,21 @@ class Authenticator:
                                "configured (GATEWAY_OIDC_ISSUER)")
         else:
             who = await self._oidc.verify(token)
+            await self._mirror(who)
         if self._cache_s > 0:
             self._cache[token] = who
         return who
+
+    async def _mirror(self, who: Authenticated) -> None:
+        """Identity-provider users are authenticated by the provider; the directory mirrors them
+        (with the role their token carries) so admins can list them and assign them clients.
+        Once per verification, not per request; the token's role is what authorizes."""
+        existing = await self._directory.get_user(who.org, who.user)
+        role = who.role or "member"
+        if existing is None or existing.role != role:
+            name = existing.display_name if existing else ""
+            await self._directory.put_user(who.org, User(id=who.user, display_name=name,
+                                                         role=role))
 
     def _dev_identity(self, org: str | None, user: str | None) -> Authenticated:
         if not self._dev:

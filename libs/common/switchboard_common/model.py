@@ -138,6 +138,8 @@ class ModelRequest(Envelope):
     canary: str = ""
     """A marker placed in `system`: llm_stream stops streaming an answer that repeats it
     (a system prompt leak) and reports `canary_hit` on the result."""
+    leak_markers: list[str] = []
+    """Further fixed pieces of `system` watched the same way (the starts of its sentences)."""
 
 
 class ProviderFailure(BaseModel):

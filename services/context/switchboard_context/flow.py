@@ -148,7 +148,8 @@ class TurnFlow:
             max_tokens=min(built.max_tokens, self.settings.max_tokens),
             deadline_at=turn.deadline_at, meta={"prompt": built.kind},
             tools=model_tools(resolved.skills.enabled_tools) if self.loop else [],
-            canary=self.canary(turn.org_id, turn.client_id))
+            canary=self.canary(turn.org_id, turn.client_id),
+            leak_markers=list(prompt.LEAK_MARKERS))
         if request.tools and self.loop is not None:
             await self.loop.begin(request, resolved.skills,
                                   tuple(dict.fromkeys((*built.tainted_by, *past.tainted_by))))

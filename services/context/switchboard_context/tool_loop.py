@@ -53,6 +53,7 @@ from switchboard_common.tools import CATALOG, model_tools, split_meta
 from switchboard_common.turns import Delta, turn_events_subject
 from switchboard_common.untrusted import quote, source_id
 from switchboard_context.adapters.loop_state import LoopMeta, LoopState
+from switchboard_context.domain.prompt import LEAK_MARKERS
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,8 @@ class ToolLoop:
         tainted_by = await self.state.taint(result.org_id, result.turn_id)
         for call in result.tool_calls:
             arguments, confidence, rationale = split_meta(call.input)
-            canary_hit = bool(meta.canary) and meta.canary in json.dumps(arguments)
+            dumped = json.dumps(arguments, ensure_ascii=False).lower()
+            canary_hit = any(m.lower() in dumped for m in (meta.canary, *LEAK_MARKERS) if m)
             action_id = action_id_for(result.turn_id, result.iteration, call.id)
             proposal = ActionProposed.model_validate({
                 "org_id": result.org_id, "action_id": action_id,

@@ -45,3 +45,10 @@ def test_remote_images_never_reach_the_client_even_split_over_pieces() -> None:
         assert out == ("Status: [image: ok] done! "
                        "See [the agenda](https://intranet.example/agenda) !")
         assert images.removed == 1
+
+
+def test_the_fixed_instructions_are_watched_too() -> None:
+    watch = CanaryWatch(CANARY, "You are Switchboard, an exec")
+    text = "Fine. You are Switchboard, an executive assistant. You work for..."
+    out = "".join(watch.feed(text[i:i + 4]) for i in range(0, len(text), 4)) + watch.flush()
+    assert watch.hit and out == "Fine. "

@@ -1,8 +1,9 @@
 """The canary watch on a streamed answer (pure): context places a marker in the system prompt;
-an answer that repeats it is reciting the prompt (LLM07, system prompt leakage), so nothing from
-the marker on reaches the client.
+an answer that repeats it, or the start of any sentence of our fixed instructions
+(`ModelRequest.leak_markers`), is reciting the prompt (LLM07, system prompt leakage), so nothing
+from there on reaches the client.
 
-The watch holds back the last `len(canary) - 1` characters of what it has seen, so a marker
+The watch holds back the last `len(longest marker) - 1` characters of what it has seen, so a marker
 split over several pieces is caught before any of it is forwarded; the held text goes out with
 the next piece (or when the answer ends). The comparison ignores case, so a model asked to
 "shout" the prompt is caught as well."""
@@ -20,9 +21,9 @@ WITHHELD_NOTICE = "\n\n(Part of this answer was withheld: it repeated confidenti
 
 
 class CanaryWatch:
-    def __init__(self, canary: str) -> None:
-        self._canary = canary.lower()
-        self._keep = max(len(canary) - 1, 0)
+    def __init__(self, canary: str, *more: str) -> None:
+        self._markers = [m.lower() for m in (canary, *more) if m]
+        self._keep = max((len(m) for m in self._markers), default=1) - 1
         self._held = ""
         self.shown: list[str] = []
         """Everything forwarded so far (the answer as the client saw it)."""
@@ -33,7 +34,8 @@ class CanaryWatch:
         if self.hit:
             return ""
         text = self._held + piece
-        found = text.lower().find(self._canary)
+        lowered = text.lower()
+        found = min((i for m in self._markers if (i := lowered.find(m)) >= 0), default=-1)
         if found >= 0:
             self.hit = True
             self._held = ""
@@ -105,6 +107,7 @@ def watched(provider: Provider, request: ModelRequest
     @asynccontextmanager
     async def run() -> AsyncIterator[TextStream]:
         async with provider.stream(request) as text:
-            yield _Watched(text, CanaryWatch(request.canary) if request.canary else None)
+            yield _Watched(text, CanaryWatch(request.canary, *request.leak_markers)
+                           if request.canary or request.leak_markers else None)
 
     return run()

@@ -272,7 +272,27 @@ async def test_memory_skills_usage_and_a_phone(browser: Any, stack: Stack, shots
     page = await context.new_page()
     await page.goto(f"{stack.gateway_url}/?org={org}&user=va1#/memory")
     await page.wait_for_selector("#status[data-state=connected]", timeout=15_000)
+
+    # An admin creates, renames and assigns a client.
+    await add_people(stack.store_url, org, (), ("va2",))
+    await page.click("summary:has-text('Manage clients')")
+    await page.get_by_label("New client").fill("Dana Fox")
+    await page.click("details.admin button:has-text('Create')")
+    dana = page.locator("button.client", has_text="Dana Fox")
+    await expect(dana).to_have_attribute("aria-current", "true")
+    await page.get_by_label("Rename selected").fill("Dana Fox-Smith")
+    await page.click("details.admin button:has-text('Rename')")
+    await expect(dana).to_contain_text("Dana Fox-Smith")
+    await page.get_by_label("Assign user").select_option("va2")
+    await page.click("details.admin button:has-text('Assign')")
+    dana_id = await dana.get_attribute("data-client")
+    for _ in range(20):
+        if "va2" in (await http.get(f"/clients/{dana_id}")).json()["assigned_users"]:
+            break
+        await page.wait_for_timeout(200)
+    assert "va2" in (await http.get(f"/clients/{dana_id}")).json()["assigned_users"]
     await page.click("button.client[data-client=sarah]")
+
     hit = page.locator(".hit").first
     for _ in range(40):  # indexing is asynchronous
         await page.fill("#memq", "budget review Thursday")

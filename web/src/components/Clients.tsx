@@ -84,7 +84,15 @@ function ClientAdmin() {
   const [name, setName] = useState("");
   const [rename, setRename] = useState("");
   const [assignee, setAssignee] = useState("");
+  const [users, setUsers] = useState<string[]>([]);
   const current = clientId.value;
+  const assigned = clients.value.find((c) => c.id === current)?.assigned_users ?? [];
+  // Read when the panel opens: the org's users change (invites) while the page is open.
+  function loadUsers(e: Event): void {
+    if ((e.currentTarget as HTMLDetailsElement).open) {
+      unwrap(api.GET("/v1/users")).then((list) => setUsers(list.map((u) => u.id)), () => undefined);
+    }
+  }
 
   async function run(work: () => Promise<unknown>, done: () => void): Promise<void> {
     try {
@@ -97,7 +105,7 @@ function ClientAdmin() {
   }
 
   return (
-    <details class="admin">
+    <details class="admin" onToggle={loadUsers}>
       <summary>Manage clients</summary>
       <form
         onSubmit={(e) => {
@@ -139,7 +147,15 @@ function ClientAdmin() {
             }}
           >
             <label>
-              Assign user <input value={assignee} onInput={(e) => setAssignee(e.currentTarget.value)} required pattern="[A-Za-z0-9_-]{1,64}" />
+              Assign user
+              <select value={assignee} onChange={(e) => setAssignee(e.currentTarget.value)} required>
+                <option value="">choose…</option>
+                {users
+                  .filter((u) => !assigned.includes(u))
+                  .map((u) => (
+                    <option key={u}>{u}</option>
+                  ))}
+              </select>
             </label>
             <button type="submit">Assign</button>
           </form>

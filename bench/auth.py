@@ -3,10 +3,12 @@ local identity provider (tests/fakes/fake_idp.py).
 
 (a) `Authenticator.verify` alone, per credential kind: the first use of a credential (signature
     check plus its store lookup) and a cached one (what every later request pays);
-(b) end to end, `GET /v1/auth/me` over HTTP with each credential against the development
+(b) the whole edge check in-process (`Authenticator.authenticate`: header, cached verification,
+    the user record) against the directory read every request did before authentication;
+(c) end to end, `GET /v1/auth/me` over HTTP with each credential against the development
     credential (`X-Org`/`X-User`, which already did the same directory read before auth
     existed): the difference is the overhead per request;
-(c) one WebSocket message's round trip (a frame the gateway answers at once) on a socket opened
+(d) one WebSocket message's round trip (a frame the gateway answers at once) on a socket opened
     with a ticket against one opened with the development credential: a socket authenticates
     once, when it opens, so a message should cost nothing extra.
 Prints p50/p99 tables. Usage: python bench/auth.py [--requests 2000]
@@ -99,6 +101,27 @@ async def report(gw: Gateway, http: httpx.AsyncClient, creds: dict[str, str], n:
             first.append((time.perf_counter() - start) * 1e6)
         print(row(f"{name}, first use", first))
         print(row(f"{name}, cached", await timed(lambda t=token: auth.verify(t), n)))
+
+    # The whole edge check in-process, interleaved with what every request did before
+    # authentication existed (read the caller's user record): the difference is the overhead.
+    directory = gw.app.state.directory
+    pairs: dict[str, list[float]] = {"directory read alone (before)": []}
+    pairs.update({f"authenticate(), {name}, cached": [] for name in creds})
+    for _ in range(n):
+        start = time.perf_counter()
+        await directory.get_user(ORG, USER)
+        pairs["directory read alone (before)"].append((time.perf_counter() - start) * 1e6)
+        for name, token in creds.items():
+            start = time.perf_counter()
+            await auth.authenticate("127.0.0.1", f"Bearer {token}")
+            pairs[f"authenticate(), {name}, cached"].append((time.perf_counter() - start) * 1e6)
+    before = pairs["directory read alone (before)"]
+    print("\n| edge check (in-process) | calls | p50 | p99 | overhead p50 | overhead p99 |")
+    print("|---|---|---|---|---|---|")
+    for name, values in pairs.items():
+        print(f"| {name} | {n} | {pct(values, .5):.0f} µs | {pct(values, .99):.0f} µs | "
+              f"{pct(values, .5) - pct(before, .5):+.0f} µs | "
+              f"{pct(values, .99) - pct(before, .99):+.0f} µs |")
 
     # Interleaved, one request of each kind per round, so load from other work on the machine
     # hits every kind alike; the development credential is the baseline.

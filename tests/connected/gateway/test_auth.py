@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -110,6 +113,14 @@ def test_dev_credential_only_in_development_on_loopback() -> None:
     with pytest.raises(ValidationError, match="at least 32 characters"):
         Settings(session_secret="short", **production)
     assert Settings(dev_credential=True, host="::1").dev_credential
+
+
+def test_gateway_process_refuses_to_start_with_an_exposed_dev_credential() -> None:
+    env = {**os.environ, "GATEWAY_DEV_CREDENTIAL": "true", "GATEWAY_HOST": "0.0.0.0"}
+    done = subprocess.run([sys.executable, "-m", "switchboard_gateway"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert "only allowed on a loopback bind" in done.stderr
 
 
 async def test_session_signin_me_ticket_and_signout(gateway: Gateway, org: str) -> None:

@@ -1,5 +1,6 @@
 """The canary watch on streamed answers: nothing from the marker on reaches the client, even
-when the marker is split over pieces; text before it flows with a bounded hold-back."""
+when the marker is split over pieces; ordinary text flows piece by piece, only a tail that could
+still grow into the marker is held."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ def test_an_answer_without_the_canary_passes_unchanged() -> None:
     pieces = ["Hello", " there,", " the meeting", " is at 3pm."]
     out, watch = run(pieces)
     assert out == "".join(pieces) and not watch.hit and watch.text == out
+
+
+def test_ordinary_text_is_forwarded_piece_by_piece() -> None:
+    watch = CanaryWatch(CANARY, "You are a careful assistant")
+    for piece in ["Hello", " there,", " the meeting", " is at 3pm."]:
+        assert watch.feed(piece) == piece
+    # A tail that may start a marker waits for the next piece, then goes out with it.
+    assert watch.feed(" See sbc-01") == " See "
+    assert watch.feed("2 apples.") == "sbc-012 apples."
 
 
 def test_a_split_canary_is_caught_before_any_of_it_is_shown() -> None:

@@ -3,9 +3,10 @@ an answer that repeats it, or the start of any sentence of our fixed instruction
 (`ModelRequest.leak_markers`), is reciting the prompt (LLM07, system prompt leakage), so nothing
 from there on reaches the client.
 
-The watch holds back the last `len(longest marker) - 1` characters of what it has seen, so a marker
-split over several pieces is caught before any of it is forwarded; the held text goes out with
-the next piece (or when the answer ends). The comparison ignores case, so a model asked to
+The watch holds back only the end of what it has seen that could still grow into a marker (the
+longest suffix that is a marker's prefix), so a marker split over several pieces is caught before
+any of it is forwarded while ordinary text goes out at once, token by token; the held text goes
+out with the next piece (or when the answer ends). The comparison ignores case, so a model asked to
 "shout" the prompt is caught as well."""
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class CanaryWatch:
     def __init__(self, canary: str, *more: str) -> None:
         self._markers = [m.lower() for m in (canary, *more) if m]
         self._keep = max((len(m) for m in self._markers), default=1) - 1
+        # Every proper prefix of every marker: a tail in this set may still become a marker.
+        self._prefixes = {m[:n] for m in self._markers for n in range(1, len(m))}
         self._held = ""
         self.shown: list[str] = []
         """Everything forwarded so far (the answer as the client saw it)."""
@@ -40,9 +43,16 @@ class CanaryWatch:
             self.hit = True
             self._held = ""
             return self._show(text[:found])
-        cut = max(len(text) - self._keep, 0)
+        cut = len(text) - self._open_tail(lowered)
         self._held = text[cut:]
         return self._show(text[:cut])
+
+    def _open_tail(self, lowered: str) -> int:
+        """Length of the longest suffix of `lowered` that is a proper prefix of a marker."""
+        for n in range(min(self._keep, len(lowered)), 0, -1):
+            if lowered[-n:] in self._prefixes:
+                return n
+        return 0
 
     def flush(self) -> str:
         """At the end of the answer: the held tail (it cannot start a canary any more)."""

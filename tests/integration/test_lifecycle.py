@@ -62,6 +62,6 @@ async def test_without_an_api_key_the_local_model_answers(tmp_path: Path) -> Non
         stack.stop()
     done = frames[-1]
     assert done["type"] == "turn_completed", frames[-1]
-    assert "smollm2" in done["model"].lower() and done["provider"] == "local"
+    assert "qwen2.5-coder-1.5b" in done["model"].lower() and done["provider"] == "local"
     assert sum(f["type"] == "delta" for f in frames) >= 2
     assert done["text"].strip()

@@ -38,7 +38,8 @@ def run_up(data_dir: Path, gateway_port: int | None, restart_crashed: bool = Tru
         stack.stop()
         return 1
     model = ("Anthropic Claude (ANTHROPIC_API_KEY is set)" if os.environ.get("ANTHROPIC_API_KEY")
-             else "local SmolLM2-135M-Instruct (set ANTHROPIC_API_KEY to use Claude)")
+             else "local " + os.environ.get("LLM_STREAM_LOCAL_MODEL", "qwen2.5-coder-1.5b")
+             + " (set ANTHROPIC_API_KEY to use Claude)")
     print(
         f"\nSwitchboard is up.\n"
         f"  sign in   : {first.link}\n"

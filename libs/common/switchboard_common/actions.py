@@ -252,6 +252,9 @@ class ActionResultFrame(_ActionFrame):
     message: str
     output: dict[str, Any] = Field(default_factory=dict)
     code: ErrorCode | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    """What the action was called with (as on an approval card), so an action that ran
+    alone shows what it did."""
 
 
 class ActionDecided(ActionResultFrame):

@@ -100,6 +100,11 @@ class TurnRecord(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     stop_reason: str | None = None
     """`cancelled` when the user stopped the answer: `assistant_text` is the partial answer."""
+    error: str | None = None
+    """The error code of a turn that failed: its user message is kept all the same (with a
+    placeholder answer), so nothing the user typed is lost."""
+    meta: dict[str, str] = Field(default_factory=dict)
+    """How the turn was served, e.g. `memory`: `used`, `none` or `skipped:<reason>`."""
 
 
 class Summary(BaseModel):

@@ -36,6 +36,8 @@ class ErrorCode(StrEnum):
     PROVIDER_BAD_REQUEST = "provider_bad_request"
     PROVIDER_AUTH = "provider_auth"
     PROVIDER_ERROR = "provider_error"
+    FIRST_TOKEN_TIMEOUT = "first_token_timeout"
+    STREAM_IDLE_TIMEOUT = "stream_idle_timeout"
     # actions and approvals (action_executor)
     UNKNOWN_ACTION = "unknown_action"
     ACTION_ALREADY_DECIDED = "action_already_decided"

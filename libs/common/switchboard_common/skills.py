@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from switchboard_common.envelope import Envelope, Id
 
@@ -103,6 +104,20 @@ class Skills(BaseModel):
                                                                       max_length=50)
     autonomy: Autonomy = Autonomy()
     models: ModelPrefs = ModelPrefs()
+    timezone: str = "UTC"
+    """IANA zone of the client (e.g. Europe/Berlin). Set it on the user tier for everyone the
+    user works for, override it per client: prompts state "now" and resolve "tomorrow" in it,
+    and tool arguments are normalised to it."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
+                             "Europe/Berlin)") from exc
+        return value
 
 
 SYSTEM_DEFAULTS: dict[str, Any] = Skills(

@@ -107,6 +107,9 @@ class ToolInfo:
     outside_text: bool = False
     """Its result carries text written outside the platform (mail, calendar entries, ingested
     documents): reading it taints the turn."""
+    read_only: bool = False
+    """Only reads (a lookup): runs without approval in every autonomy mode, so the model can
+    look something up before it proposes the action that needs approval."""
 
 
 CATALOG: dict[str, ToolInfo] = {t.name: t for t in (
@@ -114,7 +117,7 @@ CATALOG: dict[str, ToolInfo] = {t.name: t for t in (
     ToolInfo("calendar_create", "Create an event in the client's calendar.", CalendarCreate,
              outbound=True),
     ToolInfo("calendar_list", "List the client's calendar events in a time window.",
-             CalendarList, outside_text=True),
+             CalendarList, outside_text=True, read_only=True),
     ToolInfo("calendar_delete", "Delete an event from the client's calendar.", CalendarDelete,
              risky=True),
     ToolInfo("email_draft", "Save an e-mail draft for the client (not sent).", EmailDraft),
@@ -122,10 +125,12 @@ CATALOG: dict[str, ToolInfo] = {t.name: t for t in (
              outbound=True),
     ToolInfo("task_add", "Add a task to the client's task list.", TaskAdd),
     # Tasks may have been written by the model in an earlier tainted turn.
-    ToolInfo("task_list", "List the client's tasks.", TaskList, outside_text=True),
+    ToolInfo("task_list", "List the client's tasks.", TaskList, outside_text=True,
+             read_only=True),
     ToolInfo("task_complete", "Mark one of the client's tasks as done.", TaskComplete),
     ToolInfo("memory_search", "Search what is known about the client (mail, documents, "
-             "earlier conversations).", MemorySearchInput, outside_text=True),
+             "earlier conversations).", MemorySearchInput, outside_text=True,
+             read_only=True),
 )}
 
 

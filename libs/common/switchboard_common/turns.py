@@ -144,6 +144,16 @@ class Delta(_StreamEvent):
     text: str
 
 
+class TurnQueued(_StreamEvent):
+    """The model is busy with other requests (the local model answers one at a time):
+    `position` requests are ahead of this turn. Repeated every few seconds while the wait
+    lasts; then the answer streams as usual. `seq` 0: it holds no place in the turn's text."""
+
+    type: Literal["queued"] = "queued"
+    seq: int = 0
+    position: int
+
+
 class TurnRetry(_StreamEvent):
     """The turn is being generated again (crash or transient provider failure):
     the client must discard the partial text it has shown for this turn."""
@@ -154,6 +164,20 @@ class TurnRetry(_StreamEvent):
     reason: str
 
 
+class TurnAction(BaseModel):
+    """One action of a turn, as its terminal frame lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action_id: str
+    tool: str
+    status: str
+    """The action's status when the turn ended (`pending`, `executed`, `needs_input`, ...)."""
+    outcome: Literal["proposed", "ran", "asked", "refused"]
+    """proposed: awaits approval (or was decided); ran: executed or failed; asked: the
+    assistant asked for details instead; refused: never runnable."""
+
+
 class TurnDone(_StreamEvent):
     type: Literal["turn_completed"] = "turn_completed"
     seq: int
@@ -162,6 +186,12 @@ class TurnDone(_StreamEvent):
     stop_reason: str | None
     usage: Usage
     text: str
+    actions: list[TurnAction] = []
+    """Every action the turn proposed, ran or asked about, in order; empty when it chose
+    not to act."""
+    meta: dict[str, str] = {}
+    """How the turn was served: `memory` (`used`, `none`, `not_needed`, or `skipped:<why>`
+    when the turn went on without its memory) and `timezone` (of the dates in the prompt)."""
 
 
 class TurnError(_StreamEvent):
@@ -173,7 +203,8 @@ class TurnError(_StreamEvent):
 
 
 StreamEvent = Annotated[
-    TurnStarted | Delta | TurnRetry | TurnDone | TurnError, Field(discriminator="type")
+    TurnStarted | TurnQueued | Delta | TurnRetry | TurnDone | TurnError,
+    Field(discriminator="type")
 ]
 STREAM_EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
 TERMINAL_TYPES = frozenset({"turn_completed", "error"})

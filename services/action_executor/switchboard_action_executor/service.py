@@ -107,7 +107,7 @@ class ActionService:
                                 error_code=ErrorCode.INVALID_ARGUMENTS)
         decision = policy.decide(p.autonomy, p.tool, tool.risky, p.confidence,
                                  outbound=tool.info.outbound, tainted_by=p.tainted_by,
-                                 canary_hit=p.canary_hit)
+                                 canary_hit=p.canary_hit, read_only=tool.info.read_only)
         status = {"execute": "approved", "propose": "pending", "ask": "needs_input"}
         expires = (utcnow() + timedelta(seconds=self._s.approval_ttl_s)
                    if decision.outcome == "propose" else None)
@@ -305,7 +305,8 @@ class ActionService:
             await self._publish_frame(record, ActionResultFrame(
                 org_id=record.org_id, turn_id=record.turn_id, action_id=record.action_id,
                 client_id=record.client_id, tool=record.tool, status=record.status,
-                message=message, output=record.output, code=record.error_code))
+                message=message, output=record.output, code=record.error_code,
+                arguments=record.arguments))
         await publish_command(self._broker, record.result(message),
                               action_results_subject(record.org_id),
                               msg_id=f"action-result:{record.action_id}:{record.status}",

@@ -38,6 +38,7 @@ from switchboard_common.model import (
 from switchboard_common.streams import HISTORY, MODEL
 from switchboard_common.tools import model_tools
 from switchboard_common.turns import (
+    TurnAction,
     TurnCompleted,
     TurnDone,
     TurnError,
@@ -46,11 +47,11 @@ from switchboard_common.turns import (
     turn_events_subject,
 )
 from switchboard_common.untrusted import DATA_RULE
-from switchboard_context.adapters.memory import MemorySearch
+from switchboard_context.adapters.memory import MemorySearch, Retrieval
 from switchboard_context.adapters.pending import PendingTurns
 from switchboard_context.adapters.skills_cache import SkillResolver
 from switchboard_context.adapters.turn_queue import TurnQueue
-from switchboard_context.domain import complexity, pricing, prompt, tokens
+from switchboard_context.domain import complexity, dates, pricing, prompt, retrieval, tokens
 from switchboard_context.settings import Settings
 from switchboard_context.tool_loop import ToolLoop
 
@@ -60,6 +61,12 @@ SUMMARY_SYSTEM = (
     "You summarise an assistant's conversation with a client for later reference. Keep facts, "
     "decisions, dates, names, commitments and open questions. Write at most 200 words.\n"
     + DATA_RULE)
+
+
+def _turn_meta(result: ModelResult) -> dict[str, str]:
+    """What the client and the turn's record learn about how the turn was served: whether
+    memory was used (or the turn went on without it) and the time zone of its dates."""
+    return {k: v for k, v in result.meta.items() if k in ("memory", "timezone")}
 
 
 def base_of(turn: TurnRequest | ModelResult) -> str:
@@ -122,23 +129,26 @@ class TurnFlow:
         past = await self.conversations.history(turn.org_id, turn.user_id, turn.client_id,
                                                 turn.conversation_id)
         level = complexity.estimate(turn.text)
-        retrieved: list[prompt.RetrievedItem] = []
-        if level.level == "complex" and self.memory is not None:
+        found = Retrieval(status="not_needed")
+        if self.memory is not None and retrieval.could_use_memory(turn.text):
             try:
-                retrieved = await self.memory.search(turn.org_id, turn.user_id,
-                                                     turn.client_id, turn.text)
+                found = await self.memory.search(turn.org_id, turn.user_id, turn.client_id,
+                                                 turn.text)
             except SwitchboardError as exc:
                 await self._refuse(turn, exc)
                 return
+        zone = resolved.skills.timezone
         built = prompt.build(
             prompt.PromptInputs(
                 client_id=turn.client_id, client_name=client.name if client else turn.client_id,
                 skills=resolved.skills, history=past.recent, user_text=turn.text,
                 summary=past.summary.text if past.summary else None,
-                retrieved=retrieved, outcomes=past.outcomes,
-                canary=self.canary(turn.org_id, turn.client_id)),
+                retrieved=found.items, outcomes=past.outcomes,
+                canary=self.canary(turn.org_id, turn.client_id),
+                now=dates.date_context(zone, utcnow())),
             level, history_budget_tokens=self.settings.history_token_budget,
-            lite_messages=self.settings.lite_messages)
+            lite_messages=self.settings.lite_messages,
+            lite_memory_items=self.settings.lite_memory_items)
         model = built.model or (self.settings.simple_model if built.kind == "lite"
                                 else self.settings.complex_model)
         request = ModelRequest(
@@ -146,7 +156,8 @@ class TurnFlow:
             client_id=turn.client_id, conversation_id=turn.conversation_id, iteration=0,
             system=built.system, context=built.context, messages=built.messages, model=model,
             max_tokens=min(built.max_tokens, self.settings.max_tokens),
-            deadline_at=turn.deadline_at, meta={"prompt": built.kind},
+            deadline_at=turn.deadline_at,
+            meta={"prompt": built.kind, "memory": found.status, "timezone": zone},
             tools=model_tools(resolved.skills.enabled_tools) if self.loop else [],
             canary=self.canary(turn.org_id, turn.client_id),
             leak_markers=list(prompt.LEAK_MARKERS))
@@ -175,7 +186,11 @@ class TurnFlow:
                 return  # the tool-use loop goes on; the turn keeps its conversation
             result = final
         if turn is not None:
-            await (self._fail(result) if result.error else self._finish(turn, result))
+            if result.error:
+                await self._fail(turn, result)
+            else:
+                await self._finish(turn, result, await self.loop.actions(result)
+                                   if self.loop is not None else [])
             await self.pending.forget(result.turn_id)
         # Always (also for a redelivered result): free the conversation, start what waits.
         if (following := await self.queue.finish(base_of(result), result.turn_id)) is not None:
@@ -219,8 +234,18 @@ class TurnFlow:
         if (following := await self.queue.finish(base_of(turn), turn.turn_id)) is not None:
             await self.start(following)
 
-    async def _fail(self, result: ModelResult) -> None:
+    async def _fail(self, turn: TurnRequest, result: ModelResult) -> None:
         assert result.error is not None
+        # Keep the user's message (store first, then tell the client, as for a success): the
+        # placeholder answer keeps the roles alternating and tells the next prompt it failed.
+        await self.conversations.append_turn(
+            turn.org_id, turn.user_id, turn.client_id, turn.conversation_id,
+            TurnRecord(turn_id=turn.turn_id, user_text=turn.text,
+                       assistant_text=f"(no answer: {result.error.message})",
+                       model=result.model, provider=result.provider, usage=result.usage,
+                       cost_usd=pricing.cost_usd(result.model, result.usage),
+                       prompt=result.meta.get("prompt", "full"), error=result.error.code,
+                       meta=_turn_meta(result)))
         await publish_fast(self.broker.connection, turn_events_subject(result.org_id,
                                                                        result.turn_id),
                            TurnError(org_id=result.org_id, turn_id=result.turn_id,
@@ -229,7 +254,8 @@ class TurnFlow:
                                      retryable=result.error.retryable))
         log.warning("turn %s failed: %s", result.turn_id, result.error.code)
 
-    async def _finish(self, turn: TurnRequest, result: ModelResult) -> None:
+    async def _finish(self, turn: TurnRequest, result: ModelResult,
+                      actions: list[TurnAction]) -> None:
         # Store first, then tell the client: a message sent right after `turn_completed`
         # must find this turn in the conversation.
         record = TurnRecord(turn_id=turn.turn_id, user_text=turn.text,
@@ -237,7 +263,7 @@ class TurnFlow:
                             provider=result.provider, usage=result.usage,
                             cost_usd=pricing.cost_usd(result.model, result.usage),
                             prompt=result.meta.get("prompt", "full"),
-                            stop_reason=result.stop_reason)
+                            stop_reason=result.stop_reason, meta=_turn_meta(result))
         await self.conversations.append_turn(turn.org_id, turn.user_id, turn.client_id,
                                              turn.conversation_id, record)
         if self.loop is not None and (taint := await self.loop.state.taint(turn.org_id,
@@ -257,7 +283,8 @@ class TurnFlow:
                            TurnDone(org_id=turn.org_id, turn_id=turn.turn_id,
                                     seq=result.last_seq + 1, model=result.model,
                                     provider=result.provider, stop_reason=result.stop_reason,
-                                    usage=result.usage, text=result.text))
+                                    usage=result.usage, text=result.text,
+                                    actions=actions, meta=_turn_meta(result)))
         await self._maybe_summarise(turn)
 
     async def _maybe_summarise(self, turn: TurnRequest) -> None:

@@ -25,7 +25,7 @@ from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.turns import StreamEvent, TurnCompleted
 from switchboard_common.valkey import connect_valkey
 from switchboard_context.adapters.loop_state import LoopState
-from switchboard_context.adapters.memory import MemorySearch
+from switchboard_context.adapters.memory import MemorySearch, SearchBudget
 from switchboard_context.adapters.pending import PendingTurns
 from switchboard_context.adapters.skills_cache import SkillResolver
 from switchboard_context.adapters.turn_queue import TurnQueue
@@ -104,7 +104,10 @@ def build_app(settings: Settings | None = None) -> FastStream:
             pending=PendingTurns(valkey, settings.pending_ttl_s),
             queue=TurnQueue(valkey, settings.turn_active_ttl_s), skills=resolver,
             audit=ActionStore(valkey),
-            memory=(MemorySearch(nc, settings.memory_timeout_s, settings.memory_k)
+            memory=(MemorySearch(nc, SearchBudget(
+                floor_s=settings.memory_timeout_floor_s,
+                ceiling_s=settings.memory_timeout_ceiling_s,
+                factor=settings.memory_timeout_factor), settings.memory_k)
                     if settings.memory_search else None),
             loop=(ToolLoop(broker, LoopState(valkey, settings.pending_ttl_s),
                            settings.tool_max_iterations, settings.tool_token_budget)

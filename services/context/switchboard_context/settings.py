@@ -19,13 +19,20 @@ class Settings(WorkerSettings):
     complex_model: str | None = None
     summary_max_tokens: int = 300
     summary_deadline_s: float = 120.0
-    turn_active_ttl_s: float = 180.0
+    turn_active_ttl_s: float = 620.0
     """How long one turn may hold its conversation before the next one may start."""
     pending_ttl_s: int = 24 * 3600
     skills_cache_ttl_s: float = 300.0
     memory_search: bool = True
-    memory_timeout_s: float = 0.25
+    memory_timeout_floor_s: float = 0.25
+    memory_timeout_ceiling_s: float = 3.0
+    """The memory search budget follows measured search time (x memory_timeout_factor, see
+    adapters/memory.py), kept between the floor and the ceiling."""
+    memory_timeout_factor: float = 3.0
     memory_k: int = 6
+    """Retrieved items in a full prompt."""
+    lite_memory_items: int = 2
+    """Retrieved items in a lite prompt: lite stays lite by count, not by skipping memory."""
     sweep_interval_s: float = 1.0
     tools: bool = True
     """Offer the client's enabled tools to the model and run the tool-use loop."""

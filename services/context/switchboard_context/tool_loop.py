@@ -50,14 +50,17 @@ from switchboard_common.model import (
 from switchboard_common.skills import Skills
 from switchboard_common.streams import ACTIONS, MODEL
 from switchboard_common.tools import CATALOG, model_tools, split_meta
-from switchboard_common.turns import Delta, turn_events_subject
+from switchboard_common.turns import Delta, TurnAction, turn_events_subject
 from switchboard_common.untrusted import quote, source_id
 from switchboard_context.adapters.loop_state import LoopMeta, LoopState
+from switchboard_context.domain import dates
 from switchboard_context.domain.prompt import LEAK_MARKERS
 
 log = logging.getLogger(__name__)
 
 MAX_RESULT_CHARS = 4000
+_OUTCOMES = {"executed": "ran", "failed": "ran", "approved": "ran", "needs_input": "asked",
+             "refused": "refused"}
 NOTICES = {
     "max_iterations": "\n\n(Stopped: this request needed more tool steps than one turn allows.)",
     "token_budget": "\n\n(Stopped: this request reached the token budget of one turn.)",
@@ -101,6 +104,15 @@ class ToolLoop:
         await self._propose(result, meta)
         return None
 
+    async def actions(self, result: ModelResult) -> list[TurnAction]:
+        """What the turn did, for its terminal frame: every action of the iterations before
+        this final one, with where it stands."""
+        if result.iteration == 0:
+            return []
+        done = await self.state.results(result.org_id, result.turn_id, result.iteration)
+        return [TurnAction(action_id=r.action_id, tool=r.tool, status=r.status,
+                           outcome=_OUTCOMES.get(r.status, "proposed")) for r in done]
+
     async def _stop(self, final: ModelResult, reason: str) -> ModelResult:
         log.info("turn %s: tool loop stopped (%s) at iteration %d", final.turn_id, reason,
                  final.iteration)
@@ -116,8 +128,11 @@ class ToolLoop:
         await self.state.save_calls(result.org_id, result.turn_id, result.iteration,
                                     result.tool_calls, result.text, result.last_seq)
         tainted_by = await self.state.taint(result.org_id, result.turn_id)
+        zone = result.meta.get("timezone", "UTC")
         for call in result.tool_calls:
             arguments, confidence, rationale = split_meta(call.input)
+            if (info := CATALOG.get(call.name)) is not None:
+                arguments = dates.normalise_arguments(info.input, arguments, zone)
             dumped = json.dumps(arguments, ensure_ascii=False).lower()
             canary_hit = any(m.lower() in dumped for m in (meta.canary, *LEAK_MARKERS) if m)
             action_id = action_id_for(result.turn_id, result.iteration, call.id)

@@ -35,8 +35,14 @@ class Settings(ServiceSettings):
     max_frame_bytes: int = Field(1024 * 1024, gt=0)
     """The WebSocket layer drops the connection above this (1009); between the two limits the
     client gets a `message_too_large` frame instead, without the frame being parsed."""
-    turn_deadline_s: float = Field(120.0, gt=0)
-    """A turn with neither `turn_completed` nor `error` by then gets `turn_timeout`."""
+    turn_deadline_s: float = Field(600.0, gt=0)
+    """Hard cap: a turn with neither `turn_completed` nor `error` by then gets
+    `turn_timeout` (also sent to the services as `deadline_at`). Generous, because a slow
+    answer that keeps streaming must not be cut; quiet turns end much sooner (below)."""
+    turn_idle_timeout_s: float = Field(150.0, gt=0)
+    """Backstop for services that went silent: no frame at all for this long -> the socket
+    gets `turn_timeout`. Longer than llm_stream's first-token and idle timeouts, so their
+    typed errors reach the client first."""
     idempotency_ttl_s: int = Field(900, gt=0)
     """How long an idempotency key (and turn ownership) is remembered. Matches how long
     SB_TURN_EVENTS keeps a turn's events, so a duplicate within it replays the outcome."""

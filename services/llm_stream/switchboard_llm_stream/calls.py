@@ -18,8 +18,13 @@ dropped by JetStream; results published by this process are remembered (bounded)
 redelivery of their request re-publishes instead of calling the provider again. A redelivery
 whose turn already ended for the client (its last event is terminal) is acked and dropped.
 
-Bounds: every call ends by the turn's deadline (+ a small grace) and by the provider
-timeout; a request that arrives past its deadline never reaches the provider.
+Bounds: a call that streams is never cut for taking long, only for going quiet. Three
+clocks: the first piece of text must come within `first_token_s` (restarted by every
+`queued` notice, so waiting behind other requests for the local model does not count), each
+next piece within `idle_s` of the previous one, and the turn's `deadline_at` (+ a small
+grace) is a generous hard cap on the whole. A request that arrives past its deadline never
+reaches the provider. While the request waits for a busy model the client gets `queued`
+frames with its position (seq 0: they hold no place in the turn's text).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from switchboard_common.model import (
 from switchboard_common.streams import RESULTS
 from switchboard_common.turns import (
     TurnCancel,
+    TurnQueued,
     TurnRetry,
     turn_cancel_subject,
     turn_events_subject,
@@ -56,8 +62,8 @@ from switchboard_common.turns import (
 from switchboard_llm_stream.adapters.turn_events import last_event
 from switchboard_llm_stream.domain.canary import watched
 from switchboard_llm_stream.domain.deltas import DeltaEncoder
-from switchboard_llm_stream.domain.errors import ProviderError, deadline_passed
-from switchboard_llm_stream.domain.provider import Completion, Provider
+from switchboard_llm_stream.domain.errors import ProviderError, deadline_passed, went_quiet
+from switchboard_llm_stream.domain.provider import Completion, Provider, Queued
 from switchboard_llm_stream.domain.retry import RetryPolicy
 from switchboard_llm_stream.observe import ModelCall, model_call
 
@@ -97,7 +103,8 @@ ACK = Decision()
 
 class ModelCalls:
     def __init__(self, broker: NatsBroker, provider: Provider, policy: RetryPolicy, *,
-                 heartbeat_s: float, deadline_grace_s: float, remembered: int = 1024) -> None:
+                 heartbeat_s: float, deadline_grace_s: float, first_token_s: float,
+                 idle_s: float, remembered: int = 1024) -> None:
         self._broker = broker
         self._nc = broker.connection
         self._js = self._nc.jetstream()
@@ -105,6 +112,8 @@ class ModelCalls:
         self._policy = policy
         self._heartbeat_s = heartbeat_s
         self._grace_s = deadline_grace_s
+        self._first_token_s = first_token_s
+        self._idle_s = idle_s
         self._published: _Lru[tuple[str, int], ModelResult] = _Lru(remembered)
         self._retry_reasons: _Lru[tuple[str, int], str] = _Lru(remembered)
         self._cancelled: _Lru[str, bool] = _Lru(remembered)
@@ -178,21 +187,34 @@ class ModelCalls:
     async def _stream(self, request: ModelRequest, subject: str | None, seq: int,
                       time_left: float, heartbeat: Callable[[], Awaitable[None]],
                       call: ModelCall) -> tuple[Completion | None, ProviderFailure | None, int]:
-        # The hot path: one encode and one buffered core-NATS publish per piece of text.
+        # The hot path: one encode and one buffered core-NATS publish per piece of text; the
+        # quiet-time clock is moved at most once a second, not on every piece.
         encode = DeltaEncoder(request.org_id, request.turn_id).encode
         publish = self._nc.publish
         cancelled = self._cancelled.get
         if cancelled(request.turn_id):  # stopped before this call (e.g. during a tool)
             return Completion(model=request.model or "", stop_reason="cancelled"), None, seq
+        loop = asyncio.get_running_loop()
+        hard = loop.time() + time_left + self._grace_s
+        waiting_first = True
+
+        def clock(gap: float) -> float:
+            return min(loop.time() + gap, hard)
+
         beat = asyncio.create_task(self._keep_alive(heartbeat))
-        window = asyncio.timeout(time_left + self._grace_s)
+        window = asyncio.timeout_at(clock(self._first_token_s))
+        moved = loop.time()
         try:
             async with window, watched(self._provider, request) as text:
-                if subject is None:
-                    async for _ in text:
-                        pass
-                else:
-                    async for piece in text:
+                async for piece in text:
+                    if isinstance(piece, Queued):
+                        window.reschedule(clock(self._first_token_s))
+                        await self._queued(request, subject, piece)
+                        continue
+                    if waiting_first or loop.time() - moved > 1.0:
+                        waiting_first, moved = False, loop.time()
+                        window.reschedule(clock(self._idle_s))
+                    if subject is not None:
                         seq += 1
                         await publish(subject, encode(seq, piece))
                         if call.first_token_s is None:
@@ -210,9 +232,17 @@ class ModelCalls:
         except TimeoutError:
             if not window.expired():
                 raise
-            return None, deadline_passed(), seq
+            if loop.time() >= hard - 0.01:
+                return None, deadline_passed(), seq
+            return None, went_quiet(first=waiting_first), seq
         finally:
             beat.cancel()
+
+    async def _queued(self, request: ModelRequest, subject: str | None, notice: Queued
+                      ) -> None:
+        if subject is not None:
+            await publish_fast(self._nc, subject, TurnQueued(
+                org_id=request.org_id, turn_id=request.turn_id, position=notice.position))
 
     async def _keep_alive(self, heartbeat: Callable[[], Awaitable[None]]) -> None:
         while True:

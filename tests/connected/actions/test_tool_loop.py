@@ -24,7 +24,8 @@ pytestmark = pytest.mark.connected
 @pytest.fixture
 async def context_app(nats_url: str, valkey_url: str) -> AsyncIterator[None]:
     app = build_app(Settings(nats_url=nats_url, valkey_url=valkey_url, ack_wait_s=2,
-                             max_deliver=2, tool_token_budget=1000, tool_max_iterations=4))
+                             max_deliver=2, tool_token_budget=1000, tool_max_iterations=4,
+                             memory_search=False))
     await app.start()
     yield
     await app.stop()

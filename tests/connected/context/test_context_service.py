@@ -22,8 +22,9 @@ pytestmark = pytest.mark.connected
 
 @pytest.fixture
 async def context_app(nats_url: str, valkey_url: str) -> AsyncIterator[None]:
+    # No memory_indexer here: every request that could use memory would search it.
     app = build_app(Settings(nats_url=nats_url, valkey_url=valkey_url, ack_wait_s=2,
-                             max_deliver=2, history_messages=4))
+                             max_deliver=2, history_messages=4, memory_search=False))
     await app.start()
     yield
     await app.stop()

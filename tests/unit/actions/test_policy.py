@@ -89,3 +89,18 @@ def test_the_canary_in_outbound_arguments_holds_the_call() -> None:
     decision = decide(Autonomy(mode="automate", default=T), "email_send", True, 1.0,
                       outbound=True, canary_hit=True)
     assert decision.outcome == "propose" and "canary" in decision.reason
+
+
+@pytest.mark.parametrize("mode", ["suggest", "assist", "automate"])
+@pytest.mark.parametrize("confidence", [None, 0.1, 0.95])
+def test_read_only_tools_run_alone_in_every_mode(mode: str, confidence: float | None) -> None:
+    decision = decide(Autonomy(mode=mode, default=T), "calendar_list", False, confidence,
+                      read_only=True)
+    assert decision.outcome == "execute" and "read-only" in decision.reason
+
+
+def test_the_catalogue_marks_lookups_read_only() -> None:
+    from switchboard_common.tools import CATALOG
+
+    assert {n for n, t in CATALOG.items() if t.read_only} == {
+        "calendar_list", "task_list", "memory_search"}

@@ -1260,7 +1260,7 @@ export interface components {
          * ErrorCode
          * @enum {string}
          */
-        ErrorCode: "invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "warming_up" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments";
+        ErrorCode: "invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "warming_up" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "first_token_timeout" | "stream_idle_timeout" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments";
         /** FieldError */
         FieldError: {
             /** Loc */
@@ -1732,6 +1732,11 @@ export interface components {
             preferences?: {
                 [key: string]: string;
             };
+            /**
+             * Timezone
+             * @default UTC
+             */
+            timezone: string;
         };
         /** SmtpConnection */
         SmtpConnection: {
@@ -1847,6 +1852,12 @@ export interface components {
              * Format: date-time
              */
             created_at?: string;
+            /** Error */
+            error?: string | null;
+            /** Meta */
+            meta?: {
+                [key: string]: string;
+            };
             /** Model */
             model: string;
             /**

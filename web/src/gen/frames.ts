@@ -35,7 +35,7 @@ export type Type5 = "watch"
  * This interface was referenced by `Frames`'s JSON-Schema
  * via the `definition` "ServerFrame".
  */
-export type ServerFrame = (TurnStarted | Delta | TurnRetry | TurnDone | ErrorFrame | ActionPending | ActionResultFrame | ActionDecided | TurnObserved)
+export type ServerFrame = (TurnStarted | TurnQueued | Delta | TurnRetry | TurnDone | ErrorFrame | ActionPending | ActionResultFrame | ActionDecided | TurnObserved)
 export type ClientId2 = string
 export type ConversationId2 = string
 export type Duplicate = boolean
@@ -45,89 +45,100 @@ export type TurnId2 = string
 export type Type6 = "turn_started"
 export type V = number
 export type OrgId1 = string
+export type Position = number
 export type Seq = number
-export type Text1 = string
 export type TurnId3 = string
-export type Type7 = "delta"
+export type Type7 = "queued"
 export type V1 = number
-export type Attempt = number
 export type OrgId2 = string
-export type Reason1 = string
 export type Seq1 = number
+export type Text1 = string
 export type TurnId4 = string
-export type Type8 = "turn_retry"
+export type Type8 = "delta"
 export type V2 = number
-export type Model = string
+export type Attempt = number
 export type OrgId3 = string
-export type Provider = string
+export type Reason1 = string
 export type Seq2 = number
+export type TurnId5 = string
+export type Type9 = "turn_retry"
+export type V3 = number
+export type ActionId1 = string
+export type Outcome = ("proposed" | "ran" | "asked" | "refused")
+export type Status = string
+export type Tool = string
+export type Actions = TurnAction[]
+export type Model = string
+export type OrgId4 = string
+export type Provider = string
+export type Seq3 = number
 export type StopReason = (string | null)
 export type Text2 = string
-export type TurnId5 = string
-export type Type9 = "turn_completed"
+export type TurnId6 = string
+export type Type10 = "turn_completed"
 export type CacheCreationInputTokens = number
 export type CacheReadInputTokens = number
 export type InputTokens = number
 export type OutputTokens = number
-export type V3 = number
-export type ActionId1 = (string | null)
+export type V4 = number
+export type ActionId2 = (string | null)
 /**
  * This interface was referenced by `Frames`'s JSON-Schema
  * via the `definition` "ErrorCode".
  */
-export type ErrorCode = ("invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "warming_up" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments")
+export type ErrorCode = ("invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "warming_up" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "first_token_timeout" | "stream_idle_timeout" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments")
 export type IdempotencyKey2 = (string | null)
 export type Message = string
-export type OrgId4 = (string | null)
+export type OrgId5 = (string | null)
 export type RetryAfterS = (number | null)
 export type Retryable = boolean
-export type Seq3 = number
-export type TurnId6 = (string | null)
-export type Type10 = "error"
-export type V4 = number
-export type ActionId2 = string
+export type Seq4 = number
+export type TurnId7 = (string | null)
+export type Type11 = "error"
+export type V5 = number
+export type ActionId3 = string
 export type ClientId3 = string
 export type Confidence = (number | null)
 export type ExpiresAt = (string | null)
-export type OrgId5 = string
+export type OrgId6 = string
 export type Rationale = string
 export type Reason2 = string
 export type Risky = boolean
-export type Seq4 = number
-export type TaintedBy = string[]
-export type Tool = string
-export type TurnId7 = string
-export type Type11 = "action_pending"
-export type V5 = number
-export type ActionId3 = string
-export type ClientId4 = string
-export type Message1 = string
-export type OrgId6 = string
 export type Seq5 = number
-export type Status = ("pending" | "needs_input" | "approved" | "executed" | "failed" | "rejected" | "expired" | "refused")
+export type TaintedBy = string[]
 export type Tool1 = string
 export type TurnId8 = string
-export type Type12 = "action_result"
+export type Type12 = "action_pending"
 export type V6 = number
 export type ActionId4 = string
-export type ClientId5 = string
-export type Message2 = string
+export type ClientId4 = string
+export type Message1 = string
 export type OrgId7 = string
 export type Seq6 = number
 export type Status1 = ("pending" | "needs_input" | "approved" | "executed" | "failed" | "rejected" | "expired" | "refused")
 export type Tool2 = string
 export type TurnId9 = string
-export type Type13 = "action_decided"
+export type Type13 = "action_result"
 export type V7 = number
+export type ActionId5 = string
+export type ClientId5 = string
+export type Message2 = string
+export type OrgId8 = string
+export type Seq7 = number
+export type Status2 = ("pending" | "needs_input" | "approved" | "executed" | "failed" | "rejected" | "expired" | "refused")
+export type Tool3 = string
+export type TurnId10 = string
+export type Type14 = "action_decided"
+export type V8 = number
 export type ClientId6 = string
 export type ConversationId3 = string
 export type DeadlineAt = string
-export type OrgId8 = string
+export type OrgId9 = string
 export type Text3 = string
-export type TurnId10 = string
-export type Type14 = "turn_observed"
+export type TurnId11 = string
+export type Type15 = "turn_observed"
 export type UserId = string
-export type V8 = number
+export type V9 = number
 
 export interface Frames {
 client?: ClientFrame
@@ -214,6 +225,22 @@ type: Type6
 v: V
 }
 /**
+ * The model is busy with other requests (the local model answers one at a time):
+ * `position` requests are ahead of this turn. Repeated every few seconds while the wait
+ * lasts; then the answer streams as usual. `seq` 0: it holds no place in the turn's text.
+ * 
+ * This interface was referenced by `Frames`'s JSON-Schema
+ * via the `definition` "TurnQueued".
+ */
+export interface TurnQueued {
+org_id: OrgId1
+position: Position
+seq: Seq
+turn_id: TurnId3
+type: Type7
+v: V1
+}
+/**
  * One piece of streamed text. `seq` grows by one per event within a turn, across
  * attempts, so a reconnecting client resumes with `last_seq` and never sees a gap.
  * 
@@ -225,12 +252,12 @@ v: V
  * via the `definition` "Delta".
  */
 export interface Delta {
-org_id: OrgId1
-seq: Seq
+org_id: OrgId2
+seq: Seq1
 text: Text1
-turn_id: TurnId3
-type: Type7
-v: V1
+turn_id: TurnId4
+type: Type8
+v: V2
 }
 /**
  * The turn is being generated again (crash or transient provider failure):
@@ -241,28 +268,45 @@ v: V1
  */
 export interface TurnRetry {
 attempt: Attempt
-org_id: OrgId2
+org_id: OrgId3
 reason: Reason1
-seq: Seq1
-turn_id: TurnId4
-type: Type8
-v: V2
+seq: Seq2
+turn_id: TurnId5
+type: Type9
+v: V3
 }
 /**
  * This interface was referenced by `Frames`'s JSON-Schema
  * via the `definition` "TurnDone".
  */
 export interface TurnDone {
+actions: Actions
+meta: Meta
 model: Model
-org_id: OrgId3
+org_id: OrgId4
 provider: Provider
-seq: Seq2
+seq: Seq3
 stop_reason: StopReason
 text: Text2
-turn_id: TurnId5
-type: Type9
+turn_id: TurnId6
+type: Type10
 usage: Usage
-v: V3
+v: V4
+}
+/**
+ * One action of a turn, as its terminal frame lists it.
+ * 
+ * This interface was referenced by `Frames`'s JSON-Schema
+ * via the `definition` "TurnAction".
+ */
+export interface TurnAction {
+action_id: ActionId1
+outcome: Outcome
+status: Status
+tool: Tool
+}
+export interface Meta {
+[k: string]: string
 }
 /**
  * This interface was referenced by `Frames`'s JSON-Schema
@@ -282,17 +326,17 @@ output_tokens: OutputTokens
  * via the `definition` "ErrorFrame".
  */
 export interface ErrorFrame {
-action_id: ActionId1
+action_id: ActionId2
 code: ErrorCode
 idempotency_key: IdempotencyKey2
 message: Message
-org_id: OrgId4
+org_id: OrgId5
 retry_after_s: RetryAfterS
 retryable: Retryable
-seq: Seq3
-turn_id: TurnId6
-type: Type10
-v: V4
+seq: Seq4
+turn_id: TurnId7
+type: Type11
+v: V5
 }
 /**
  * An approval card: approve, reject or edit it with `action_decision`.
@@ -301,21 +345,21 @@ v: V4
  * via the `definition` "ActionPending".
  */
 export interface ActionPending {
-action_id: ActionId2
+action_id: ActionId3
 arguments: Arguments1
 client_id: ClientId3
 confidence: Confidence
 expires_at: ExpiresAt
-org_id: OrgId5
+org_id: OrgId6
 rationale: Rationale
 reason: Reason2
 risky: Risky
-seq: Seq4
+seq: Seq5
 tainted_by: TaintedBy
-tool: Tool
-turn_id: TurnId7
-type: Type11
-v: V5
+tool: Tool1
+turn_id: TurnId8
+type: Type12
+v: V6
 }
 export interface Arguments1 {
 [k: string]: unknown
@@ -327,18 +371,22 @@ export interface Arguments1 {
  * via the `definition` "ActionResultFrame".
  */
 export interface ActionResultFrame {
-action_id: ActionId3
+action_id: ActionId4
+arguments: Arguments2
 client_id: ClientId4
 code: (ErrorCode | null)
 message: Message1
-org_id: OrgId6
+org_id: OrgId7
 output: Output
-seq: Seq5
-status: Status
-tool: Tool1
-turn_id: TurnId8
-type: Type12
-v: V6
+seq: Seq6
+status: Status1
+tool: Tool2
+turn_id: TurnId9
+type: Type13
+v: V7
+}
+export interface Arguments2 {
+[k: string]: unknown
 }
 export interface Output {
 [k: string]: unknown
@@ -350,18 +398,22 @@ export interface Output {
  * via the `definition` "ActionDecided".
  */
 export interface ActionDecided {
-action_id: ActionId4
+action_id: ActionId5
+arguments: Arguments3
 client_id: ClientId5
 code: (ErrorCode | null)
 message: Message2
-org_id: OrgId7
+org_id: OrgId8
 output: Output1
-seq: Seq6
-status: Status1
-tool: Tool2
-turn_id: TurnId9
-type: Type13
-v: V7
+seq: Seq7
+status: Status2
+tool: Tool3
+turn_id: TurnId10
+type: Type14
+v: V8
+}
+export interface Arguments3 {
+[k: string]: unknown
 }
 export interface Output1 {
 [k: string]: unknown
@@ -378,10 +430,10 @@ export interface TurnObserved {
 client_id: ClientId6
 conversation_id: ConversationId3
 deadline_at: DeadlineAt
-org_id: OrgId8
+org_id: OrgId9
 text: Text3
-turn_id: TurnId10
-type: Type14
+turn_id: TurnId11
+type: Type15
 user_id: UserId
-v: V8
+v: V9
 }

@@ -1,6 +1,7 @@
 """The autonomy policy (pure): may this tool call run alone, wait for the user's one-click
 approval, or should the assistant ask for details instead?
 
+    read-only tool (a lookup), in every mode               -> execute
     confidence missing, not a number, or outside 0..1     -> ask
     confidence <  require_approval                         -> ask
     suggest                                                -> propose
@@ -28,8 +29,8 @@ from switchboard_common.skills import Autonomy
 
 def decide(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None, *,
            outbound: bool = False, tainted_by: list[str] | None = None,
-           canary_hit: bool = False) -> PolicyDecision:
-    base = _by_autonomy(autonomy, tool, risky, confidence)
+           canary_hit: bool = False, read_only: bool = False) -> PolicyDecision:
+    base = _by_autonomy(autonomy, tool, risky, confidence, read_only)
     guarded = base.model_copy(update={"outbound": outbound, "tainted_by": tainted_by or [],
                                       "canary_hit": canary_hit})
     if base.outcome != "execute":
@@ -49,8 +50,8 @@ def decide(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None,
     return guarded
 
 
-def _by_autonomy(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None
-                 ) -> PolicyDecision:
+def _by_autonomy(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None,
+                 read_only: bool) -> PolicyDecision:
     limits = autonomy.thresholds(tool)
     mode = autonomy.mode
 
@@ -59,6 +60,10 @@ def _by_autonomy(autonomy: Autonomy, tool: str, risky: bool, confidence: float |
             "outcome": outcome, "reason": reason, "mode": mode, "risky": risky,
             "confidence": confidence, "thresholds": limits})
 
+    if read_only:
+        # Reads change nothing, so approving them only stalls the turn: "cancel my 3 pm"
+        # must be able to find the event before it proposes the delete.
+        return out("execute", "read-only tool: runs without approval in every mode")
     if confidence is None or not math.isfinite(confidence):
         return out("ask", "confidence missing")
     if not 0.0 <= confidence <= 1.0:

@@ -128,6 +128,21 @@ class LoopState:
         _, _, raw = await pipe.execute()
         return {_s(k): ActionResult.model_validate_json(v) for k, v in raw.items()}
 
+    async def results(self, org: str, turn: str, iterations: int) -> list[ActionResult]:
+        """The first result of every call of iterations 0..iterations-1, in call order."""
+        pipe = self._r.pipeline(transaction=False)
+        for i in range(iterations):
+            pipe.get(_k(org, turn, f"calls:{i}"))
+            pipe.hgetall(_k(org, turn, f"results:{i}"))
+        replies = await pipe.execute()
+        out: list[ActionResult] = []
+        for raw_calls, raw_results in zip(replies[::2], replies[1::2], strict=True):
+            if raw_calls is None:
+                continue
+            got = {_s(k): ActionResult.model_validate_json(v) for k, v in raw_results.items()}
+            out += [got[c["id"]] for c in json.loads(raw_calls)["calls"] if c["id"] in got]
+        return out
+
     async def mark_sent(self, org: str, turn: str, iteration: int) -> None:
         await self._r.set(_k(org, turn, f"sent:{iteration}"), "1", ex=self._ttl)
 

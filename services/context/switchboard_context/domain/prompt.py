@@ -4,9 +4,12 @@ The system prompt is split in two so prompt caching works: `system` is the stabl
 (persona + the client's skills; llm_stream marks it for caching) and `context` carries what
 changes from turn to turn (the conversation summary, retrieved memory).
 
-- lite: short persona, the client's preferences and tone, the last `lite_messages` messages.
+- lite: short persona, the client's preferences and tone, the last `lite_messages` messages,
+  and at most `lite_memory_items` retrieved items (lite by count, never by skipping memory).
 - full: full persona and rules, all skills including tools and autonomy, the summary of older
   conversation, retrieved memory, and as many recent messages as fit the history budget.
+Both state the current date and time in the client's time zone with resolved anchors
+(`now`), in the per-turn context so the cached prefix stays stable.
 
 Everything untrusted (summary, retrieved memory, outcomes, the client's display name) is quoted
 as data with `switchboard_common.untrusted.quote`; the system prompt states the data rule once.
@@ -82,6 +85,8 @@ class PromptInputs:
     outcomes: Sequence[str] = field(default_factory=tuple)
     """What became of actions decided after their turn ended (oldest first)."""
     canary: str = ""
+    now: str = ""
+    """The date lines (`dates.date_context`): now in the client's zone and resolved anchors."""
 
 
 @dataclass(frozen=True)
@@ -146,34 +151,42 @@ def window(history: Sequence[ChatMessage], user_text: str, *, max_messages: int 
     return [*picked, ChatMessage(role="user", content=user_text)]
 
 
+def _memory(items: Sequence[RetrievedItem]) -> str:
+    return "Retrieved memory:\n" + "\n".join(
+        quote(i.text, kind="memory", id=i.id, source=i.source, date=i.occurred_at)
+        for i in items)
+
+
 def build(inputs: PromptInputs, complexity: Complexity, *, history_budget_tokens: int,
-          lite_messages: int) -> Prompt:
+          lite_messages: int, lite_memory_items: int = 2) -> Prompt:
     name = inline_name(inputs.client_name) or inputs.client_id
     skills = inputs.skills
     canary = _canary(inputs.canary)
     outcomes = ("Outcomes of actions decided after their turn:\n"
                 + "\n".join(quote(o, kind="outcome") for o in inputs.outcomes)
                 ) if inputs.outcomes else ""
+    parts = [p for p in (inputs.now, outcomes) if p]
     if complexity.level == "simple":
+        retrieved = list(inputs.retrieved)[:lite_memory_items]
+        if retrieved:
+            parts.append(_memory(retrieved))
         return Prompt(
             kind="lite",
             system=(canary + PERSONA_LITE.format(client=name) + "\n"
                     # Tool results come back as data blocks too.
-                    + (DATA_RULE + "\n" if outcomes or skills.enabled_tools else "")
+                    + (DATA_RULE + "\n" if outcomes or retrieved or skills.enabled_tools else "")
                     + skills_text(skills, full=False)),
-            context=outcomes,
+            context="\n\n".join(parts),
             messages=window(inputs.history, inputs.user_text, max_messages=lite_messages),
             model=skills.models.simple,
             max_tokens=skills.models.max_tokens,
+            tainted_by=tainted_by(retrieved),
         )
-    parts = [outcomes] if outcomes else []
     if inputs.summary:
         parts.append("Summary of the earlier conversation:\n"
                      + quote(inputs.summary, kind="summary"))
     if inputs.retrieved:
-        parts.append("Retrieved memory:\n" + "\n".join(
-            quote(i.text, kind="memory", id=i.id, source=i.source, date=i.occurred_at)
-            for i in inputs.retrieved))
+        parts.append(_memory(inputs.retrieved))
     return Prompt(
         kind="full",
         system=(canary + PERSONA_FULL.format(client=name, client_id=inputs.client_id) + "\n"

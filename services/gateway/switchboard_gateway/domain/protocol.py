@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from switchboard_common.actions import ActionDecided, ActionPending, ActionResultFrame
 from switchboard_common.envelope import SCHEMA_VERSION, Id
 from switchboard_common.errors import ErrorCode
-from switchboard_common.turns import Delta, TurnDone, TurnObserved, TurnRetry, TurnStarted
+from switchboard_common.turns import (
+    Delta,
+    TurnDone,
+    TurnObserved,
+    TurnQueued,
+    TurnRetry,
+    TurnStarted,
+)
 from switchboard_gateway.domain.bounds import too_deep
 
 # Room for the JSON around `text` (ids, keys, escapes) before a frame is refused unparsed.
@@ -119,8 +126,8 @@ class BudgetWarningFrame(BaseModel):
     message: str
 
 
-ServerFrame = (TurnStarted | Delta | TurnRetry | TurnDone | ErrorFrame | ActionPending
-               | ActionResultFrame | ActionDecided | TurnObserved)
+ServerFrame = (TurnStarted | TurnQueued | Delta | TurnRetry | TurnDone | ErrorFrame
+               | ActionPending | ActionResultFrame | ActionDecided | TurnObserved)
 """Every frame the server writes (for the web app's generated types; not used to parse)."""
 
 

@@ -76,8 +76,11 @@ def _checkpoint() -> None:
 class TurnRelay:
     """Forwards one turn's events to one socket, each exactly once and in seq order."""
 
-    def __init__(self, bus: TurnBus, record: TurnRecord, out: Outbox, last_seq: int = 0) -> None:
+    def __init__(self, bus: TurnBus, record: TurnRecord, out: Outbox, last_seq: int = 0,
+                 idle_s: float = 150.0) -> None:
         self._bus = bus
+        self._idle_s = idle_s
+        self._heard = 0.0
         self._record = record
         self._out = out
         self._filter = SeqFilter(last_seq)
@@ -103,6 +106,7 @@ class TurnRelay:
         except ValueError:
             log.warning("turn %s: unreadable stream event dropped", self._record.turn_id)
             return
+        self._heard = asyncio.get_running_loop().time()
         if live and self._filter.gap_before(seq) and not self._gap.active:
             # Events were lost on the way (a NATS restart mid-stream): hold the live ones and
             # refill the gap from the events SB_TURN_EVENTS kept; never forward a silent gap.
@@ -167,21 +171,33 @@ class TurnRelay:
             self._deliver(data, live=False)
 
     async def _until_done(self) -> None:
+        """Until the terminal event, the hard cap (the turn's deadline) or `idle_s` without
+        any frame. A turn that keeps streaming is never cut before the hard cap."""
         if self._filter.finished:
             return
-        remaining = (self._record.deadline_at - utcnow()).total_seconds()
-        try:
-            async with asyncio.timeout(max(remaining, 0.0)):
-                await self._done.wait()
-        except TimeoutError:
-            # Backstop for a turn whose services went silent: the client must never hang.
-            # The turn may still finish server-side; this socket stops following it.
-            self._filter.finished = True
-            log.warning("turn %s: no terminal event before its deadline", self._record.turn_id)
-            self._out.send(_error(
-                ErrorCode.TURN_TIMEOUT, "no answer before the turn's deadline",
-                org=self._record.org, turn_id=self._record.turn_id,
-                seq=self._filter.last_seq + 1, retryable=True))
+        loop = asyncio.get_running_loop()
+        hard = loop.time() + (self._record.deadline_at - utcnow()).total_seconds()
+        self._heard = max(self._heard, loop.time())
+        while True:
+            until = min(hard, self._heard + self._idle_s)
+            try:
+                async with asyncio.timeout_at(until):
+                    await self._done.wait()
+                return
+            except TimeoutError:
+                if loop.time() < hard and self._heard + self._idle_s > loop.time():
+                    continue  # a frame came meanwhile: keep following
+            break
+        # Backstop for a turn whose services went silent: the client must never hang.
+        # The turn may still finish server-side; this socket stops following it.
+        self._filter.finished = True
+        log.warning("turn %s: no terminal event (%s)", self._record.turn_id,
+                    "hard cap" if loop.time() >= hard else "silent")
+        self._out.send(_error(
+            ErrorCode.TURN_TIMEOUT, "no answer before the turn's deadline"
+            if loop.time() >= hard else "the turn went silent",
+            org=self._record.org, turn_id=self._record.turn_id,
+            seq=self._filter.last_seq + 1, retryable=True))
 
 
 class TurnService:
@@ -192,6 +208,7 @@ class TurnService:
         self._bus = bus
         self._store = store
         self._deadline = timedelta(seconds=settings.turn_deadline_s)
+        self._idle_s = settings.turn_idle_timeout_s
 
     async def claim(self, who: Identity, msg: UserMessage) -> tuple[TurnRecord, bool] | str:
         """The turn for this message and whether it already existed, or an error frame."""
@@ -219,7 +236,7 @@ class TurnService:
 
     async def run_turn(self, who: Identity, record: TurnRecord, msg: UserMessage,
                        duplicate: bool, out: Outbox) -> None:
-        relay = TurnRelay(self._bus, record, out)
+        relay = TurnRelay(self._bus, record, out, idle_s=self._idle_s)
         started = self.started_frame(record, msg, duplicate)
         if duplicate:
             await relay.run(first_frame=started)
@@ -297,7 +314,8 @@ class TurnService:
 
     async def resume(self, record: TurnRecord, last_seq: int, out: Outbox) -> None:
         try:
-            await TurnRelay(self._bus, record, out, last_seq).run(first_frame=None)
+            await TurnRelay(self._bus, record, out, last_seq, self._idle_s).run(
+                first_frame=None)
         except _UNAVAILABLE as exc:
             log.warning("turn %s: resume failed: %s", record.turn_id, type(exc).__name__)
             out.send(_error(ErrorCode.UNAVAILABLE, "could not resume the turn, retry",

@@ -331,4 +331,4 @@ def decided_frame(record: ActionRecord) -> str:
     return ActionDecided(org_id=record.org_id, turn_id=record.turn_id,
                          action_id=record.action_id, client_id=record.client_id,
                          tool=record.tool, status=record.status, message=describe(record),
-                         output=record.output).model_dump_json()
+                         output=record.output, arguments=record.arguments).model_dump_json()

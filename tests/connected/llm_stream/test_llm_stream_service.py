@@ -17,7 +17,7 @@ from switchboard_common.bus import prepare_jetstream
 from switchboard_common.envelope import utcnow
 from switchboard_common.errors import ErrorCode
 from switchboard_common.model import ChatMessage, ModelRequest, ModelResult, model_msg_id
-from switchboard_common.turns import Delta
+from switchboard_common.turns import Delta, TurnCancel, turn_cancel_subject
 from switchboard_llm_stream.handlers.model_requests import CONSUMER
 from switchboard_llm_stream.main import build_app, consumers
 from switchboard_llm_stream.settings import Settings
@@ -264,3 +264,19 @@ async def test_redelivery_of_a_finished_turn_is_dropped(
     assert fake.request_count == before
     info = await nc.jetstream().stream_info("SB_MODEL")
     assert info.state.messages == 0  # acked, not left for redelivery
+
+
+async def test_cancel_stops_the_stream_and_keeps_the_partial_answer(
+        service: None, nc: Client, org: str) -> None:
+    events = await watch(nc, org, "t9")
+    await send(nc, request(org, "t9", "[[fake tokens=400 delay_ms=20]] talk a lot"))
+    await events.wait_for(lambda items: len(items) >= 3)
+    await nc.publish(turn_cancel_subject(org), TurnCancel(org_id=org, turn_id="t9")
+                     .model_dump_json().encode())
+    started = time.monotonic()
+    result = await Results(nc, org).next()
+    assert time.monotonic() - started < 3  # not the 8 s the whole answer takes
+    assert result.error is None and result.stop_reason == "cancelled"
+    assert not result.tool_calls and 3 <= result.last_seq < 400
+    items = await events.wait_for(lambda items: len(items) == result.last_seq)
+    assert "".join(i["text"] for i in items) == result.text

@@ -93,7 +93,8 @@ class IngestEvent(Envelope):
     visibility: Visibility = "client"
     source: SourceType
     title: str = ""
-    text: str = Field(min_length=1)
+    # Bounded like the REST upload: a producer publishing straight to NATS gets the same limit.
+    text: str = Field(min_length=1, max_length=200_000)
     occurred_at: datetime = Field(default_factory=utcnow)
     metadata: dict[str, Any] = Field(default_factory=dict)
     """The producer's own fields; returned unchanged with every search hit of this event."""

@@ -6,7 +6,13 @@ record, for concurrency 1 and 20:
       (gateway -> JetStream -> context -> JetStream -> llm_stream -> core NATS -> gateway);
   (b) the same through the monolith baseline (one process calling the provider directly);
   (c) relay throughput: aggregate streamed tokens/s and per-token cost with long answers.
-Prints a markdown table. Usage: python bench/pipeline.py [--turns 500] [--tokens 200]
+  (d) server CPU per turn, per process (services, NATS and Valkey for the pipeline; the
+      monolith process for the monolith; the fake provider and this load client excluded),
+      read from /proc with psutil around each phase.
+Authentication, limits and telemetry run as in production: the dev credential is off (the
+bench signs in with a one-time link and opens each socket with a ticket) and every service
+exports its spans over OTLP to a local sink that discards them.
+Prints markdown tables. Usage: python bench/pipeline.py [--turns 500] [--tokens 200]
 """
 
 from __future__ import annotations
@@ -18,17 +24,105 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
+import psutil
 import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from switchboard_cli.embedded import free_port  # noqa: E402
-from switchboard_cli.stack import SERVICES, start_stack  # noqa: E402
+from switchboard_cli.stack import SERVICES, Stack, start_stack  # noqa: E402
+from switchboard_common.credentials import SigninLinks  # noqa: E402
+from switchboard_common.directory import Directory, User  # noqa: E402
+from switchboard_common.valkey import connect_valkey  # noqa: E402
+
+ORG, USER = "bench", "bench"
+
+
+class OtlpSink:
+    """Accepts OTLP/HTTP exports and drops them: the services pay for building and sending
+    their spans as in production, and this process spends nothing decoding them."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of named processes, from /proc via psutil."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+
+    def read(self) -> dict[str, float]:
+        out = {}
+        for name, proc in self.procs.items():
+            t = proc.cpu_times()
+            out[name] = t.user + t.system
+        return out
+
+
+def stack_pids(stack: Stack) -> dict[str, int]:
+    pids = {name: proc.pid for name, proc in stack.procs.items()}
+    if stack.nats is not None:
+        pids["nats"] = stack.nats.proc.pid
+    if stack.valkey is not None:
+        pids["valkey"] = stack.valkey.proc.pid
+    return pids
+
+
+async def sign_in(stack: Stack) -> str:
+    """A session for the bench user, the way a person gets one: an admin created in the
+    directory, a one-time sign-in link, POST /v1/auth/signin."""
+    client = await connect_valkey(stack.store_url, 5.0, None)
+    try:
+        await Directory(client).add_user(ORG, User(id=USER, role="admin"))
+        token = await SigninLinks(client).issue(ORG, USER, 300)
+    finally:
+        await client.aclose()
+    async with httpx.AsyncClient(base_url=stack.gateway_url) as http:
+        r = await http.post("/v1/auth/signin", json={"token": token})
+        r.raise_for_status()
+        return str(r.json()["session"])
+
+
+class PipelineUrls:
+    """Each socket opens with a fresh one-time ticket, as the web app does."""
+
+    def __init__(self, gateway_url: str, session: str) -> None:
+        self.http = httpx.AsyncClient(base_url=gateway_url,
+                                      headers={"Authorization": f"Bearer {session}"})
+        self.ws = gateway_url.replace("http", "ws") + "/ws?ticket="
+
+    async def __call__(self) -> str:
+        r = await self.http.post("/v1/auth/ws-ticket")
+        r.raise_for_status()
+        return self.ws + str(r.json()["ticket"])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -36,11 +130,20 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def worker(url: str, turns: int, prompt: str, first: list[float], totals: list[float],
+UrlSource = Callable[[], Awaitable[str]]
+
+
+def fixed(url: str) -> UrlSource:
+    async def get() -> str:
+        return url
+    return get
+
+
+async def worker(url: UrlSource, turns: int, prompt: str, first: list[float], totals: list[float],
                  tokens: list[int]) -> None:
     # One client per worker: turns of one conversation run one at a time by design.
     client = f"bench{uuid.uuid4().hex[:8]}"
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(await url(), max_size=None) as ws:
         for _ in range(turns):
             sent = time.perf_counter()
             await ws.send(json.dumps({"type": "user_message", "client_id": client,
@@ -63,17 +166,26 @@ async def worker(url: str, turns: int, prompt: str, first: list[float], totals: 
                     break
 
 
-async def run(url: str, concurrency: int, turns: int, prompt: str) -> dict[str, float]:
+async def run(url: UrlSource, concurrency: int, turns: int, prompt: str,
+              meter: CpuMeter | None = None) -> dict[str, float]:
     first: list[float] = []
     totals: list[float] = []
     tokens: list[int] = []
     per = max(1, turns // concurrency)
+    cpu0 = meter.read() if meter else {}
     started = time.perf_counter()
     await asyncio.gather(*(worker(url, per, prompt, first, totals, tokens)
                            for _ in range(concurrency)))
     wall = time.perf_counter() - started
-    return {"n": len(first), "p50": statistics.median(first), "p99": pct(first, 0.99),
-            "turn_p50": statistics.median(totals), "tokens_per_s": sum(tokens) / wall}
+    result = {"n": len(first), "p50": statistics.median(first), "p99": pct(first, 0.99),
+              "turn_p50": statistics.median(totals), "tokens_per_s": sum(tokens) / wall,
+              "tokens": sum(tokens) / len(tokens)}
+    if meter:
+        cpu1 = meter.read()
+        for name in cpu1:
+            result[f"cpu:{name}"] = (cpu1[name] - cpu0[name]) * 1000 / len(first)
+        result["cpu"] = sum(v for k, v in result.items() if k.startswith("cpu:"))
+    return result
 
 
 def wait_http(url: str, timeout: float = 30.0) -> None:
@@ -109,39 +221,49 @@ async def main() -> None:
                                    str(mono_port), "--anthropic-url", fake_url]))
     services = SERVICES if args.with_memory else tuple(
         s for s in SERVICES if s != "memory_indexer")
+    sink = OtlpSink()
+    # Without memory_indexer nobody answers memory searches: context would fail every turn
+    # with warming_up, so it skips them (as the monolith has no memory either).
+    memory = {} if args.with_memory else {"CONTEXT_MEMORY_SEARCH": "false"}
     stack = start_stack(Path(tempfile.mkdtemp(prefix="sb-bench-")), well_known_ports=False,
                         persist=False, services=services, env={"ANTHROPIC_API_KEY": "sk-bench",
                                             "ANTHROPIC_BASE_URL": fake_url,
                                             "LOG_LEVEL": "WARNING",
+                                            "GATEWAY_DEV_CREDENTIAL": "false",
+                                            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
                                             # One bench user plays many: lift its rate.
                                             "GATEWAY_LIMITS__TURNS_PER_MINUTE_USER": "100000",
                                             "GATEWAY_LIMITS__TURNS_PER_MINUTE_ORG": "100000",
                                             "GATEWAY_LIMITS__CONCURRENT_TURNS_USER": "1000",
-                                            "GATEWAY_LIMITS__SOCKETS_PER_USER": "1000"})
+                                            "GATEWAY_LIMITS__SOCKETS_PER_USER": "1000",
+                                            **memory})
     try:
         stack.wait_ready(120)
         wait_http(f"http://127.0.0.1:{mono_port}/")
-        pipeline = stack.gateway_url.replace("http", "ws") + "/ws?org=bench&user=bench"
-        mono = f"ws://127.0.0.1:{mono_port}/ws"
+        pipeline = PipelineUrls(stack.gateway_url, await sign_in(stack))
+        mono = fixed(f"ws://127.0.0.1:{mono_port}/ws")
+        p_meter = CpuMeter(stack_pids(stack))
+        m_meter = CpuMeter({"monolith": procs[1].pid})
         short = "[[fake tokens=5]] hello"
         long = f"[[fake tokens={args.tokens}]] tell me everything"
-        # Warm up both paths (connections, JIT-free but caches, model of consumers).
+        # Warm up both paths (connections, caches, consumers).
         await run(pipeline, 4, 40, short)
         await run(mono, 4, 40, short)
         rows = []
         for c in (1, 20):
-            p = await run(pipeline, c, args.turns, short)
-            m = await run(mono, c, args.turns, short)
+            p = await run(pipeline, c, args.turns, short, p_meter)
+            m = await run(mono, c, args.turns, short, m_meter)
             rows.append((c, p, m))
-        relay_p = await run(pipeline, 20, max(100, args.turns // 5), long)
-        relay_m = await run(mono, 20, max(100, args.turns // 5), long)
+        relay_p = await run(pipeline, 20, max(100, args.turns // 5), long, p_meter)
+        relay_m = await run(mono, 20, max(100, args.turns // 5), long, m_meter)
     finally:
         stack.stop()
+        sink.close()
         for proc in procs:
             proc.terminate()
             proc.wait()
 
-    print(f"\nServices: {', '.join(services)}")
+    print(f"\nServices: {', '.join(services)}; dev credential off, OTLP export on")
     print("\n### First-delta latency (ms), instant provider, 5-token answers\n")
     print("| concurrency | turns | pipeline p50 | pipeline p99 | monolith p50 | monolith p99 "
           "| overhead p50 | overhead p99 | ratio p50 |")
@@ -156,6 +278,23 @@ async def main() -> None:
     for name, r in (("pipeline", relay_p), ("monolith", relay_m)):
         print(f"| {name} | {r['n']} | {r['tokens_per_s']:.0f} | {1e6 / r['tokens_per_s']:.1f} "
               f"| {r['turn_p50']:.1f} |")
+    short_p, short_m = rows[-1][1], rows[-1][2]
+    print("\n### Server CPU per turn (ms), concurrency 20\n")
+    print("| work | path | CPU ms per turn | CPU µs per extra token | turns/s per core |")
+    print("|---|---|---|---|---|")
+    for label, ps, pl in (("pipeline", short_p, relay_p), ("monolith", short_m, relay_m)):
+        extra = (pl["cpu"] - ps["cpu"]) * 1000 / max(1.0, pl["tokens"] - ps["tokens"])
+        print(f"| {ps['tokens']:.0f}-token answers | {label} | {ps['cpu']:.2f} | - "
+              f"| {1000 / ps['cpu']:.0f} |")
+        print(f"| {pl['tokens']:.0f}-token answers | {label} | {pl['cpu']:.2f} | {extra:.1f} "
+              f"| {1000 / pl['cpu']:.0f} |")
+    print(f"\nRatio pipeline/monolith, 5-token turns: {short_p['cpu'] / short_m['cpu']:.1f}x")
+    print("\n### Pipeline CPU per turn by process (ms), concurrency 20\n")
+    names = [k[4:] for k in short_p if k.startswith("cpu:")]
+    print("| work | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label, r in (("5-token", short_p), (f"{args.tokens}-token", relay_p)):
+        print(f"| {label} | " + " | ".join(f"{r['cpu:' + n]:.2f}" for n in names) + " |")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ function Turn({ turn }: { turn: TurnView }) {
         ))}
         {streaming && parts.length === 0 && <p class="cursor-only" />}
       </div>
+      {turn.queue && streaming && <div class="note queued">{turn.queue}</div>}
       {turn.note && streaming && <div class="note">{turn.note}</div>}
       {turn.status === "cancelled" && <div class="note stopped">Stopped — the answer above is partial.</div>}
       {turn.error && (

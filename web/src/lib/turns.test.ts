@@ -51,3 +51,13 @@ describe("refused messages", () => {
     expect(turns[0].error?.code).toBe("message_too_large");
   });
 });
+
+describe("queued", () => {
+  it("says how many answers are ahead until the first text arrives", () => {
+    let turns: TurnView[] = [{ ...sending("k1", "x"), turnId: "t1", status: "streaming" }];
+    turns = apply(turns, { ...base, type: "queued", seq: 0, position: 2 } as ServerFrame);
+    expect(turns[0].queue).toContain("2 ahead");
+    turns = apply(turns, { ...base, type: "delta", seq: 1, text: "Hi" } as ServerFrame);
+    expect(turns[0].queue).toBeNull();
+  });
+});

@@ -15,6 +15,8 @@ export interface TurnView {
   model: string | null;
   outputTokens: number | null;
   note: string | null;
+  /** Waiting for the model (a `queued` frame) until the first text arrives. */
+  queue: string | null;
   error: { code: string; message: string } | null;
   actionIds: string[];
   /** An action frame arrived: the next text comes from another model call (new paragraph). */
@@ -31,6 +33,7 @@ export function fromHistory(record: Schemas["TurnRecord"]): TurnView {
     model: record.model,
     outputTokens: record.usage.output_tokens,
     note: null,
+    queue: null,
     error: null,
     actionIds: [],
     breakBeforeNext: false,
@@ -40,7 +43,7 @@ export function fromHistory(record: Schemas["TurnRecord"]): TurnView {
 export function sending(key: string, userText: string): TurnView {
   return {
     key, turnId: null, userText, text: "", status: "sending", model: null, outputTokens: null,
-    note: null, error: null, actionIds: [], breakBeforeNext: false,
+    note: null, queue: null, error: null, actionIds: [], breakBeforeNext: false,
   };
 }
 
@@ -78,8 +81,12 @@ export function apply(turns: TurnView[], frame: ServerFrame): TurnView[] {
   switch (frame.type) {
     case "delta": {
       const gap = turn.breakBeforeNext && turn.text && !turn.text.endsWith("\n\n") ? "\n\n" : "";
-      return update(turns, i, { text: turn.text + gap + frame.text, status: "streaming", breakBeforeNext: false });
+      return update(turns, i, { text: turn.text + gap + frame.text, status: "streaming", breakBeforeNext: false, queue: null });
     }
+    case "queued":
+      return update(turns, i, {
+        queue: frame.position > 0 ? `Waiting for the model: ${frame.position} ahead of this answer…` : "Waiting for the model…",
+      });
     case "turn_retry":
       return update(turns, i, { text: "", note: "The answer is being generated again (retrying)…", breakBeforeNext: false });
     case "turn_completed":

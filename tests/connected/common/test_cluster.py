@@ -7,19 +7,20 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
-from faststream.nats import NatsBroker
 from nats.errors import Error as NatsError
-from nats.js.errors import ServiceUnavailableError
 
 from switchboard_cli.embedded import free_port, nats_server_binary
-from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
+from switchboard_common.bus import MSG_ID, connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.streams import ALL_STREAMS, TURNS
 
 pytestmark = pytest.mark.connected
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -41,49 +42,48 @@ def cluster(tmp_path: Path) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]
         proc.wait(10)
 
 
-async def _until_streams_exist(broker: NatsBroker, replicas: int, timeout_s: float) -> None:
-    # JetStream answers "unavailable" until the three servers have elected a meta leader.
+async def _retried(action: Callable[[], Awaitable[T]], timeout_s: float) -> T:
+    """Cluster calls fail while a leader is being elected (the meta group at start-up, a
+    stream's group after a server is lost): retry them until the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            await prepare_jetstream(broker, replicas=replicas)
-            return
-        except (ServiceUnavailableError, TimeoutError):
+            return await action()
+        except (NatsError, TimeoutError):
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
 
 
+@pytest.mark.timeout(240)
 async def test_streams_are_r3_and_survive_a_lost_server(
         cluster: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     broker = make_broker(",".join(url for url, _ in cluster), "test")
     try:
         nc = await connect_with_backoff(broker, 10.0)
-        await _until_streams_exist(broker, 1, 30.0)  # a deploy before NATS_STREAM_REPLICAS=3
-        await prepare_jetstream(broker, replicas=3)
-        js = nc.jetstream()
+        await _retried(lambda: prepare_jetstream(broker, replicas=1), 60.0)  # an earlier deploy
+        js = await _retried(lambda: prepare_jetstream(broker, replicas=3), 60.0)
         for spec in ALL_STREAMS:
             assert (await js.stream_info(spec.name)).config.num_replicas == 3
-        deadline = time.monotonic() + 30.0
-        while True:  # the two new copies join once they have caught up
+        deadline = time.monotonic() + 60.0
+        while True:  # the two new copies count once they have caught up (before that, losing
+            # the leader leaves no electable copy: the stream would be unavailable)
             infos = [await js.stream_info(spec.name) for spec in ALL_STREAMS]
-            if all(i.cluster and len(i.cluster.replicas or []) == 2 for i in infos):
+            if all(i.cluster and len(i.cluster.replicas or []) == 2
+                   and all(p.current for p in i.cluster.replicas or []) for i in infos):
                 break
             assert time.monotonic() < deadline, [i.cluster for i in infos]
             await asyncio.sleep(0.5)
-        await js.publish("turns.requested.o1", b"before", stream=TURNS.name)
+        # Nats-Msg-Id: a retried publish whose ack was lost is stored once.
+        await _retried(lambda: js.publish("turns.requested.o1", b"before", stream=TURNS.name,
+                                          timeout=2, headers={MSG_ID: "before"}), 30.0)
 
         [lost] = [proc for url, proc in cluster if url.endswith(f":{nc.connected_url.port}")]
         lost.kill()
-        deadline = time.monotonic() + 30.0
-        while True:  # the client moves to another server; the stream elects a new leader
-            try:
-                await js.publish("turns.requested.o1", b"after", stream=TURNS.name, timeout=2)
-                break
-            except (NatsError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
-        assert (await js.stream_info(TURNS.name)).state.messages == 2
+        # The client moves to another server and the stream elects a new leader (slow on a
+        # loaded machine: raft timeouts stretch with the scheduler's).
+        await _retried(lambda: js.publish("turns.requested.o1", b"after", stream=TURNS.name,
+                                          timeout=2, headers={MSG_ID: "after"}), 45.0)
+        assert (await _retried(lambda: js.stream_info(TURNS.name), 30.0)).state.messages == 2
     finally:
         await broker.stop()

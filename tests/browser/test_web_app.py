@@ -99,7 +99,7 @@ async def setup_org(stack: Stack, org: str) -> httpx.AsyncClient:
                 ).status_code == 201
         put = await http.put(f"/clients/{client}/skills", json={
             "autonomy": {"mode": "suggest"}, "enabled_tools": TOOLS,
-            "preferences": {"timezone": "Europe/Berlin"}})
+            "timezone": "Europe/Berlin"})
         assert put.status_code == 200, put.text
     return http
 

@@ -20,12 +20,11 @@ async function loadGlances(ids: string[]): Promise<void> {
     ids.map(async (id) => {
       const resolved = await unwrap(api.GET("/v1/clients/{client_id}/skills/resolved", { params: { path: { client_id: id } } })).catch(() => null);
       const client = clients.value.find((c) => c.id === id);
-      const prefs = resolved?.skills.preferences ?? {};
       glances.value = {
         ...glances.value,
         [id]: {
           mode: resolved?.skills.autonomy.mode ?? "?",
-          timezone: prefs.timezone ?? prefs.time_zone ?? "",
+          timezone: resolved?.skills.timezone ?? "",
           template: client?.template_id ? names[client.template_id] ?? client.template_id : "",
         },
       };

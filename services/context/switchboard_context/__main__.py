@@ -1,6 +1,6 @@
-import asyncio
+import uvloop
 
 from switchboard_context.main import build_app
 
 if __name__ == "__main__":
-    asyncio.run(build_app().run())
+    uvloop.run(build_app().run())

@@ -1,6 +1,6 @@
-import asyncio
+import uvloop
 
 from switchboard_memory_indexer.main import build_app
 
 if __name__ == "__main__":
-    asyncio.run(build_app().run())
+    uvloop.run(build_app().run())

@@ -191,7 +191,9 @@ ROLES: dict[str, Role] = {role.name: role for role in (
         serves=(skills_resolve_subject(ANY),),
         listens=(skills_changed_subject(ANY), forgotten_subject(ANY)),
         consumers=(Consumer(TURNS, "context-turns"), Consumer(RESULTS, "context-results"),
-                   Consumer(ACTIONS, "context-actions")),
+                   Consumer(ACTIONS, "context-actions"),
+                   # Trigger rules: ingested events may start background turns.
+                   Consumer(INGEST, "context-triggers")),
         writes=(MODEL, HISTORY, ACTIONS),
     ),
     Role(

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from switchboard_common.envelope import Envelope, Id
+from switchboard_common.triggers import MAX_TRIGGERS, QuietHours, TriggerRule
 
 
 class Tier(StrEnum):
@@ -118,6 +119,10 @@ class Skills(BaseModel):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
                              "Europe/Berlin)") from exc
         return value
+    triggers: list[TriggerRule] = Field(default_factory=list, max_length=MAX_TRIGGERS)
+    """Ingested events that start a background turn (first match wins; see triggers.py)."""
+    quiet_hours: QuietHours | None = None
+    """Background turns wait until the end of this window (client's time zone)."""
 
 
 SYSTEM_DEFAULTS: dict[str, Any] = Skills(

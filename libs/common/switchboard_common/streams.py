@@ -110,11 +110,14 @@ class ConsumerSpec:
     max_deliver: int = 5
     max_ack_pending: int = 1000
     backoff_s: tuple[float, ...] = field(default=())
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL
+    """NEW for a consumer that must not act on history (a trigger consumer added to a stream
+    that already holds a week of events)."""
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.name,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=self.deliver_policy,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
             max_deliver=self.max_deliver,

@@ -61,8 +61,26 @@ class Usage(BaseModel):
     cache_creation_input_tokens: int = 0
 
 
+class Background(BaseModel):
+    """What started a background turn (no user message): the ingested event and the trigger
+    rule it matched. The event is untrusted: the turn is tainted by it from the start."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    source: str
+    rule: str
+    tools: list[str] | None = None
+    """The rule's tool list (within the enabled tools); None: every enabled tool."""
+
+    @property
+    def taint(self) -> str:
+        return f"event:{self.source}:{self.event_id}"[:120]
+
+
 class TurnRequest(Envelope):
-    """Command: process one user message. Owned by the context service."""
+    """Command: process one user message (or, with `background`, react to an ingested event).
+    Owned by the context service."""
 
     turn_id: Id
     user_id: Id
@@ -71,6 +89,7 @@ class TurnRequest(Envelope):
     text: str
     idempotency_key: str
     deadline_at: datetime
+    background: Background | None = None
 
 
 class TurnCompleted(Envelope):

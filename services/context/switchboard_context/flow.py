@@ -35,6 +35,7 @@ from switchboard_common.model import (
     model_msg_id,
     model_requested_subject,
 )
+from switchboard_common.skills import Skills
 from switchboard_common.streams import HISTORY, MODEL
 from switchboard_common.tools import model_tools
 from switchboard_common.turns import (
@@ -67,6 +68,14 @@ def _turn_meta(result: ModelResult) -> dict[str, str]:
     """What the client and the turn's record learn about how the turn was served: whether
     memory was used (or the turn went on without it) and the time zone of its dates."""
     return {k: v for k, v in result.meta.items() if k in ("memory", "timezone")}
+
+
+def background_skills(skills: Skills, tools: list[str] | None) -> Skills:
+    """A trigger rule narrows the tools of its background turns (never widens them)."""
+    if tools is None:
+        return skills
+    return skills.model_copy(update={"enabled_tools": [t for t in skills.enabled_tools
+                                                       if t in tools]})
 
 
 def base_of(turn: TurnRequest | ModelResult) -> str:
@@ -126,6 +135,10 @@ class TurnFlow:
             log.warning("turn %s expired while waiting", turn_id)
             return
         resolved, client = await self.skills.resolve(turn.org_id, turn.user_id, turn.client_id)
+        skills, own_taint = resolved.skills, ()  # type: tuple[Skills, tuple[str, ...]]
+        if turn.background is not None:  # its text quotes an ingested event: tainted from start
+            skills, own_taint = background_skills(skills, turn.background.tools), (
+                turn.background.taint,)
         past = await self.conversations.history(turn.org_id, turn.user_id, turn.client_id,
                                                 turn.conversation_id)
         level = complexity.estimate(turn.text)
@@ -141,7 +154,7 @@ class TurnFlow:
         built = prompt.build(
             prompt.PromptInputs(
                 client_id=turn.client_id, client_name=client.name if client else turn.client_id,
-                skills=resolved.skills, history=past.recent, user_text=turn.text,
+                skills=skills, history=past.recent, user_text=turn.text,
                 summary=past.summary.text if past.summary else None,
                 retrieved=found.items, outcomes=past.outcomes,
                 canary=self.canary(turn.org_id, turn.client_id),
@@ -158,12 +171,12 @@ class TurnFlow:
             max_tokens=min(built.max_tokens, self.settings.max_tokens),
             deadline_at=turn.deadline_at,
             meta={"prompt": built.kind, "memory": found.status, "timezone": zone},
-            tools=model_tools(resolved.skills.enabled_tools) if self.loop else [],
+            tools=model_tools(skills.enabled_tools) if self.loop else [],
             canary=self.canary(turn.org_id, turn.client_id),
             leak_markers=list(prompt.LEAK_MARKERS))
         if request.tools and self.loop is not None:
-            await self.loop.begin(request, resolved.skills,
-                                  tuple(dict.fromkeys((*built.tainted_by, *past.tainted_by))))
+            await self.loop.begin(request, skills, tuple(dict.fromkeys(
+                (*own_taint, *built.tainted_by, *past.tainted_by))))
         await publish_command(self.broker, request, model_requested_subject(turn.org_id),
                               msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name)
         log.debug("turn %s started: %s prompt, ~%d tokens", turn_id, built.kind,

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
+from nats.js.api import DeliverPolicy
 
 from switchboard_common.action_store import ActionStore
 from switchboard_common.actions import ActionProposed
@@ -20,7 +21,7 @@ from switchboard_common.memory import SearchRequest
 from switchboard_common.model import ModelRequest
 from switchboard_common.ops import serve_ops
 from switchboard_common.permissions import ROLES
-from switchboard_common.streams import ACTIONS, RESULTS, TURNS, ConsumerSpec
+from switchboard_common.streams import ACTIONS, INGEST, RESULTS, TURNS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.turns import StreamEvent, TurnCompleted
 from switchboard_common.valkey import connect_valkey
@@ -28,11 +29,13 @@ from switchboard_context.adapters.loop_state import LoopState
 from switchboard_context.adapters.memory import MemorySearch, SearchBudget
 from switchboard_context.adapters.pending import PendingTurns
 from switchboard_context.adapters.skills_cache import SkillResolver
+from switchboard_context.adapters.trigger_gate import TriggerGate
 from switchboard_context.adapters.turn_queue import TurnQueue
 from switchboard_context.flow import TurnFlow
-from switchboard_context.handlers import actions, memory, results, skills, turns
+from switchboard_context.handlers import actions, events, memory, results, skills, turns
 from switchboard_context.settings import Settings
 from switchboard_context.tool_loop import ToolLoop
+from switchboard_context.triggers import TriggerIntake
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,9 @@ def consumers(settings: Settings) -> tuple[ConsumerSpec, ...]:
                      ack_wait_s=settings.ack_wait_s, max_deliver=settings.max_deliver),
         ConsumerSpec(ACTIONS, actions.CONSUMER, "actions.results.>",
                      ack_wait_s=settings.ack_wait_s, max_deliver=settings.max_deliver),
+        *((ConsumerSpec(INGEST, events.CONSUMER, "events.ingest.>",
+                        ack_wait_s=settings.ack_wait_s, max_deliver=settings.trigger_max_deliver,
+                        deliver_policy=DeliverPolicy.NEW),) if settings.triggers else ()),
     )
 
 
@@ -55,6 +61,8 @@ def build_broker(settings: Settings, on_reconnect: Callable[[], Awaitable[None]]
                          password=settings.nats_password)
     for module in (turns, results, skills, memory, actions):
         broker.include_router(module.router())
+    if settings.triggers:
+        broker.include_router(events.router())
     # What context publishes (for the AsyncAPI document; publishing goes through bus helpers).
     broker.publisher("model.requested.{org}", schema=ModelRequest,
                      title="context/model.requested",
@@ -112,8 +120,11 @@ def build_app(settings: Settings | None = None) -> FastStream:
             loop=(ToolLoop(broker, LoopState(valkey, settings.pending_ttl_s),
                            settings.tool_max_iterations, settings.tool_token_budget)
                   if settings.tools else None))
+        intake = TriggerIntake(flow, Directory(valkey), TriggerGate(
+            valkey, settings.trigger_per_client_per_min, settings.trigger_per_org_per_min),
+            settings.background_deadline_s)
         for name, value in (("flow", flow), ("skills", resolver),
-                            ("conversations", conversations)):
+                            ("conversations", conversations), ("triggers", intake)):
             app.context.set_global(name, value)
         await prepare_jetstream(broker, consumers(settings), ROLES["context"].streams(),
                                 replicas=settings.stream_replicas)

@@ -43,3 +43,13 @@ class Settings(WorkerSettings):
     conversation_taint_ttl_s: int = 7 * 24 * 3600
     """After a turn read untrusted content, later turns of its conversation count as tainted
     for this long: its answer, and the summary of it, carry that content into their prompts."""
+    triggers: bool = True
+    """React to ingested events with the clients' trigger rules (background turns)."""
+    trigger_per_client_per_min: int = 10
+    trigger_per_org_per_min: int = 100
+    """Background turns started per minute; more wait for the next minute (delayed
+    redelivery)."""
+    trigger_max_deliver: int = 50
+    """Deliveries of one event to the trigger consumer: quiet hours and rate limits each cost
+    one."""
+    background_deadline_s: float = 120.0

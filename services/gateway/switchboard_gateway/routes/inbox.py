@@ -22,7 +22,9 @@ def ran_alone_or_asked(record: ActionRecord) -> bool:
     """Executed (or failed) without anyone deciding, or turned into a question."""
     if record.status == "needs_input":
         return True
-    return record.decision is None and record.status in ("executed", "failed", "approved")
+    # The executor records a policy execution as approved `by="policy"`: alone all the same.
+    alone = record.decision is None or record.decision.by == "policy"
+    return alone and record.status in ("executed", "failed", "approved")
 
 
 @router.get("/inbox", response_model=list[ActionRecord],

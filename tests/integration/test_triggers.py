@@ -1,0 +1,199 @@
+"""Events -> background turns, every service a real process (the fake Anthropic server answers).
+
+Covers: a matching mail event makes exactly one approval card even when delivered twice; an
+event that matches no rule makes no model call; a background turn keeps the client's autonomy
+and the taint rule (an outbound tool never runs alone, the card names the event); quiet hours
+delay the turn; nothing crosses to another client or org."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import nats
+import pytest
+
+from switchboard_cli.stack import Stack, start_stack
+from switchboard_common.memory import IngestEvent, ingest_subject
+from switchboard_common.streams import INGEST
+from tests.fakes.fake_anthropic import FakeAnthropic
+from tests.integration.conftest import FAST_RECOVERY
+from tests.people import add_people
+
+pytestmark = pytest.mark.integration
+TOOLS = ["calendar_create", "email_send", "task_add", "task_list"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropic
+          ) -> Iterator[Stack]:
+    running = start_stack(
+        tmp_path_factory.mktemp("triggers"), well_known_ports=False,
+        env={**FAST_RECOVERY, "ANTHROPIC_API_KEY": "sk-test-not-a-real-key",
+             "ANTHROPIC_BASE_URL": fake_anthropic.base_url})
+    try:
+        running.wait_ready(timeout_s=90)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+async def org(stack: Stack) -> AsyncIterator[str]:
+    org = f"tr{uuid.uuid4().hex[:8]}"
+    await add_people(stack.store_url, org, ("va1",), ("va2",))
+    yield org
+
+
+def api(stack: Stack, org: str, user: str = "va1") -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.gateway_url + "/v1", timeout=30,
+                             headers={"X-Org": org, "X-User": user})
+
+
+def call(tool: str, confidence: float = 0.99, **arguments: Any) -> dict[str, Any]:
+    return {"tool": tool, "input": {**arguments, "confidence": confidence,
+                                    "rationale": "the mail asks for it"}}
+
+
+async def client_with(stack: Stack, org: str, client: str, mode: str, directive: str,
+                      user: str = "va1", **extra: Any) -> None:
+    async with api(stack, org, user) as http:
+        assert (await http.post("/clients", json={"id": client, "name": client})
+                ).status_code == 201
+        put = await http.put(f"/clients/{client}/skills", json={
+            "autonomy": {"mode": mode}, "enabled_tools": TOOLS, **extra,
+            "triggers": [
+                {"name": "newsletters", "senders": ["@news.example"], "instruction": "ignore",
+                 "enabled": False},
+                {"name": "investors", "sources": ["email"], "senders": ["@acme.example"],
+                 "keywords": ["move", "reschedule"],
+                 "instruction": f"{directive} propose a calendar change if asked"}]})
+        assert put.status_code == 200, put.text
+
+
+async def publish(stack: Stack, org: str, client: str, event_id: str, *, text: str,
+                  sender: str = "Priya <priya@acme.example>", copies: int = 1) -> None:
+    """As an outside producer (the ingest user). Each copy gets its own Nats-Msg-Id, so
+    JetStream stores it again: the redelivery the trigger intake must absorb."""
+    assert stack.secrets is not None
+    nc = await nats.connect(stack.env["NATS_URL"], user="ingest",
+                            password=stack.secrets.nats["ingest"],
+                            inbox_prefix="_INBOX.ingest")
+    try:
+        event = IngestEvent(org_id=org, event_id=event_id, client_id=client, source="email",
+                            title="Board prep", text=text,
+                            metadata={"kind": "received", "from": sender})
+        for copy in range(copies):
+            await nc.jetstream().publish(ingest_subject(org, client),
+                                         event.model_dump_json().encode(), stream=INGEST.name,
+                                         headers={"Nats-Msg-Id": f"{event_id}:{copy}"})
+    finally:
+        await nc.close()
+
+
+async def inbox(stack: Stack, org: str, kind: str = "pending", user: str = "va1",
+                client: str | None = None) -> list[dict[str, Any]]:
+    async with api(stack, org, user) as http:
+        got = await http.get("/inbox", params={"kind": kind, **(
+            {"client_id": client} if client else {})})
+        assert got.status_code == 200, got.text
+        return list(got.json())
+
+
+async def wait_for(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await check()
+        if found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.3)
+
+
+async def triggers_idle(stack: Stack) -> None:
+    """The context's trigger consumer has nothing pending or unacknowledged."""
+    assert stack.secrets is not None
+    nc = await nats.connect(stack.env["NATS_URL"], user="admin",
+                            password=stack.secrets.nats["admin"])
+    try:
+        for _ in range(100):
+            info = await nc.jetstream().consumer_info(INGEST.name, "context-triggers")
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError("trigger consumer still busy")
+    finally:
+        await nc.close()
+
+
+async def test_matching_mail_makes_one_card_even_when_delivered_twice(
+        stack: Stack, org: str, fake_anthropic: FakeAnthropic) -> None:
+    script = fake_anthropic.script(f"one-{org}", [
+        [call("calendar_create", title="Board prep", start="2031-03-06T10:00:00+00:00")],
+        [{"text": "New mail from Priya: proposed moving board prep to Friday 10:00."}]])
+    await client_with(stack, org, "sarah", "suggest", script)
+    await publish(stack, org, "sarah", "mail-1", copies=2,
+                  text="Could we move Thursday's board prep to Friday 10:00?")
+    cards = await wait_for(lambda: inbox(stack, org))
+    assert len(cards) == 1, cards
+    await triggers_idle(stack)
+    await asyncio.sleep(1.0)
+    cards = await inbox(stack, org)
+    assert len(cards) == 1 and cards[0]["tool"] == "calendar_create"
+    assert "event:email:mail-1" in cards[0]["tainted_by"]
+    assert cards[0]["conversation_id"] == "activity"
+    # Another org's user and an unassigned colleague see nothing of it.
+    assert await inbox(stack, org, user="va2") == []
+
+
+async def test_event_matching_no_rule_makes_no_model_call(
+        stack: Stack, org: str, fake_anthropic: FakeAnthropic) -> None:
+    await client_with(stack, org, "sam", "suggest", "")
+    await triggers_idle(stack)
+    before = fake_anthropic.request_count
+    await publish(stack, org, "sam", "news-1", text="Please move the meeting",
+                  sender="letters@news.example")  # only the disabled rule's sender
+    await publish(stack, org, "sam", "mail-2", text="Lunch on Friday?")  # no keyword
+    await triggers_idle(stack)
+    assert fake_anthropic.request_count == before
+    assert await inbox(stack, org) == []
+
+
+async def test_background_turn_keeps_autonomy_and_taint(
+        stack: Stack, org: str, fake_anthropic: FakeAnthropic) -> None:
+    script = fake_anthropic.script(f"taint-{org}", [
+        [call("task_add", title="Prepare board deck"),
+         call("email_send", to=["priya@acme.example"], subject="Re: board prep",
+              body="Friday works.")],
+        [{"text": "Added a task and drafted a reply for approval."}]])
+    await client_with(stack, org, "tom", "automate", script)
+    await publish(stack, org, "tom", "mail-3", text="Can we reschedule to Friday?")
+    cards = await wait_for(lambda: inbox(stack, org))
+    assert [c["tool"] for c in cards] == ["email_send"]
+    assert "event:email:mail-3" in cards[0]["tainted_by"]
+    assert "untrusted" in cards[0]["policy"]["reason"]
+    feed = await wait_for(lambda: inbox(stack, org, "feed"))
+    assert [a["tool"] for a in feed] == ["task_add"]
+    assert feed[0]["status"] == "executed"
+
+
+async def test_quiet_hours_delay_the_turn(
+        stack: Stack, org: str, fake_anthropic: FakeAnthropic) -> None:
+    script = fake_anthropic.script(f"quiet-{org}", [
+        [call("calendar_create", title="Board prep", start="2031-03-06T10:00:00+00:00")],
+        [{"text": "Proposed a new time."}]])
+    now = datetime.now(UTC)
+    end = now + timedelta(seconds=8)
+    await client_with(stack, org, "una", "suggest", script, quiet_hours={
+        "start": (now - timedelta(hours=1)).strftime("%H:%M:%S"),
+        "end": end.strftime("%H:%M:%S")}, timezone="UTC")
+    await publish(stack, org, "una", "mail-4", text="Can we move it?")
+    await asyncio.sleep(4)
+    assert await inbox(stack, org) == []
+    cards = await wait_for(lambda: inbox(stack, org), timeout=30)
+    assert len(cards) == 1
+    assert datetime.fromisoformat(cards[0]["created_at"]) >= end - timedelta(seconds=1)

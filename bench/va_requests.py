@@ -120,6 +120,7 @@ async def one(url: str, request: dict[str, Any], timeout: float) -> dict[str, An
 async def evaluate(model: str, requests: list[dict[str, Any]], clients: dict[str, Any],
                    timeout: float) -> dict[str, Any]:
     env = {"ANTHROPIC_API_KEY": "", "LLM_STREAM_LOCAL_MODEL": model, "CONTEXT_MAX_TOKENS": "48",
+           "GATEWAY_DEV_CREDENTIAL": "true",
            "GATEWAY_TURN_DEADLINE_S": "600", "GATEWAY_TURN_IDLE_TIMEOUT_S": "400",
            "LLM_STREAM_FIRST_TOKEN_TIMEOUT_S": "300", "LLM_STREAM_ACK_WAIT_S": "15",
            "LOG_LEVEL": "WARNING"}

@@ -64,6 +64,7 @@ function Turn({ turn }: { turn: TurnView }) {
       </div>
       {turn.queue && streaming && <div class="note queued">{turn.queue}</div>}
       {turn.note && streaming && <div class="note">{turn.note}</div>}
+      {turn.memory && <div class="note">{turn.memory}</div>}
       {turn.status === "cancelled" && <div class="note stopped">Stopped — the answer above is partial.</div>}
       {turn.error && (
         <div class="error" role="alert">

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ServerFrame } from "../gen/frames";
-import { apply, paragraphs, sending, type TurnView } from "./turns";
+import { apply, memoryNote, paragraphs, sending, type TurnView } from "./turns";
 
 const base = { v: 1, org_id: "acme", turn_id: "t1" };
 const frames = (...items: object[]) => items as ServerFrame[];
@@ -59,5 +59,13 @@ describe("queued", () => {
     expect(turns[0].queue).toContain("2 ahead");
     turns = apply(turns, { ...base, type: "delta", seq: 1, text: "Hi" } as ServerFrame);
     expect(turns[0].queue).toBeNull();
+  });
+});
+
+describe("memory", () => {
+  it("tells the user when an answer was made without the client's memory", () => {
+    expect(memoryNote("skipped:timeout")).toBe("Answered without the client's memory (timeout).");
+    expect(memoryNote("used")).toBeNull();
+    expect(memoryNote(undefined)).toBeNull();
   });
 });

@@ -18,9 +18,17 @@ export interface TurnView {
   /** Waiting for the model (a `queued` frame) until the first text arrives. */
   queue: string | null;
   error: { code: string; message: string } | null;
+  /** Set when the turn went on without the client's memory (the search timed out or failed). */
+  memory: string | null;
   actionIds: string[];
   /** An action frame arrived: the next text comes from another model call (new paragraph). */
   breakBeforeNext: boolean;
+}
+
+/** What to tell the user about memory: only when the answer was made without it. */
+export function memoryNote(status: string | undefined): string | null {
+  if (!status || !status.startsWith("skipped")) return null;
+  return `Answered without the client's memory (${status.slice("skipped:".length) || "skipped"}).`;
 }
 
 export function fromHistory(record: Schemas["TurnRecord"]): TurnView {
@@ -34,7 +42,8 @@ export function fromHistory(record: Schemas["TurnRecord"]): TurnView {
     outputTokens: record.usage.output_tokens,
     note: null,
     queue: null,
-    error: null,
+    error: record.error ? { code: record.error, message: record.assistant_text } : null,
+    memory: memoryNote(record.meta?.memory),
     actionIds: [],
     breakBeforeNext: false,
   };
@@ -43,7 +52,7 @@ export function fromHistory(record: Schemas["TurnRecord"]): TurnView {
 export function sending(key: string, userText: string): TurnView {
   return {
     key, turnId: null, userText, text: "", status: "sending", model: null, outputTokens: null,
-    note: null, queue: null, error: null, actionIds: [], breakBeforeNext: false,
+    note: null, queue: null, error: null, memory: null, actionIds: [], breakBeforeNext: false,
   };
 }
 
@@ -96,6 +105,7 @@ export function apply(turns: TurnView[], frame: ServerFrame): TurnView[] {
         model: frame.model,
         outputTokens: frame.usage.output_tokens,
         note: null,
+        memory: memoryNote(frame.meta?.memory),
       });
     case "error":
       if (frame.action_id) return turns;

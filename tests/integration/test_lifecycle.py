@@ -51,8 +51,10 @@ async def test_hanging_provider_hits_the_turn_deadline_then_data_survives_restar
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_without_an_api_key_the_local_model_answers(tmp_path: Path) -> None:
-    env = {**FAST_RECOVERY, "ANTHROPIC_API_KEY": "", "CONTEXT_MAX_TOKENS": "16"}
+    env = {**FAST_RECOVERY, "ANTHROPIC_API_KEY": "", "CONTEXT_MAX_TOKENS": "16",
+           "GATEWAY_TURN_DEADLINE_S": "110"}
     stack = start_stack(tmp_path / "data", well_known_ports=False, env=env)
     try:
         stack.wait_ready(120)

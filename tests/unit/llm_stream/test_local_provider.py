@@ -15,7 +15,8 @@ from switchboard_llm_stream.domain.local_models import MODELS
 from switchboard_llm_stream.domain.provider import Queued
 from tests.unit.llm_stream.conftest import model_request
 
-pytestmark = pytest.mark.slow
+# Generous: an idle 2-core machine needs seconds, a busy one minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def provider(key: str = "smollm2-135m", cap: int = 16) -> LocalProvider:

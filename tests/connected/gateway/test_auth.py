@@ -368,3 +368,26 @@ async def test_revocation_reaches_every_replica_at_once(gateway_factory: Gateway
                     async with asyncio.timeout(2):
                         while (await client.get("/v1/auth/me")).status_code != 401:
                             await asyncio.sleep(0.02)
+
+
+async def test_open_sockets_close_when_their_credential_is_revoked(gateway: Gateway, org: str
+                                                                   ) -> None:
+    session = (await sign_in(gateway, org, "boss"))["session"]
+    base = gateway.http.replace("http", "ws") + "/ws"
+    async with httpx.AsyncClient(base_url=gateway.http, headers=bearer(session)) as http:
+        ticket = (await http.post("/v1/auth/ws-ticket")).json()["ticket"]
+        key = (await http.post("/v1/keys", json={"scopes": ["chat"]})).json()
+        async with websockets.connect(f"{base}?ticket={ticket}") as by_session, \
+                websockets.connect(base, additional_headers=bearer(key["secret"])) as by_key, \
+                websockets.connect(gateway.ws(org, "boss")) as by_dev:
+            assert (await http.delete(f"/v1/keys/{key['key']['id']}")).status_code == 204
+            assert (await http.post("/v1/auth/signout")).status_code == 204
+            for ws in (by_key, by_session):
+                frame = await recv_json(ws)
+                assert (frame["code"], frame["message"]) == (
+                    "unauthorized", "credential revoked; sign in again")
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await ws.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            await by_dev.send("{")  # another credential's socket is untouched
+            assert (await recv_json(by_dev))["code"] == "invalid_json"

@@ -63,6 +63,7 @@ class Authenticator:
         self._failures = failures
         self._oidc = oidc
         self._revocations = revocations
+        self._watchers: set[tuple[Authenticated, Callable[[], None]]] = set()
         self._secret = session_secret
         self._cache_s = cache_s
         self._dev = dev_credential
@@ -145,9 +146,22 @@ class Authenticator:
         await self._revocations.listen(self.on_revoked)
 
     def on_revoked(self, event: CredentialRevoked) -> None:
-        self.forget(lambda who: who.org == event.org_id and (
-            (event.session_id is not None and who.session_id == event.session_id)
-            or (event.key_id is not None and who.key_id == event.key_id)))
+        def revoked(who: Authenticated) -> bool:
+            return who.org == event.org_id and (
+                (event.session_id is not None and who.session_id == event.session_id)
+                or (event.key_id is not None and who.key_id == event.key_id))
+
+        self.forget(revoked)
+        for who, end in list(self._watchers):
+            if revoked(who):
+                end()
+
+    def watch(self, who: Authenticated, end: Callable[[], None]) -> Callable[[], None]:
+        """Call `end` when `who`'s credential is revoked (an open socket closes then);
+        returns the function that stops watching."""
+        entry = (who, end)
+        self._watchers.add(entry)
+        return lambda: self._watchers.discard(entry)
 
     async def verify(self, token: str) -> Authenticated:
         cached = self._cache.get(token)

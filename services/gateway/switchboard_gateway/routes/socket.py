@@ -64,8 +64,8 @@ async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, acti
         await ws.close(status.WS_1008_POLICY_VIOLATION)
         return
     try:
-        _, me = await auth.authenticate(source_address(ws), ws.headers.get("authorization"),
-                                        org, user, ticket=ticket)
+        credential, me = await auth.authenticate(
+            source_address(ws), ws.headers.get("authorization"), org, user, ticket=ticket)
         if not me.has_scope(Scope.CHAT):
             raise Unauthorized("this API key lacks the 'chat' scope the WebSocket needs")
     except (Unauthorized, TooManyFailures) as exc:
@@ -93,13 +93,15 @@ async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, acti
         return
     admission = SocketAdmission(limiter, who, limits.concurrent_turns_socket,
                                 settings.turn_deadline_s)
+    session = Session(ws, me, turns, settings.max_message_bytes, settings.max_outbox_frames,
+                      gate, actions, admission, settings.max_json_depth)
+    unwatch = auth.watch(credential, session.revoked)
     try:
         await ws.accept()
         with OPEN_SOCKETS.track_inprogress():
-            await Session(ws, me, turns, settings.max_message_bytes,
-                          settings.max_outbox_frames, gate, actions, admission,
-                          settings.max_json_depth).run()
+            await session.run()
     finally:
+        unwatch()
         sockets.close(who)
 
 
@@ -143,6 +145,20 @@ class Session:
             return
         self._outbox.put_nowait(text)
 
+    def revoked(self) -> None:
+        """The credential this socket opened with was revoked (sign-out, key revocation,
+        on any replica): say so, then close once the frames before it are written."""
+        self.send(ErrorFrame(org_id=self._who.org, code=ErrorCode.UNAUTHORIZED,
+                             message="credential revoked; sign in again").model_dump_json())
+        self._closing = True
+        self._spawn(self._close_after_flush(status.WS_1008_POLICY_VIOLATION))
+
+    async def _close_after_flush(self, code: int) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLEANUP_S):
+                await self._outbox.join()
+        await self._ws.close(code)
+
     async def run(self) -> None:
         writer = asyncio.create_task(self._write())
         try:
@@ -169,6 +185,7 @@ class Session:
         try:
             while True:
                 await self._ws.send_text(await self._outbox.get())
+                self._outbox.task_done()
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client went away; the reader sees the disconnect
 

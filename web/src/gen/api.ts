@@ -1564,6 +1564,23 @@ export interface components {
             tainted_by?: string[];
             thresholds: components["schemas"]["Thresholds"];
         };
+        /**
+         * QuietHours
+         * @description Background turns that fall inside [start, end) in the client's time zone (the
+         *     `timezone` skill) wait until `end` (a window may cross midnight: 22:00-07:00).
+         */
+        QuietHours: {
+            /**
+             * End
+             * Format: time
+             */
+            end: string;
+            /**
+             * Start
+             * Format: time
+             */
+            start: string;
+        };
         /** Readiness */
         Readiness: {
             /** Down */
@@ -1732,11 +1749,14 @@ export interface components {
             preferences?: {
                 [key: string]: string;
             };
+            quiet_hours?: components["schemas"]["QuietHours"] | null;
             /**
              * Timezone
              * @default UTC
              */
             timezone: string;
+            /** Triggers */
+            triggers?: components["schemas"]["TriggerRule"][];
         };
         /** SmtpConnection */
         SmtpConnection: {
@@ -1821,6 +1841,28 @@ export interface components {
             name: string;
             /** Risky */
             risky: boolean;
+        };
+        /** TriggerRule */
+        TriggerRule: {
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** Instruction */
+            instruction: string;
+            /** Keywords */
+            keywords?: string[];
+            /** Kinds */
+            kinds?: string[];
+            /** Name */
+            name: string;
+            /** Senders */
+            senders?: string[];
+            /** Sources */
+            sources?: ("document" | "email" | "calendar" | "note" | "crm" | "turn")[];
+            /** Tools */
+            tools?: string[] | null;
         };
         /** TurnInfo */
         TurnInfo: {

@@ -16,6 +16,7 @@ from switchboard_cli.admin import run_admin
 from switchboard_cli.apikey import find_api_key, missing_key_message
 from switchboard_cli.bootstrap import bootstrap
 from switchboard_cli.chat import run_chat
+from switchboard_cli.ingest import run_ingest
 from tests.connected.gateway.support import Gateway
 
 pytestmark = pytest.mark.connected
@@ -64,6 +65,23 @@ async def test_bootstrap_links_keys_and_invites(gateway: Gateway, org: str, tmp_
     url = gateway.http.replace("http", "ws") + "/ws"
     assert await run_chat(url, "c", api_key=key, lines=quit_at_once(), out=out) == 0
     assert f"as {org}new/admin" in out.getvalue()
+
+    # `switchboard ingest` with it (the key has the ingest scope); a chat-only key is refused.
+    async with httpx.AsyncClient(base_url=gateway.http, headers={"Authorization": f"Bearer {key}"}
+                                 ) as http:
+        assert (await http.post("/v1/clients", json={"id": "sarah", "name": "S"})
+                ).status_code == 201
+        chat_only = (await http.post("/v1/keys", json={"scopes": ["chat"]})).json()["secret"]
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"event_id": "e1", "source": "note", "text": "Sarah likes tea"}\n')
+    out = io.StringIO()
+    assert await asyncio.to_thread(run_ingest, gateway.http, "sarah", events, api_key=key,
+                                   out=out, wait=False) == 0
+    assert "1 events queued" in out.getvalue() or "1 event" in out.getvalue(), out.getvalue()
+    out = io.StringIO()
+    assert await asyncio.to_thread(run_ingest, gateway.http, "sarah", events,
+                                   api_key=chat_only, out=out, wait=False) == 1
+    assert "'ingest' scope" in out.getvalue()
 
     # The CLI finds the key `up` wrote in the data dir.
     monkeypatch.delenv("SWITCHBOARD_API_KEY", raising=False)

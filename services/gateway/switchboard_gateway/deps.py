@@ -52,8 +52,8 @@ Sockets = Annotated[SocketCounter, Depends(_state("sockets"))]
 
 
 def source_address(conn: HTTPConnection) -> str:
-    """Where the request came from, for counting failures (behind a proxy, run uvicorn with
-    --forwarded-allow-ips so this is the client, not the proxy)."""
+    """Where the request came from, for counting failures (behind a proxy, list it in
+    GATEWAY_FORWARDED_ALLOW_IPS so this is the client, not the proxy)."""
     return conn.client.host if conn.client else "unknown"
 
 

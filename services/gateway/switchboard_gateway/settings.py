@@ -69,6 +69,9 @@ class Settings(ServiceSettings):
     auth_failure_limit: str = "20/minute"
     """Failed authentications per source address (moving window, shared through Valkey);
     beyond it the address gets 429 until the window lets it in again."""
+    forwarded_allow_ips: CommaList = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    """Proxies whose X-Forwarded-For uvicorn trusts. Behind an Ingress, list its addresses
+    (or CIDR), or every client shares the proxy's address and its auth-failure limit."""
     allowed_origins: CommaList = Field(default_factory=list)
     """Browser origins allowed to open the WebSocket and call REST (CORS), besides the
     gateway's own origin. `*` allows any (never with credentials in cookies: we use none)."""

@@ -54,6 +54,8 @@ async def running_gateway(**overrides: Any) -> AsyncIterator[Gateway]:
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             ws="websockets-sansio", ws_max_size=settings.max_frame_bytes,
+                            proxy_headers=True,
+                            forwarded_allow_ips=settings.forwarded_allow_ips,
                             log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)

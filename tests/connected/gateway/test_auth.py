@@ -326,6 +326,22 @@ async def test_auth_failures_are_limited_per_address(gateway_factory: GatewayFac
                 assert (frame["code"], frame["retryable"]) == ("unauthorized", True)
 
 
+async def test_behind_a_trusted_proxy_each_client_address_counts_alone(
+        gateway_factory: GatewayFactory) -> None:
+    window = 100 + secrets.randbelow(900)
+    async with gateway_factory(auth_failure_limit=f"2 per {window} seconds") as gw, \
+            httpx.AsyncClient(base_url=gw.http) as http:
+        def via(address: str) -> dict[str, str]:  # 127.0.0.1 is a trusted proxy by default
+            return {**bearer("sb_guess"), "X-Forwarded-For": address}
+
+        attacker = f"198.51.100.{secrets.randbelow(250) + 1}"
+        codes = [(await http.get("/v1/auth/me", headers=via(attacker))).status_code
+                 for _ in range(3)]
+        assert codes == [401, 401, 429]
+        bystander = await http.get("/v1/auth/me", headers=via("203.0.113.7"))
+        assert bystander.status_code == 401  # refused on its own merits, not blocked
+
+
 async def test_origin_allow_list_for_socket_and_cors(gateway_factory: GatewayFactory, org: str
                                                      ) -> None:
     async with gateway_factory(allowed_origins=["https://app.example"]) as gw:

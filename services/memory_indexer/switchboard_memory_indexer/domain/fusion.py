@@ -10,7 +10,7 @@ a confident dense hit is not outvoted by items that sit in the middle of both li
 Measured on both eval sets (docs/memory.md): RRF over 50-deep lists let such middling items
 win (recall@10 0.310 vs 0.488 for RRF of the top 10s on the dialogue set); z-score fusion of
 the top 20s matched the best RRF on recall@10 on both sets and beat it on MRR (0.903 vs 0.835,
-0.371 vs 0.312). No parameter was tuned to either set; an earlier coverage-weighted RRF tuned
+0.371 vs 0.316). No parameter was tuned to either set; an earlier coverage-weighted RRF tuned
 to the assistant set lost to plain BM25 on conversational data.
 
 Fused scores are shifted so the weakest candidate of the query scores 1 (z-sums span a few

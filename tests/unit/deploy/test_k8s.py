@@ -91,6 +91,11 @@ def test_each_service_parses_its_rendered_settings(
     settings = build_settings(env, service, monkeypatch)
 
     assert settings.environment == "production"
+    if service == "gateway":  # trusting every proxy is safe only while the policy holds
+        assert settings.forwarded_allow_ips == ["*"]
+        ingress = _find(objects, "NetworkPolicy", "gateway-from-ingress")["spec"]["ingress"]
+        assert [p["namespaceSelector"] for rule in ingress for p in rule["from"]] == \
+            [{"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}]
     _check_nats(objects, settings, service, container)
     _check_valkey(objects, settings)
     # The probes and the Prometheus annotation reach the port the service really serves.

@@ -6,12 +6,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from faststream import ExceptionMiddleware
+from faststream._internal.context import Context as _Context
 from faststream.nats import NatsBroker, PubAck
 from faststream.nats.annotations import NatsBroker as BrokerAnnotation
 from faststream.nats.annotations import NatsMessage
+from faststream.nats.message import NatsMessage as _NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.security import SASLPlaintext
@@ -35,6 +37,23 @@ from switchboard_common.streams import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class LoopContext(_Context):
+    """FastStream's `Context` parameter, resolved on the event loop. fast_depends runs a
+    custom field's synchronous `use` through anyio.to_thread, so each `Context` parameter of a
+    handler cost every message a trip to a worker thread and back (a queue, two locks, a loop
+    wake-up: py-spy found it on the hot consumers, docs/performance.md). Resolving it is a
+    dictionary lookup, which needs no thread. (The class is FastStream's own; its public
+    `Context` is a factory function, so it is imported from where FastStream defines it.)"""
+
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        resolved: dict[str, Any] = super().use(**kwargs)
+        return resolved
+
+
+Message = Annotated[_NatsMessage, LoopContext("message")]
+"""The delivered message (for manual acks), as FastStream's NatsMessage without the thread."""
 
 reject_invalid = ExceptionMiddleware()
 """How handler failures end: a malformed message is dead-lettered at once, any other failure

@@ -2,12 +2,11 @@
 
 from typing import Annotated
 
-from faststream import Context
-
+from switchboard_common.bus import LoopContext
 from switchboard_common.conversations import ConversationStore
 from switchboard_context.adapters.skills_cache import SkillResolver
 from switchboard_context.flow import TurnFlow
 
-Flow = Annotated[TurnFlow, Context("flow")]
-Skills = Annotated[SkillResolver, Context("skills")]
-Conversations = Annotated[ConversationStore, Context("conversations")]
+Flow = Annotated[TurnFlow, LoopContext("flow")]
+Skills = Annotated[SkillResolver, LoopContext("skills")]
+Conversations = Annotated[ConversationStore, LoopContext("conversations")]

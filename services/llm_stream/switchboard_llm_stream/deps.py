@@ -2,8 +2,7 @@
 
 from typing import Annotated
 
-from faststream import Context
-
+from switchboard_common.bus import LoopContext
 from switchboard_llm_stream.calls import ModelCalls
 
-Calls = Annotated[ModelCalls, Context("model_calls")]
+Calls = Annotated[ModelCalls, LoopContext("model_calls")]

@@ -2,12 +2,11 @@
 
 from typing import Annotated
 
-from faststream import Context
-
+from switchboard_common.bus import LoopContext
 from switchboard_common.ingest_batches import IngestBatches
 from switchboard_memory_indexer.service.memory import MemoryService
 from switchboard_memory_indexer.settings import Settings
 
-Memory = Annotated[MemoryService, Context("memory")]
-Batches = Annotated[IngestBatches, Context("batches")]
-Config = Annotated[Settings, Context("settings")]
+Memory = Annotated[MemoryService, LoopContext("memory")]
+Batches = Annotated[IngestBatches, LoopContext("batches")]
+Config = Annotated[Settings, LoopContext("settings")]

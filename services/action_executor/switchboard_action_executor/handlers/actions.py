@@ -15,22 +15,22 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
-from faststream.nats.annotations import NatsMessage
 
 from switchboard_action_executor.service import ActionBusy, ActionService
 from switchboard_common.actions import ActionProposed, DecideAction, DecideReply
+from switchboard_common.bus import LoopContext, Message
 from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import ACTIONS
 
 CONSUMER = "action-executor"
 log = logging.getLogger(__name__)
 
-Service = Annotated[ActionService, Context("actions")]
+Service = Annotated[ActionService, LoopContext("actions")]
 
 
-async def on_action_proposed(action: ActionProposed, message: NatsMessage,
+async def on_action_proposed(action: ActionProposed, message: Message,
                              service: Service) -> None:
     try:
         record = await service.on_proposed(action)

@@ -14,9 +14,8 @@ import logging
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
-from faststream.nats.annotations import NatsMessage
 
-from switchboard_common.bus import redelivery_delay
+from switchboard_common.bus import Message, redelivery_delay
 from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import TURNS
 from switchboard_common.turns import TurnRequest
@@ -26,7 +25,7 @@ CONSUMER = "context-turns"
 log = logging.getLogger(__name__)
 
 
-async def on_turn_requested(turn: TurnRequest, flow: Flow, message: NatsMessage) -> None:
+async def on_turn_requested(turn: TurnRequest, flow: Flow, message: Message) -> None:
     try:
         start = await flow.accept(turn, order=message.raw_message.metadata.sequence.stream)
     except Exception:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
-from faststream.nats.annotations import NatsMessage
 
+from switchboard_common.bus import Message
 from switchboard_common.model import ModelRequest
 from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import MODEL
@@ -40,7 +40,7 @@ def build_router(max_concurrency: int) -> NatsRouter:
         description="Stream one completion: deltas on turns.events, the outcome on "
                     "model.completed.",
     )
-    async def on_model_requested(request: ModelRequest, message: NatsMessage,
+    async def on_model_requested(request: ModelRequest, message: Message,
                                  calls: Calls) -> None:
         attempt = message.raw_message.metadata.num_delivered or 1
         decision = await calls.run(request, attempt, message.in_progress)

@@ -9,10 +9,10 @@ import contextlib
 import logging
 
 from faststream.nats import NatsRouter
-from faststream.nats.annotations import NatsBroker, NatsMessage
+from faststream.nats.annotations import NatsBroker
 from nats.js.errors import NotFoundError
 
-from switchboard_common.bus import publish_fast
+from switchboard_common.bus import Message, publish_fast
 from switchboard_common.memory import (
     ForgetRequest,
     ForgetResult,
@@ -36,7 +36,7 @@ router = NatsRouter()
 @router.subscriber("memory.search.*", queue=QUEUE, title="memory_indexer/memory.search",
                    description="Hybrid search over one client's memory. Body: SearchRequest; "
                                "reply: SearchResponse.")
-async def on_search(message: NatsMessage, memory: Memory) -> SearchResponse:
+async def on_search(message: Message, memory: Memory) -> SearchResponse:
     raw = message.raw_message
     try:
         req = parse(SearchRequest, raw.data)
@@ -66,7 +66,7 @@ async def _stream_marks(broker: NatsBroker) -> dict[StreamName, int]:
 @router.subscriber("memory.forget.*", queue=QUEUE, title="memory_indexer/memory.forget",
                    description="Delete a client's memory, one item, one source type or one "
                                "conversation. Body: ForgetRequest; reply: ForgetResult.")
-async def on_forget(message: NatsMessage, memory: Memory, broker: NatsBroker) -> ForgetResult:
+async def on_forget(message: Message, memory: Memory, broker: NatsBroker) -> ForgetResult:
     raw = message.raw_message
     try:
         req = parse(ForgetRequest, raw.data)

@@ -51,6 +51,9 @@ def build_app(settings: Settings | None = None) -> FastStream:
         # The model and the index come first: subscriptions start only after on_startup, so
         # nothing is consumed before we can index it.
         embedder = await make_embedder(settings)
+        # One query through the model before we are ready: its first call pays lazy loading
+        # (weights mapped in, graphs optimised), which a search must not wait out.
+        await embedder.embed_query("warm up")
         valkey = await make_valkey(settings)
         store = await make_store(settings, valkey)
         try:

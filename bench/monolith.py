@@ -49,4 +49,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--anthropic-url", required=True)
     args = parser.parse_args()
-    uvicorn.run(build(args.anthropic_url), host="127.0.0.1", port=args.port, log_level="warning")
+    # Same WebSocket settings as the gateway's default (no permessage-deflate).
+    uvicorn.run(build(args.anthropic_url), host="127.0.0.1", port=args.port,
+                log_level="warning", ws_per_message_deflate=False)

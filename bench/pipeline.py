@@ -188,6 +188,18 @@ async def run(url: UrlSource, concurrency: int, turns: int, prompt: str,
     return result
 
 
+async def idle_sockets(url: UrlSource, n: int, pid: int) -> float:
+    """Gateway RSS per idle socket (KB): open n sockets (each offers permessage-deflate, as
+    browsers do), let them sit, read the process's RSS, close them."""
+    proc = psutil.Process(pid)
+    before = proc.memory_info().rss
+    sockets = [await websockets.connect(await url(), max_size=None) for _ in range(n)]
+    await asyncio.sleep(1.0)
+    after = proc.memory_info().rss
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return float(after - before) / n / 1024
+
+
 def wait_http(url: str, timeout: float = 30.0) -> None:
     import urllib.request
 
@@ -207,6 +219,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=500)
     parser.add_argument("--tokens", type=int, default=200, help="answer length for relay")
+    parser.add_argument("--idle-sockets", type=int, default=1000,
+                        help="idle sockets opened to measure gateway RSS per socket")
+    parser.add_argument("--ws-compression", action="store_true",
+                        help="turn on the gateway's permessage-deflate (off by default)")
     parser.add_argument("--with-memory", action="store_true",
                         help="also run memory_indexer (it embeds every finished turn, off the "
                              "turn's path but on the same 2 cores)")
@@ -235,7 +251,8 @@ async def main() -> None:
                                             "GATEWAY_LIMITS__TURNS_PER_MINUTE_USER": "100000",
                                             "GATEWAY_LIMITS__TURNS_PER_MINUTE_ORG": "100000",
                                             "GATEWAY_LIMITS__CONCURRENT_TURNS_USER": "1000",
-                                            "GATEWAY_LIMITS__SOCKETS_PER_USER": "1000",
+                                            "GATEWAY_LIMITS__SOCKETS_PER_USER": "10000",
+                                            "GATEWAY_WS_COMPRESSION": str(args.ws_compression),
                                             **memory})
     try:
         stack.wait_ready(120)
@@ -256,6 +273,7 @@ async def main() -> None:
             rows.append((c, p, m))
         relay_p = await run(pipeline, 20, max(100, args.turns // 5), long, p_meter)
         relay_m = await run(mono, 20, max(100, args.turns // 5), long, m_meter)
+        idle_kb = await idle_sockets(pipeline, args.idle_sockets, stack.procs["gateway"].pid)
     finally:
         stack.stop()
         sink.close()
@@ -289,6 +307,8 @@ async def main() -> None:
         print(f"| {pl['tokens']:.0f}-token answers | {label} | {pl['cpu']:.2f} | {extra:.1f} "
               f"| {1000 / pl['cpu']:.0f} |")
     print(f"\nRatio pipeline/monolith, 5-token turns: {short_p['cpu'] / short_m['cpu']:.1f}x")
+    print(f"\nGateway RSS per idle socket ({args.idle_sockets} sockets, permessage-deflate "
+          f"{'on' if args.ws_compression else 'off'}): {idle_kb:.1f} KB")
     print("\n### Pipeline CPU per turn by process (ms), concurrency 20\n")
     names = [k[4:] for k in short_p if k.startswith("cpu:")]
     print("| work | " + " | ".join(names) + " |")

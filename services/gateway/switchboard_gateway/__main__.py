@@ -20,6 +20,7 @@ def main() -> None:
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
         ws="websockets-sansio", ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_compression,
         proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         log_config=None, log_level=settings.log_level.lower(), access_log=False,

@@ -46,6 +46,10 @@ class Settings(ServiceSettings):
     idempotency_ttl_s: int = Field(900, gt=0)
     """How long an idempotency key (and turn ownership) is remembered. Matches how long
     SB_TURN_EVENTS keeps a turn's events, so a duplicate within it replays the outcome."""
+    ws_compression: bool = False
+    """permessage-deflate on the WebSocket. Off: frames are small JSON (a delta is ~100 bytes)
+    that barely compress, while deflating each one costs the gateway CPU per frame and every
+    socket keeps a compressor's buffers for its lifetime, idle or not (docs/performance.md)."""
     max_outbox_frames: int = Field(50_000, gt=0)
     """Frames queued for one socket before it is closed as too slow (1013)."""
     decide_timeout_s: float = Field(45.0, gt=0)

@@ -1,9 +1,12 @@
-"""Events -> background turns, every service a real process (the fake Anthropic server answers).
+"""Events -> background turns and autonomy that learns, every service a real process (the fake
+Anthropic server answers).
 
 Covers: a matching mail event makes exactly one approval card even when delivered twice; an
 event that matches no rule makes no model call; a background turn keeps the client's autonomy
 and the taint rule (an outbound tool never runs alone, the card names the event); quiet hours
-delay the turn; nothing crosses to another client or org."""
+delay the turn; after a series of approvals the calibrated confidence and a suggestion appear
+(accepted in one click), after rejections they go the other way; nothing crosses to another
+client or org."""
 
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropi
     running = start_stack(
         tmp_path_factory.mktemp("triggers"), well_known_ports=False,
         env={**FAST_RECOVERY, "ANTHROPIC_API_KEY": "sk-test-not-a-real-key",
-             "ANTHROPIC_BASE_URL": fake_anthropic.base_url})
+             "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+             "CONTEXT_TRIGGER_PER_CLIENT_PER_MIN": "50"})
     try:
         running.wait_ready(timeout_s=90)
         yield running
@@ -197,3 +201,84 @@ async def test_quiet_hours_delay_the_turn(
     cards = await wait_for(lambda: inbox(stack, org), timeout=30)
     assert len(cards) == 1
     assert datetime.fromisoformat(cards[0]["created_at"]) >= end - timedelta(seconds=1)
+
+
+async def decide_all(stack: Stack, org: str, cards: list[dict[str, Any]], decision: str
+                     ) -> None:
+    async with api(stack, org) as http:
+        for card in cards:
+            got = await http.post(f"/actions/{card['action_id']}/decision",
+                                  json={"decision": decision})
+            assert got.status_code == 200, got.text
+
+
+async def learning(stack: Stack, org: str, client: str) -> dict[str, dict[str, Any]]:
+    async with api(stack, org) as http:
+        got = await http.get(f"/clients/{client}/autonomy/learning")
+        assert got.status_code == 200, got.text
+        return {t["tool"]: t for t in got.json()}
+
+
+async def test_approvals_calibrate_and_suggest_then_rejections_go_the_other_way(
+        stack: Stack, org: str, fake_anthropic: FakeAnthropic) -> None:
+    hold = fake_anthropic.script(f"hold-{org}", [
+        [call("calendar_create", 0.8, title="Hold", start="2031-03-06T10:00:00+00:00")],
+        [{"text": "Proposed a calendar hold."}]])
+    await client_with(stack, org, "lea", "suggest", hold)
+    for i in range(10):
+        await publish(stack, org, "lea", f"hold-{i}", text=f"Please move meeting {i}")
+    cards = await wait_for(lambda: _at_least(stack, org, "lea", 10), timeout=90)
+    assert len(cards) == 10
+    await decide_all(stack, org, cards, "approve")
+    seen = (await learning(stack, org, "lea"))["calendar_create"]
+    assert seen["counts"] == {"approved": 10}
+    assert seen["calibrated_at"]["0.8"] == 0.9  # (10 * 0.8 + 10) / (10 + 10)
+    assert seen["suggestion"]["direction"] == "more"
+    assert "10 of the last 10" in seen["suggestion"]["text"]
+    # The next card shows both confidences (the policy used the calibrated one).
+    await publish(stack, org, "lea", "hold-10", text="Please move the review")
+    card = (await wait_for(lambda: _at_least(stack, org, "lea", 1)))[0]
+    assert card["confidence"] == 0.8
+    assert card["policy"]["raw_confidence"] == 0.8 and card["policy"]["confidence"] == 0.9
+    # One click applies it to the client tier; never silently: nothing changed before.
+    async with api(stack, org) as http:
+        before = (await http.get("/clients/lea/skills")).json()["skills"]
+        assert "actions" not in before["autonomy"]
+        accepted = await http.post("/clients/lea/autonomy/suggestions/calendar_create/accept")
+        assert accepted.status_code == 200, accepted.text
+        mode = accepted.json()["skills"]["autonomy"]["actions"]["calendar_create"]["mode"]
+        assert mode == "automate"
+        again = await http.post("/clients/lea/autonomy/suggestions/calendar_create/accept")
+        assert again.status_code == 409
+    assert (await learning(stack, org, "lea"))["calendar_create"]["suggestion"] is None
+
+    # Rejections: task_add in assist mode (0.8 < auto_execute) makes cards; five rejected.
+    tasks = fake_anthropic.script(f"task-{org}", [
+        [call("task_add", 0.8, title="Follow up")], [{"text": "Proposed a task."}]])
+    await client_with(stack, org, "rex", "assist", tasks)
+    for i in range(5):
+        await publish(stack, org, "rex", f"task-{i}", text=f"Please move item {i}")
+    cards = await wait_for(lambda: _at_least(stack, org, "rex", 5), timeout=60)
+    await decide_all(stack, org, cards, "reject")
+    seen = (await learning(stack, org, "rex"))["task_add"]
+    assert seen["calibrated_at"]["0.8"] < 0.6  # below require_approval: it asks now
+    assert seen["suggestion"]["direction"] == "less"
+    await publish(stack, org, "rex", "task-5", text="Please move item 5")
+    asked = await wait_for(lambda: _feed_with(stack, org, "rex", "needs_input"))
+    assert asked[0]["policy"]["raw_confidence"] == 0.8
+    # Nothing crossed: each client has only its own tool's history; another org sees none.
+    assert set(await learning(stack, org, "rex")) == {"task_add"}
+    assert set(await learning(stack, org, "lea")) == {"calendar_create"}
+    other = f"tx{uuid.uuid4().hex[:8]}"
+    await add_people(stack.store_url, other, ("va1",))
+    async with api(stack, other) as http:
+        assert (await http.get("/clients/lea/autonomy/learning")).status_code == 404
+
+
+async def _at_least(stack: Stack, org: str, client: str, n: int) -> list[dict[str, Any]]:
+    found = await inbox(stack, org, client=client)
+    return found if len(found) >= n else []
+
+
+async def _feed_with(stack: Stack, org: str, client: str, status: str) -> list[dict[str, Any]]:
+    return [a for a in await inbox(stack, org, "feed", client=client) if a["status"] == status]

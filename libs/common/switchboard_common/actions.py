@@ -70,12 +70,16 @@ class PolicyDecision(BaseModel):
     mode: Literal["suggest", "assist", "automate"]
     risky: bool
     confidence: float | None
+    """What the policy decided on: the model's confidence calibrated by the client x tool
+    decision history (switchboard_common.learning)."""
     thresholds: Thresholds
     outbound: bool = False
     tainted_by: list[str] = Field(default_factory=list)
     """Untrusted sources that entered the turn's context before this call was made."""
     canary_hit: bool = False
     """The system prompt's canary appeared in the arguments (a prompt leak attempt)."""
+    raw_confidence: float | None = None
+    """The model's own confidence, before calibration."""
 
 
 class ActionProposed(Envelope):
@@ -239,6 +243,9 @@ class ActionPending(_ActionFrame):
     reason: str
     tainted_by: list[str] = Field(default_factory=list)
     """The untrusted sources that influenced this call (empty: none)."""
+    calibrated_confidence: float | None = None
+    """`confidence` (the model's) calibrated by this client's decisions on this tool: what
+    the policy decided on."""
 
 
 class ActionResultFrame(_ActionFrame):

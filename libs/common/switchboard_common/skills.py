@@ -42,6 +42,9 @@ class Thresholds(BaseModel):
     """Execute alone at or above this confidence (assist/automate)."""
     require_approval: float = Field(0.6, ge=0, le=1)
     """Below this confidence the assistant asks for details instead of proposing."""
+    mode: Literal["suggest", "assist", "automate"] | None = None
+    """This action type's own mode (an accepted autonomy suggestion sets it); None: the
+    autonomy's `mode`."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:

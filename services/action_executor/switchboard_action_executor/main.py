@@ -20,6 +20,7 @@ from switchboard_common.actions import ActionPending, ActionResult, ActionResult
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
 from switchboard_common.connections import ConnectionStore
 from switchboard_common.dead_letter import watch_dead_letters
+from switchboard_common.learning import LearningStore
 from switchboard_common.lifecycle import run_periodically, settle_after_startup
 from switchboard_common.ops import serve_ops
 from switchboard_common.permissions import ROLES
@@ -80,7 +81,7 @@ def build_app(settings: Settings | None = None) -> FastStream:
                                            ConnectionStore(valkey, secret_box),
                                            settings.egress_policy()))
         service = ActionService(settings, ActionStore(valkey), registry, RateLimiter(valkey),
-                                broker)
+                                broker, LearningStore(valkey))
         app.context.set_global("actions", service)
         app.context.set_global("valkey", valkey)
         await prepare_jetstream(broker, consumers(settings), ROLES["action_executor"].streams(),

@@ -53,6 +53,7 @@ from switchboard_common.actions import (
 from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.envelope import utcnow
 from switchboard_common.errors import ErrorCode
+from switchboard_common.learning import LearningStore, Outcome, ToolHistory, calibrate
 from switchboard_common.metrics import APPROVALS
 from switchboard_common.streams import ACTIONS
 from switchboard_common.turns import turn_events_subject
@@ -63,7 +64,9 @@ log = logging.getLogger(__name__)
 
 class ActionService:
     def __init__(self, settings: Settings, store: ActionStore, registry: Registry,
-                 limiter: RateLimiter, broker: NatsBroker) -> None:
+                 limiter: RateLimiter, broker: NatsBroker,
+                 learning: LearningStore | None = None) -> None:
+        self._learning = learning
         self._s = settings
         self._store = store
         self._registry = registry
@@ -75,7 +78,11 @@ class ActionService:
         existing = await self._store.get(p.org_id, p.action_id)
         if existing is not None:  # redelivered: continue from where it stands
             return await self._continue(existing)
-        record = await self._store.create(self._new_record(p))
+        history = (await self._learning.history(p.org_id, p.client_id, p.tool)
+                   if self._learning is not None else None)
+        record = await self._store.create(self._new_record(p, history))
+        if record.status == "approved":  # the policy let it run alone
+            await self._learn(record, "alone")
         if record.policy is not None and record.policy.canary_hit:
             await self._audit(record, "flagged", "policy", {
                 "reason": "system prompt canary in the arguments",
@@ -88,7 +95,8 @@ class ActionService:
             await self._audit(record, "failed", "system", {"error": record.error})
         return await self._continue(record)
 
-    def _new_record(self, p: ActionProposed) -> ActionRecord:
+    def _new_record(self, p: ActionProposed, history: ToolHistory | None = None
+                    ) -> ActionRecord:
         base: dict[str, Any] = {
             "action_id": p.action_id, "org_id": p.org_id, "turn_id": p.turn_id,
             "user_id": p.user_id, "client_id": p.client_id,
@@ -105,9 +113,13 @@ class ActionService:
             return ActionRecord(**base, status="refused", risky=tool.risky,
                                 error=f"invalid arguments: {argument_problems(exc)}",
                                 error_code=ErrorCode.INVALID_ARGUMENTS)
-        decision = policy.decide(p.autonomy, p.tool, tool.risky, p.confidence,
+        # The policy decides on the confidence calibrated by this client's decisions on
+        # this tool; the model's own stays on the record and the card.
+        decision = policy.decide(p.autonomy, p.tool, tool.risky,
+                                 calibrate(p.confidence, history),
                                  outbound=tool.info.outbound, tainted_by=p.tainted_by,
                                  canary_hit=p.canary_hit, read_only=tool.info.read_only)
+        decision = decision.model_copy(update={"raw_confidence": p.confidence})
         status = {"execute": "approved", "propose": "pending", "ask": "needs_input"}
         expires = (utcnow() + timedelta(seconds=self._s.approval_ttl_s)
                    if decision.outcome == "propose" else None)
@@ -127,7 +139,8 @@ class ActionService:
                 client_id=record.client_id, tool=record.tool, arguments=record.arguments,
                 confidence=record.confidence, rationale=record.rationale, risky=record.risky,
                 expires_at=record.expires_at, tainted_by=record.tainted_by,
-                reason=record.policy.reason if record.policy else ""))
+                reason=record.policy.reason if record.policy else "",
+                calibrated_confidence=record.policy.confidence if record.policy else None))
         await self._announce(record)
         return record
 
@@ -160,6 +173,8 @@ class ActionService:
         if found is not None:
             return self._refusal(found, await self._store.get(d.org_id, d.action_id))
         APPROVALS.labels("approved" if d.approve else "rejected").inc()
+        await self._learn(decided, "edited" if edited else "approved" if d.approve
+                          else "rejected")
         await self._audit(decided, "decided", d.user_id, {
             "approve": d.approve, "edited": edited, "reason": d.reason,
             "policy": record.policy.model_dump(mode="json") if record.policy else None,
@@ -185,6 +200,7 @@ class ActionService:
             await self._store.forget_expiry(record.org_id, record.action_id)
             return None
         APPROVALS.labels("expired").inc()
+        await self._learn(expired, "expired")
         await self._audit(expired, "expired", "system", {})
         await self._announce(expired)
         return expired
@@ -315,6 +331,10 @@ class ActionService:
     async def _publish_frame(self, record: ActionRecord, frame: Any) -> None:
         await publish_fast(self._broker.connection,
                            turn_events_subject(record.org_id, record.turn_id), frame)
+
+    async def _learn(self, record: ActionRecord, outcome: Outcome) -> None:
+        if self._learning is not None:
+            await self._learning.record(record.org_id, record.client_id, record.tool, outcome)
 
     async def _audit(self, record: ActionRecord, kind: str, actor: str,
                      details: dict[str, Any]) -> None:

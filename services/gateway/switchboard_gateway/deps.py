@@ -14,6 +14,7 @@ from switchboard_common.connections import ConnectionStore
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.directory import Client, Directory
 from switchboard_common.envelope import Id
+from switchboard_common.learning import LearningStore
 from switchboard_gateway.adapters.events import TurnBus
 from switchboard_gateway.adapters.limits import Limiter, SocketCounter
 from switchboard_gateway.adapters.memory import MemoryBus
@@ -49,6 +50,7 @@ Connections = Annotated[ConnectionStore, Depends(_state("connections"))]
 Auth = Annotated[Authenticator, Depends(_state("auth"))]
 Limits = Annotated[Limiter, Depends(_state("limits"))]
 Sockets = Annotated[SocketCounter, Depends(_state("sockets"))]
+Learning = Annotated[LearningStore, Depends(_state("learning"))]
 
 
 def source_address(conn: HTTPConnection) -> str:

@@ -16,6 +16,7 @@ from switchboard_common.connections import ConnectionStore
 from switchboard_common.conversations import ConversationStore
 from switchboard_common.directory import Directory
 from switchboard_common.ingest_batches import IngestBatches
+from switchboard_common.learning import LearningStore
 from switchboard_common.permissions import ROLES
 from switchboard_common.valkey import valkey_client
 from switchboard_gateway.adapters.events import TurnBus
@@ -41,6 +42,7 @@ from switchboard_gateway.routes import (
     limits,
     memory,
     page,
+    proactive,
     skills,
     socket,
     templates,
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.limits = Limiter(valkey, settings.valkey_url, settings.limits,
                                    settings.limits_cache_s)
         app.state.sockets = SocketCounter()
+        app.state.learning = LearningStore(valkey)
         app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s)
         app.state.memory = MemoryBus(broker, settings.memory_timeout_s,
                                      settings.memory_forget_timeout_s, IngestBatches(valkey))
@@ -125,7 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins,
                        allow_methods=["*"], allow_headers=["*"], max_age=600)
     for module in (health, auth, keys, turns, users, clients, connections, templates, skills,
-                   conversations, usage, limits, memory, actions, inbox, tools, socket, page):
+                   conversations, usage, limits, memory, actions, inbox, proactive, tools, socket,
+                   page):
         app.include_router(module.router)
     page.mount_assets(app, settings.web_dir)
     return app

@@ -276,6 +276,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/clients/{client_id}/autonomy/learning": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Decision history per tool, what calibration makes of a few raw confidences, and a suggested autonomy change where the history shows one */
+        get: operations["learning_v1_clients__client_id__autonomy_learning_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/clients/{client_id}/autonomy/suggestions/{tool}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply the suggestion shown for this tool (one click); 409 when the history no longer suggests it */
+        post: operations["accept_v1_clients__client_id__autonomy_suggestions__tool__accept_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/clients/{client_id}/connections": {
         parameters: {
             query?: never;
@@ -516,6 +550,41 @@ export interface paths {
         get: operations["tasks_v1_clients__client_id__tasks_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/clients/{client_id}/triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The trigger rules resolved for (caller, client), in matching order */
+        get: operations["list_triggers_v1_clients__client_id__triggers_get"];
+        put?: never;
+        /** Add a rule at the end of the client's list (the client tier then holds the whole resolved list: lists replace, they do not merge) */
+        post: operations["add_trigger_v1_clients__client_id__triggers_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/clients/{client_id}/triggers/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dry run: would this event start a background turn? (no model call, nothing stored) */
+        post: operations["test_trigger_v1_clients__client_id__triggers_test_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1556,6 +1625,8 @@ export interface components {
              * @enum {string}
              */
             outcome: "execute" | "propose" | "ask";
+            /** Raw Confidence */
+            raw_confidence?: number | null;
             /** Reason */
             reason: string;
             /** Risky */
@@ -1779,6 +1850,22 @@ export interface components {
             /** Username */
             username?: string | null;
         };
+        /** Suggestion */
+        Suggestion: {
+            /**
+             * Direction
+             * @enum {string}
+             */
+            direction: "more" | "less";
+            /** Patch */
+            patch: {
+                [key: string]: unknown;
+            };
+            /** Text */
+            text: string;
+            /** Tool */
+            tool: string;
+        };
         /** Template */
         Template: {
             /**
@@ -1811,6 +1898,8 @@ export interface components {
              * @default 0.9
              */
             auto_execute: number;
+            /** Mode */
+            mode?: ("suggest" | "assist" | "automate") | null;
             /**
              * Require Approval
              * @default 0.6
@@ -1829,6 +1918,29 @@ export interface components {
          * @enum {string}
          */
         Tier: "system" | "user" | "template" | "client";
+        /**
+         * ToolLearning
+         * @description `GET /v1/clients/<c>/autonomy/learning`: one entry per tool with a history.
+         */
+        ToolLearning: {
+            /** Calibrated At */
+            calibrated_at: {
+                [key: string]: number | null;
+            };
+            /** Counts */
+            counts: {
+                [key: string]: number;
+            };
+            /** Failures */
+            failures: number;
+            /** Recent */
+            recent: ("approved" | "edited" | "rejected" | "expired" | "alone" | "undone")[];
+            /** Successes */
+            successes: number;
+            suggestion?: components["schemas"]["Suggestion"] | null;
+            /** Tool */
+            tool: string;
+        };
         /** ToolSpec */
         ToolSpec: {
             /** Description */
@@ -1863,6 +1975,47 @@ export interface components {
             sources?: ("document" | "email" | "calendar" | "note" | "crm" | "turn")[];
             /** Tools */
             tools?: string[] | null;
+        };
+        /** Triggers */
+        Triggers: {
+            /** Rules */
+            rules: components["schemas"]["TriggerRule"][];
+            /** Tier */
+            tier: string;
+        };
+        /**
+         * TriggerTest
+         * @description `POST /v1/clients/<c>/triggers/test`: would this event start a background turn?
+         */
+        TriggerTest: {
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            };
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "document" | "email" | "calendar" | "note" | "crm" | "turn";
+            /** Text */
+            text: string;
+            /**
+             * Title
+             * @default
+             */
+            title: string;
+        };
+        /** TriggerTestResult */
+        TriggerTestResult: {
+            /** Index */
+            index?: number | null;
+            /** Matched */
+            matched: boolean;
+            /** Quiet Until */
+            quiet_until?: string | null;
+            rule?: components["schemas"]["TriggerRule"] | null;
+            /** Tier */
+            tier?: string | null;
         };
         /** TurnInfo */
         TurnInfo: {
@@ -3303,6 +3456,168 @@ export interface operations {
             };
         };
     };
+    learning_v1_clients__client_id__autonomy_learning_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolLearning"][];
+                };
+            };
+            /** @description no acceptable credential; `detail` names the problem (never the secret) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the caller may not do this; nothing about the target is returned */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such id in the caller's org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a field is invalid; `detail` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a dependency (Valkey, NATS, the context service) is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    accept_v1_clients__client_id__autonomy_suggestions__tool__accept_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SkillLayer"];
+                };
+            };
+            /** @description no acceptable credential; `detail` names the problem (never the secret) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the caller may not do this; nothing about the target is returned */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such id in the caller's org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the id is taken, or the target is still in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a field is invalid; `detail` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a dependency (Valkey, NATS, the context service) is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_connections_v1_clients__client_id__connections_get: {
         parameters: {
             query?: never;
@@ -4654,6 +4969,251 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     }[];
+                };
+            };
+            /** @description no acceptable credential; `detail` names the problem (never the secret) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the caller may not do this; nothing about the target is returned */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such id in the caller's org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a field is invalid; `detail` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a dependency (Valkey, NATS, the context service) is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_triggers_v1_clients__client_id__triggers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Triggers"];
+                };
+            };
+            /** @description no acceptable credential; `detail` names the problem (never the secret) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the caller may not do this; nothing about the target is returned */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such id in the caller's org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a field is invalid; `detail` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a dependency (Valkey, NATS, the context service) is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_trigger_v1_clients__client_id__triggers_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TriggerRule"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SkillLayer"];
+                };
+            };
+            /** @description no acceptable credential; `detail` names the problem (never the secret) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the caller may not do this; nothing about the target is returned */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such id in the caller's org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the id is taken, or the target is still in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a field is invalid; `detail` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a dependency (Valkey, NATS, the context service) is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    test_trigger_v1_clients__client_id__triggers_test_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TriggerTest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TriggerTestResult"];
                 };
             };
             /** @description no acceptable credential; `detail` names the problem (never the secret) */

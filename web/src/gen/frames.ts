@@ -97,6 +97,7 @@ export type TurnId7 = (string | null)
 export type Type11 = "error"
 export type V5 = number
 export type ActionId3 = string
+export type CalibratedConfidence = (number | null)
 export type ClientId3 = string
 export type Confidence = (number | null)
 export type ExpiresAt = (string | null)
@@ -347,6 +348,7 @@ v: V5
 export interface ActionPending {
 action_id: ActionId3
 arguments: Arguments1
+calibrated_confidence: CalibratedConfidence
 client_id: ClientId3
 confidence: Confidence
 expires_at: ExpiresAt

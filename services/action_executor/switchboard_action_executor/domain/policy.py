@@ -53,7 +53,7 @@ def decide(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None,
 def _by_autonomy(autonomy: Autonomy, tool: str, risky: bool, confidence: float | None,
                  read_only: bool) -> PolicyDecision:
     limits = autonomy.thresholds(tool)
-    mode = autonomy.mode
+    mode = limits.mode or autonomy.mode
 
     def out(outcome: str, reason: str) -> PolicyDecision:
         return PolicyDecision.model_validate({

@@ -1,6 +1,6 @@
-import uvloop
+import asyncio
 
 from switchboard_memory_indexer.main import build_app
 
 if __name__ == "__main__":
-    uvloop.run(build_app().run())
+    asyncio.run(build_app().run())

@@ -111,6 +111,16 @@ async def sign_in(stack: Stack) -> str:
         return str(r.json()["session"])
 
 
+async def valkey_calls(store_url: str) -> dict[str, int]:
+    """Commands served so far by Valkey, by command (INFO commandstats)."""
+    client = await connect_valkey(store_url, 5.0, None)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
 class PipelineUrls:
     """Each socket opens with a fresh one-time ticket, as the web app does."""
 
@@ -268,7 +278,9 @@ async def main() -> None:
         await run(mono, 4, 40, short)
         rows = []
         for c in (1, 20):
+            calls0 = await valkey_calls(stack.store_url)
             p = await run(pipeline, c, args.turns, short, p_meter)
+            calls1 = await valkey_calls(stack.store_url)
             m = await run(mono, c, args.turns, short, m_meter)
             rows.append((c, p, m))
         relay_p = await run(pipeline, 20, max(100, args.turns // 5), long, p_meter)
@@ -307,6 +319,13 @@ async def main() -> None:
         print(f"| {pl['tokens']:.0f}-token answers | {label} | {pl['cpu']:.2f} | {extra:.1f} "
               f"| {1000 / pl['cpu']:.0f} |")
     print(f"\nRatio pipeline/monolith, 5-token turns: {short_p['cpu'] / short_m['cpu']:.1f}x")
+    print("\n### Valkey commands per 5-token turn (concurrency 20 phase)\n")
+    per_turn = {k: (v - calls0.get(k, 0)) / rows[-1][1]["n"] for k, v in calls1.items()}
+    print("| command | per turn |\n|---|---|")
+    for k, v in sorted(per_turn.items(), key=lambda kv: -kv[1]):
+        if v >= 0.05:
+            print(f"| {k} | {v:.2f} |")
+    print(f"| total | {sum(per_turn.values()):.2f} |")
     print(f"\nGateway RSS per idle socket ({args.idle_sockets} sockets, permessage-deflate "
           f"{'on' if args.ws_compression else 'off'}): {idle_kb:.1f} KB")
     print("\n### Pipeline CPU per turn by process (ms), concurrency 20\n")

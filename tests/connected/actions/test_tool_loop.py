@@ -106,7 +106,7 @@ async def test_calls_are_proposed_and_results_continue_the_loop(
         done = (await events.wait_for(lambda i: i))[0]
         assert (await js.stream_info("SB_MODEL")).state.messages == 0  # no third request
         assert done["type"] == "turn_completed" and done["seq"] == 7
-        assert done["text"] == "On it. Lunch awaits your approval."
+        assert done["text"] == "On it.\n\n Lunch awaits your approval."  # one paragraph per call
         assert done["usage"]["input_tokens"] == 300 and done["usage"]["output_tokens"] == 15
 
 

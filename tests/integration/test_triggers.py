@@ -1,7 +1,8 @@
 """Events -> background turns and autonomy that learns, every service a real process (the fake
 Anthropic server answers).
 
-Covers: a matching mail event makes exactly one approval card even when delivered twice; an
+Covers: a matching mail event makes exactly one approval card (in the inbox and on the owner's
+socket) even when delivered twice; an
 event that matches no rule makes no model call; a background turn keeps the client's autonomy
 and the taint rule (an outbound tool never runs alone, the card names the event); quiet hours
 delay the turn; after a series of approvals the calibrated confidence and a suggestion appear
@@ -11,6 +12,7 @@ client or org."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,12 +22,13 @@ from typing import Any
 import httpx
 import nats
 import pytest
+import websockets
 
 from switchboard_cli.stack import Stack, start_stack
 from switchboard_common.memory import IngestEvent, ingest_subject
 from switchboard_common.streams import INGEST
 from tests.fakes.fake_anthropic import FakeAnthropic
-from tests.integration.conftest import FAST_RECOVERY
+from tests.integration.conftest import FAST_RECOVERY, ws_url
 from tests.people import add_people
 
 pytestmark = pytest.mark.integration
@@ -140,8 +143,13 @@ async def test_matching_mail_makes_one_card_even_when_delivered_twice(
         [call("calendar_create", title="Board prep", start="2031-03-06T10:00:00+00:00")],
         [{"text": "New mail from Priya: proposed moving board prep to Friday 10:00."}]])
     await client_with(stack, org, "sarah", "suggest", script)
-    await publish(stack, org, "sarah", "mail-1", copies=2,
-                  text="Could we move Thursday's board prep to Friday 10:00?")
+    async with websockets.connect(ws_url(stack, org=org)) as ws:
+        await asyncio.sleep(0.3)  # the socket's agency subscription is in place
+        await publish(stack, org, "sarah", "mail-1", copies=2,
+                      text="Could we move Thursday's board prep to Friday 10:00?")
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        assert frame["type"] == "action_pending" and frame["tool"] == "calendar_create"
+        assert frame["tainted_by"] == ["event:email:mail-1"]
     cards = await wait_for(lambda: inbox(stack, org))
     assert len(cards) == 1, cards
     await triggers_idle(stack)

@@ -6,9 +6,12 @@
 | actions.results.<org>        | event, JetStream      | action_executor -> context        |
 | actions.decide.<org>         | request/reply, core   | gateway -> action_executor        |
 | turns.events.<org>.<turn>    | core NATS, also kept  | action_executor -> gateway        |
+| agency.<org>.<user>          | core NATS             | action_executor -> gateway        |
 
 On the turn's events subject the executor publishes `action_pending` (approval card) and
-`action_result` frames.
+`action_result` frames. A background turn (an ingested event matched a trigger rule; its
+conversation is `activity`) has no socket following it, so its frames also go to
+`agency.<org>.<user>`, which every socket of the turn's owner receives (the agency inbox).
 
 A proposal carries the autonomy policy context resolved from the skills of that (user, client),
 so the executor decides with exactly what the turn's prompt was built from. Deciding is
@@ -53,6 +56,10 @@ def action_results_subject(org: str) -> str:
 
 def action_decide_subject(org: str) -> str:
     return f"actions.decide.{org}"
+
+
+def agency_subject(org: str, user: str) -> str:
+    return f"agency.{org}.{user}"
 
 
 def action_id_for(turn_id: str, iteration: int, tool_use_id: str) -> str:

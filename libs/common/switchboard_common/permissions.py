@@ -29,6 +29,7 @@ from switchboard_common.actions import (
     action_decide_subject,
     action_proposed_subject,
     action_results_subject,
+    agency_subject,
 )
 from switchboard_common.credentials import credential_revoked_subject
 from switchboard_common.dead_letter import dlq_subject
@@ -178,7 +179,7 @@ ROLES: dict[str, Role] = {role.name: role for role in (
         requests=(search_subject(ANY), forget_subject(ANY), action_decide_subject(ANY),
                   skills_resolve_subject(ANY)),
         listens=(turn_events_subject(ANY, ANY), turn_observed_subject(ANY, ANY),
-                 credential_revoked_subject(ANY)),
+                 credential_revoked_subject(ANY), agency_subject(ANY, ANY)),
         writes=(TURNS, INGEST),
         replays=(TURN_EVENTS,),
         dead_letters=False,
@@ -207,7 +208,8 @@ ROLES: dict[str, Role] = {role.name: role for role in (
     ),
     Role(
         "action_executor",
-        publishes=(action_results_subject(ANY), turn_events_subject(ANY, ANY)),
+        publishes=(action_results_subject(ANY), turn_events_subject(ANY, ANY),
+                   agency_subject(ANY, ANY)),
         # Its memory_search tool searches the client's memory on the user's behalf.
         requests=(search_subject(ANY),),
         serves=(action_decide_subject(ANY),),

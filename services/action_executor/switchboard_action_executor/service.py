@@ -48,6 +48,7 @@ from switchboard_common.actions import (
     DecideReply,
     Decision,
     action_results_subject,
+    agency_subject,
     describe,
 )
 from switchboard_common.bus import publish_command, publish_fast
@@ -56,6 +57,7 @@ from switchboard_common.errors import ErrorCode
 from switchboard_common.learning import LearningStore, Outcome, ToolHistory, calibrate
 from switchboard_common.metrics import APPROVALS
 from switchboard_common.streams import ACTIONS
+from switchboard_common.triggers import ACTIVITY_CONVERSATION
 from switchboard_common.turns import turn_events_subject
 
 log = logging.getLogger(__name__)
@@ -331,6 +333,10 @@ class ActionService:
     async def _publish_frame(self, record: ActionRecord, frame: Any) -> None:
         await publish_fast(self._broker.connection,
                            turn_events_subject(record.org_id, record.turn_id), frame)
+        if record.conversation_id == ACTIVITY_CONVERSATION:
+            # A background turn: no socket follows it, its owner's sockets all hear this.
+            await publish_fast(self._broker.connection,
+                               agency_subject(record.org_id, record.user_id), frame)
 
     async def _learn(self, record: ActionRecord, outcome: Outcome) -> None:
         if self._learning is not None:

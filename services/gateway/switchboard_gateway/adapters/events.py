@@ -15,6 +15,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from switchboard_common.actions import agency_subject
 from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.streams import TURN_EVENTS, TURNS
 from switchboard_common.turns import (
@@ -67,6 +68,12 @@ class TurnBus:
     async def observe(self, org: str, user: str, cb: Callable[[Msg], Awaitable[None]]
                       ) -> Subscription:
         return await self._nc.subscribe(turn_observed_subject(org, user), cb=cb)
+
+    async def agency(self, org: str, user: str, cb: Callable[[Msg], Awaitable[None]]
+                     ) -> Subscription:
+        """Frames of the user's background turns (approval cards, results): no turn stream
+        of theirs is followed by a socket."""
+        return await self._nc.subscribe(agency_subject(org, user), cb=cb)
 
     async def follow(self, subject: str, cb: Callable[[Msg], Awaitable[None]]) -> Subscription:
         """Live events. nats-py sends SUB before any later PUB on this connection, and the

@@ -290,6 +290,11 @@ class TurnService:
                           org=who.org, turn_id=msg.turn_id)
         return record
 
+    async def agency(self, who: Identity, cb: Callable[[Msg], Awaitable[None]]
+                     ) -> Subscription:
+        """Approval cards and results of the user's background turns."""
+        return await self._bus.agency(who.org, who.user, cb)
+
     async def observe(self, who: Identity, cb: Callable[[Msg], Awaitable[None]]
                       ) -> Subscription:
         """Turns the user's other sockets start (see `TurnObserved`)."""

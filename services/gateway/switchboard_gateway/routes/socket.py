@@ -162,6 +162,12 @@ class Session:
     async def run(self) -> None:
         writer = asyncio.create_task(self._write())
         try:
+            # Background turns' cards reach every socket of their owner (the agency inbox).
+            agency = await self._turns.agency(self._who, self._on_agency)
+        except _UNAVAILABLE as exc:
+            agency = None
+            log.warning("agency frames unavailable, NATS down: %s", type(exc).__name__)
+        try:
             while True:
                 message = await self._ws.receive()
                 if message["type"] == "websocket.disconnect":
@@ -177,9 +183,13 @@ class Session:
                 task.cancel()
             # Bounded: a dependency that swallows cancellation must not pin the socket.
             await asyncio.wait(tasks, timeout=_CLEANUP_S)
-            if self._observer is not None:
-                with contextlib.suppress(*_UNAVAILABLE):
-                    await self._observer.unsubscribe()
+            for sub in (self._observer, agency):
+                if sub is not None:
+                    with contextlib.suppress(*_UNAVAILABLE):
+                        await sub.unsubscribe()
+
+    async def _on_agency(self, msg: Msg) -> None:
+        self.send(msg.data.decode())
 
     async def _write(self) -> None:
         try:

@@ -129,8 +129,12 @@ class TurnFlow:
         return await self.queue.enqueue(base_of(turn), turn.turn_id, order,
                                         record=self.pending.record(turn))
 
-    async def start(self, turn_id: str) -> None:
-        turn = await self.pending.get(turn_id)
+    async def start(self, turn_id: str, accepted: TurnRequest | None = None) -> None:
+        """Build the prompt of `turn_id` and ask for the model call. `accepted` is the request
+        that was just queued: when it is the one to start, its pending record (written by the
+        same enqueue) is not read back, which saves a Valkey round trip per turn."""
+        turn = (accepted if accepted is not None and accepted.turn_id == turn_id
+                else await self.pending.get(turn_id))
         if turn is None:  # expired before its turn came: move the conversation on
             log.warning("turn %s expired while waiting", turn_id)
             return

@@ -35,7 +35,7 @@ async def on_turn_requested(turn: TurnRequest, flow: Flow, message: Message) -> 
     if start is None:
         await message.ack()  # queued behind its conversation; started when its turn comes
         return
-    flow.in_background(flow.start(start), message)
+    flow.in_background(flow.start(start, accepted=turn), message)
 
 
 def router() -> NatsRouter:

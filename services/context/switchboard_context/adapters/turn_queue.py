@@ -19,9 +19,10 @@ import redis.asyncio as redis
 
 PENDING_CONVERSATIONS = "ctxq:pending"
 
-# KEYS: waiting zset, active key, pending set. ARGV: turn, score, ttl_ms, conversation base.
-# Returns the turn to start now, or nil.
+# KEYS: waiting zset, active key, pending set[, turn record]. ARGV: turn, score, ttl_ms,
+# conversation base[, record value, record ttl_s]. Returns the turn to start now, or nil.
 _ENQUEUE = """
+if KEYS[4] then redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6]) end
 local active = redis.call('GET', KEYS[2])
 if active == ARGV[1] then return ARGV[1] end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then
@@ -74,15 +75,16 @@ class TurnQueue:
 
     async def enqueue(self, base: str, turn_id: str, order: int,
                       record: tuple[str, bytes, int] | None = None) -> str | None:
-        """Queue the turn; `record` (key, value, ttl_s) is written in the same round trip,
-        before the script, so the turn's request is stored before it can be started."""
-        pipe = self._r.pipeline(transaction=False)
+        """Queue the turn; `record` (key, value, ttl_s) is written by the same script, before
+        the turn is queued, so the turn's request is stored before it can be started. (One
+        EVALSHA: a pipeline carrying a script costs redis-py a SCRIPT EXISTS round trip on
+        every execute.)"""
+        keys: list[Any] = _keys(base)
+        args: list[Any] = [turn_id, order, self._ttl_ms, base]
         if record is not None:
-            pipe.set(record[0], record[1], ex=record[2])
-        await self._enqueue(keys=_keys(base), args=[turn_id, order, self._ttl_ms, base],
-                            client=pipe)
-        results = await pipe.execute()
-        return _text(results[-1])
+            keys.append(record[0])
+            args += [record[1], record[2]]
+        return _text(await self._enqueue(keys=keys, args=args))
 
     async def finish(self, base: str, turn_id: str = "") -> str | None:
         return _text(await self._finish(keys=_keys(base), args=[turn_id, self._ttl_ms, base]))

@@ -121,8 +121,8 @@ async def evaluate(model: str, requests: list[dict[str, Any]], clients: dict[str
                    timeout: float) -> dict[str, Any]:
     env = {"ANTHROPIC_API_KEY": "", "LLM_STREAM_LOCAL_MODEL": model, "CONTEXT_MAX_TOKENS": "48",
            "GATEWAY_DEV_CREDENTIAL": "true",
-           "GATEWAY_TURN_DEADLINE_S": "600", "GATEWAY_TURN_IDLE_TIMEOUT_S": "400",
-           "LLM_STREAM_FIRST_TOKEN_TIMEOUT_S": "300", "LLM_STREAM_ACK_WAIT_S": "15",
+           "GATEWAY_TURN_DEADLINE_S": "600", "GATEWAY_TURN_IDLE_TIMEOUT_S": "590",
+           "LLM_STREAM_FIRST_TOKEN_TIMEOUT_S": "580", "LLM_STREAM_ACK_WAIT_S": "15",
            "LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryDirectory() as tmp:
         stack = start_stack(Path(tmp), well_known_ports=False, env=env)
@@ -141,7 +141,7 @@ async def evaluate(model: str, requests: list[dict[str, Any]], clients: dict[str
                 action = got["action"]
                 print(f"  {model}: {request['tool']:>15} <- "
                       f"{action['tool'] if action else 'none':<15} {got['total']:6.1f}s "
-                      f"{request['text'][:60]}", file=sys.stderr, flush=True)
+                      f"{got['end']:<15} {request['text'][:60]}", file=sys.stderr, flush=True)
         finally:
             stack.stop()
     return score(rows, clients)
@@ -149,9 +149,10 @@ async def evaluate(model: str, requests: list[dict[str, Any]], clients: dict[str
 
 def score(rows: list[tuple[dict[str, Any], dict[str, Any]]], clients: dict[str, Any]
           ) -> dict[str, Any]:
-    correct = false_calls = none_total = args_total = args_right = 0
+    correct = false_calls = none_total = args_total = args_right = failed = 0
     times = []
     for request, got in rows:
+        failed += got["end"] != "turn_completed"  # a timeout counts as a wrong answer
         action = got["action"]
         tool = action["tool"] if action else "none"
         if request["tool"] == "none":
@@ -168,7 +169,8 @@ def score(rows: list[tuple[dict[str, Any], dict[str, Any]]], clients: dict[str, 
     return {"n": len(rows), "correct_tool": correct / len(rows),
             "false_calls": false_calls / max(none_total, 1),
             "args": args_right / max(args_total, 1),
-            "median_proposal_s": statistics.median(times) if times else float("nan")}
+            "median_proposal_s": statistics.median(times) if times else float("nan"),
+            "failed": failed}
 
 
 def main() -> None:
@@ -176,7 +178,7 @@ def main() -> None:
     parser.add_argument("--models", default="qwen2.5-coder-1.5b,qwen2.5-coder-0.5b,smollm2-135m")
     parser.add_argument("--limit", type=int, default=0,
                         help="evaluate about this many requests (every n-th)")
-    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--timeout", type=float, default=620.0)
     ns = parser.parse_args()
     data = json.loads((ROOT / "bench" / "data" / "va_requests.json").read_text())
     requests = data["requests"]
@@ -186,11 +188,12 @@ def main() -> None:
                for m in ns.models.split(",")}
     print(f"\n{len(requests)} labelled requests, "
           f"{sum(r['tool'] == 'none' for r in requests)} of them no-tool\n")
-    print("| model | correct tool | no-tool calls | arguments correct | median time to proposal |")
-    print("|---|---|---|---|---|")
+    print("| model | correct tool | no-tool calls | arguments correct | median time to proposal "
+          "| turns failed (timeouts) |")
+    print("|---|---|---|---|---|---|")
     for model, r in results.items():
         print(f"| {model} | {r['correct_tool']:.0%} | {r['false_calls']:.0%} | {r['args']:.0%} "
-              f"| {r['median_proposal_s']:.1f} s |")
+              f"| {r['median_proposal_s']:.1f} s | {r['failed']} |")
 
 
 if __name__ == "__main__":

@@ -139,9 +139,14 @@ async def evaluate(model: str, requests: list[dict[str, Any]], clients: dict[str
                     got = {"action": None, "took": None, "end": "timeout", "total": timeout}
                 rows.append((request, got))
                 action = got["action"]
+                verdict = ("-" if not request.get("args") or not action else "args ok"
+                           if args_ok(action.get("arguments") or {}, request["args"],
+                                      clients[request["client"]]["timezone"]) else "args WRONG")
+                took = f"{got['took']:.1f}s" if got["took"] is not None else "-"
                 print(f"  {model}: {request['tool']:>15} <- "
-                      f"{action['tool'] if action else 'none':<15} {got['total']:6.1f}s "
-                      f"{got['end']:<15} {request['text'][:60]}", file=sys.stderr, flush=True)
+                      f"{action['tool'] if action else 'none':<15} proposal {took:>7} "
+                      f"turn {got['total']:6.1f}s {got['end']:<15} {verdict:<10} "
+                      f"{request['text'][:50]}", file=sys.stderr, flush=True)
         finally:
             stack.stop()
     return score(rows, clients)

@@ -208,9 +208,12 @@ class TurnFlow:
             else:
                 await self._finish(turn, result, await self.loop.actions(result)
                                    if self.loop is not None else [])
-            await self.pending.forget(result.turn_id)
-        # Always (also for a redelivered result): free the conversation, start what waits.
-        if (following := await self.queue.finish(base_of(result), result.turn_id)) is not None:
+        # Always (also for a redelivered result): free the conversation, start what waits; the
+        # turn's record goes in the same script.
+        if (following := await self.queue.finish(
+                base_of(result), result.turn_id,
+                forget=self.pending.key(result.turn_id) if turn is not None else None)
+                ) is not None:
             await self.start(following)
 
     async def _flag(self, result: ModelResult) -> None:
@@ -247,8 +250,9 @@ class TurnFlow:
                            TurnError(org_id=turn.org_id, turn_id=turn.turn_id, seq=1,
                                      code=exc.code, message=str(exc), retryable=exc.retryable))
         log.warning("turn %s refused: %s", turn.turn_id, exc.code)
-        await self.pending.forget(turn.turn_id)
-        if (following := await self.queue.finish(base_of(turn), turn.turn_id)) is not None:
+        if (following := await self.queue.finish(base_of(turn), turn.turn_id,
+                                                 forget=self.pending.key(turn.turn_id))
+                ) is not None:
             await self.start(following)
 
     async def _fail(self, turn: TurnRequest, result: ModelResult) -> None:

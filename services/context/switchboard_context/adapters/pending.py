@@ -15,11 +15,13 @@ class PendingTurns:
 
     def record(self, turn: TurnRequest) -> tuple[str, bytes, int]:
         """(key, value, ttl) to store a turn, for callers that batch it with other writes."""
-        return f"ctx:pending:{turn.turn_id}", turn.model_dump_json().encode(), self._ttl
+        return self.key(turn.turn_id), turn.model_dump_json().encode(), self._ttl
+
+    @staticmethod
+    def key(turn_id: str) -> str:
+        """Where a turn is kept, for callers that delete it together with other writes."""
+        return f"ctx:pending:{turn_id}"
 
     async def get(self, turn_id: str) -> TurnRequest | None:
-        raw = await self._r.get(f"ctx:pending:{turn_id}")
+        raw = await self._r.get(self.key(turn_id))
         return TurnRequest.model_validate_json(raw) if raw else None
-
-    async def forget(self, turn_id: str) -> None:
-        await self._r.delete(f"ctx:pending:{turn_id}")

@@ -40,9 +40,10 @@ else redis.call('SADD', KEYS[3], ARGV[4]) end
 return head
 """
 
-# KEYS: waiting zset, active key, pending set. ARGV: finished turn ('' for the sweeper),
-# ttl_ms, conversation base. Returns the next turn to start, or nil.
+# KEYS: waiting zset, active key, pending set[, finished turn's record]. ARGV: finished turn
+# ('' for the sweeper), ttl_ms, conversation base. Returns the next turn to start, or nil.
 _FINISH = """
+if KEYS[4] then redis.call('DEL', KEYS[4]) end
 local active = redis.call('GET', KEYS[2])
 if active and active == ARGV[1] then redis.call('DEL', KEYS[2]); active = false end
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -86,8 +87,12 @@ class TurnQueue:
             args += [record[1], record[2]]
         return _text(await self._enqueue(keys=keys, args=args))
 
-    async def finish(self, base: str, turn_id: str = "") -> str | None:
-        return _text(await self._finish(keys=_keys(base), args=[turn_id, self._ttl_ms, base]))
+    async def finish(self, base: str, turn_id: str = "", forget: str | None = None
+                     ) -> str | None:
+        """Free the conversation and take its next turn; `forget` (the finished turn's record
+        key) is deleted by the same script."""
+        keys: list[Any] = _keys(base) + ([forget] if forget else [])
+        return _text(await self._finish(keys=keys, args=[turn_id, self._ttl_ms, base]))
 
     async def pending_conversations(self) -> list[str]:
         return [t for t in (_text(v) for v in await self._r.smembers(PENDING_CONVERSATIONS))

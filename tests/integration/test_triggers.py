@@ -150,6 +150,7 @@ async def test_matching_mail_makes_one_card_even_when_delivered_twice(
         frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
         assert frame["type"] == "action_pending" and frame["tool"] == "calendar_create"
         assert frame["tainted_by"] == ["event:email:mail-1"]
+        assert frame["caused_by"] == "event:email:mail-1"
     cards = await wait_for(lambda: inbox(stack, org))
     assert len(cards) == 1, cards
     await triggers_idle(stack)
@@ -187,6 +188,7 @@ async def test_background_turn_keeps_autonomy_and_taint(
     cards = await wait_for(lambda: inbox(stack, org))
     assert [c["tool"] for c in cards] == ["email_send"]
     assert "event:email:mail-3" in cards[0]["tainted_by"]
+    assert cards[0]["caused_by"] == "event:email:mail-3"
     assert "untrusted" in cards[0]["policy"]["reason"]
     feed = await wait_for(lambda: inbox(stack, org, "feed"))
     assert [a["tool"] for a in feed] == ["task_add"]

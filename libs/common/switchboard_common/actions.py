@@ -112,6 +112,8 @@ class ActionProposed(Envelope):
     context before the model made this call: a risky or outbound tool then needs approval."""
     canary_hit: bool = False
     """context found the system prompt's canary in the arguments."""
+    caused_by: str | None = None
+    """A background turn's triggering event (`event:<source>:<id>`); None for a user's turn."""
 
 
 class ActionResult(Envelope):
@@ -169,6 +171,8 @@ class ActionRecord(BaseModel):
     risky: bool = False
     policy: PolicyDecision | None = None
     tainted_by: list[str] = Field(default_factory=list)
+    caused_by: str | None = None
+    """The ingested event whose background turn proposed this (None: a user's turn)."""
     status: ActionStatus
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
@@ -250,6 +254,9 @@ class ActionPending(_ActionFrame):
     reason: str
     tainted_by: list[str] = Field(default_factory=list)
     """The untrusted sources that influenced this call (empty: none)."""
+    caused_by: str | None = None
+    """The ingested event (`event:<source>:<id>`) whose background turn proposed this card;
+    None for a user's turn."""
     calibrated_confidence: float | None = None
     """`confidence` (the model's) calibrated by this client's decisions on this tool: what
     the policy decided on."""

@@ -104,7 +104,7 @@ class ActionService:
             "user_id": p.user_id, "client_id": p.client_id,
             "conversation_id": p.conversation_id, "iteration": p.iteration,
             "tool_use_id": p.tool_use_id, "tool": p.tool, "arguments": p.arguments,
-            "confidence": p.confidence, "rationale": p.rationale}
+            "confidence": p.confidence, "rationale": p.rationale, "caused_by": p.caused_by}
         tool = self._registry.get(p.tool)
         if tool is None or p.tool not in p.enabled_tools:
             return ActionRecord(**base, status="refused",
@@ -142,7 +142,8 @@ class ActionService:
                 confidence=record.confidence, rationale=record.rationale, risky=record.risky,
                 expires_at=record.expires_at, tainted_by=record.tainted_by,
                 reason=record.policy.reason if record.policy else "",
-                calibrated_confidence=record.policy.confidence if record.policy else None))
+                calibrated_confidence=record.policy.confidence if record.policy else None,
+                caused_by=record.caused_by))
         await self._announce(record)
         return record
 

@@ -174,7 +174,8 @@ class TurnFlow:
             system=built.system, context=built.context, messages=built.messages, model=model,
             max_tokens=min(built.max_tokens, self.settings.max_tokens),
             deadline_at=turn.deadline_at,
-            meta={"prompt": built.kind, "memory": found.status, "timezone": zone},
+            meta={"prompt": built.kind, "memory": found.status, "timezone": zone,
+                  **({"caused_by": turn.background.taint} if turn.background else {})},
             tools=model_tools(skills.enabled_tools) if self.loop else [],
             canary=self.canary(turn.org_id, turn.client_id),
             leak_markers=list(prompt.LEAK_MARKERS))

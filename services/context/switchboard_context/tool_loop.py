@@ -143,7 +143,8 @@ class ToolLoop:
                 "iteration": result.iteration, "tool_use_id": call.id, "tool": call.name,
                 "arguments": arguments, "confidence": confidence, "rationale": rationale,
                 "autonomy": meta.autonomy, "enabled_tools": meta.enabled,
-                "tainted_by": tainted_by, "canary_hit": canary_hit})
+                "tainted_by": tainted_by, "canary_hit": canary_hit,
+                "caused_by": result.meta.get("caused_by")})
             if canary_hit:
                 log.warning("turn %s: %s arguments repeat the system prompt canary",
                             result.turn_id, call.name)

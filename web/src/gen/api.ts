@@ -940,6 +940,8 @@ export interface components {
             arguments?: {
                 [key: string]: unknown;
             };
+            /** Caused By */
+            caused_by?: string | null;
             /** Client Id */
             client_id: string;
             /** Confidence */

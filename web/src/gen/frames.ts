@@ -98,6 +98,7 @@ export type Type11 = "error"
 export type V5 = number
 export type ActionId3 = string
 export type CalibratedConfidence = (number | null)
+export type CausedBy = (string | null)
 export type ClientId3 = string
 export type Confidence = (number | null)
 export type ExpiresAt = (string | null)
@@ -349,6 +350,7 @@ export interface ActionPending {
 action_id: ActionId3
 arguments: Arguments1
 calibrated_confidence: CalibratedConfidence
+caused_by: CausedBy
 client_id: ClientId3
 confidence: Confidence
 expires_at: ExpiresAt

@@ -36,8 +36,22 @@ def sample() -> ClientConnections:
 
 
 async def test_rotation_moves_every_secret_to_the_newest_key(
-        valkey: redis.Redis, valkey_url: str, org: str, monkeypatch: pytest.MonkeyPatch,
+        valkey_url: str, org: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
+    # A database of its own: rotation re-encrypts every record it finds, and the suite's
+    # shared database holds other tests' records under other keys.
+    valkey_url = valkey_url.rsplit("/", 1)[0] + "/9"
+    valkey = redis.Redis.from_url(valkey_url)
+    await valkey.flushdb()
+    try:
+        await _rotate_and_check(valkey, valkey_url, org, monkeypatch, capsys)
+    finally:
+        await valkey.aclose()
+
+
+async def _rotate_and_check(valkey: redis.Redis, valkey_url: str, org: str,
+                            monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
     await ConnectionStore(valkey, SecretBox([OLD])).put(org, "sarah", sample())
     # Written before encryption existed: a password in clear.
     legacy = {"smtp": {"host": "93.184.215.14", "port": 587, "username": "j",

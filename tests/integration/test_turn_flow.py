@@ -131,3 +131,11 @@ async def test_bad_input_gets_error_frame_and_socket_keeps_serving(stack: Stack)
 def test_no_service_was_refused_anything_on_the_bus(stack: Stack) -> None:
     """Runs last in this module: everything above ran under each service's own NATS user."""
     assert stack.permission_violations() == []
+
+
+async def test_socket_declines_compression(stack: Stack) -> None:
+    # Browsers and this client offer permessage-deflate; the gateway declines it by default
+    # (GATEWAY_WS_COMPRESSION): each socket's compressor cost ~31 KB (docs/performance.md).
+    async with websockets.connect(ws_url(stack)) as ws:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers

@@ -9,7 +9,7 @@ import pytest
 import websockets
 
 from switchboard_cli.stack import SERVICES, Stack
-from tests.integration.conftest import ws_url
+from tests.integration.conftest import converse, ws_url
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +41,17 @@ async def test_open_sockets_are_counted(stack: Stack) -> None:
                 break
             await asyncio.sleep(0.05)
         assert await sockets(http) == before
+
+
+async def test_metrics_name_no_org_client_or_turn(stack: Stack) -> None:
+    """After a turn no service's metrics carry a client or turn id (subjects are labelled by
+    family), and the gateway's, served on its public port, not even the org (only the workers'
+    internal ports count tokens by org)."""
+    frames = await converse(stack, "[[fake tokens=3]] hello", client="sarah")
+    turn = frames[0]["turn_id"]
+    async with httpx.AsyncClient(timeout=5) as http:
+        for name, url in {**stack.probe_urls, "gateway": stack.gateway_url}.items():
+            text = (await http.get(url + "/metrics")).text
+            assert "switchboard_faststream" in text, name
+            for secret in ("sarah", turn, *(["acme"] if name == "gateway" else [])):
+                assert secret not in text, (name, secret)

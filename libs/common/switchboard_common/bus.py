@@ -15,17 +15,16 @@ from faststream.nats.annotations import NatsBroker as BrokerAnnotation
 from faststream.nats.annotations import NatsMessage
 from faststream.nats.message import NatsMessage as _NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
-from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.security import SASLPlaintext
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from opentelemetry import propagate
-from prometheus_client import REGISTRY
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from switchboard_common.dead_letter import MSG_ID, dead_letter_delivery
+from switchboard_common.metrics import faststream_metrics
 from switchboard_common.permissions import inbox_prefix
 from switchboard_common.settings import nats_servers
 from switchboard_common.streams import (
@@ -126,8 +125,7 @@ def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,
         log_level=logging.DEBUG,
         logger=logging.getLogger(f"switchboard.{name}.broker"),
         middlewares=[NatsTelemetryMiddleware(),
-                     NatsPrometheusMiddleware(registry=REGISTRY, app_name=name,
-                                              metrics_prefix="switchboard_faststream"),
+                     faststream_metrics(name),
                      reject_invalid],
         reconnected_cb=reconnected_cb,
         inbox_prefix=inbox_prefix(name),

@@ -7,7 +7,15 @@ Names and meanings are documented in docs/operations.md ("Metrics")."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from typing import Any
+
+from faststream.message.message import StreamMessage
+from faststream.nats.prometheus.provider import NatsMetricsSettingsProvider
+from faststream.prometheus import ConsumeAttrs
+from faststream.prometheus.middleware import PrometheusMiddleware
+from faststream.response import PublishCommand
+from nats.aio.msg import Msg
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 # Buckets for whole turns and first tokens: from a cached local answer to a slow model.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
@@ -55,3 +63,35 @@ RATE_LIMIT_REFUSALS = Counter(
     "Requests refused by a rate limit, quota or budget, by which limit refused them.",
     ["limit"])
 """limit: the limit's name (e.g. turns_per_user, org_tokens_month); set by the limiter."""
+
+
+def subject_family(subject: str) -> str:
+    """`turns.requested.acme` -> `turns.requested.*`: subjects carry org, client and turn ids
+    from their third token on, which must neither reach a metrics endpoint (the gateway's is on
+    its public port) nor make one series per org or per turn."""
+    head = subject.split(".", 2)
+    return ".".join(head[:2] + ["*"] * (len(head) > 2))
+
+
+class _FamilyProvider(NatsMetricsSettingsProvider):
+    __slots__ = ()
+
+    def get_consume_attrs_from_message(self, msg: StreamMessage[Msg]) -> ConsumeAttrs:
+        attrs = super().get_consume_attrs_from_message(msg)
+        attrs["destination_name"] = subject_family(attrs["destination_name"])
+        return attrs
+
+    def get_publish_destination_name_from_cmd(self, cmd: PublishCommand) -> str:
+        return subject_family(cmd.destination)
+
+
+def _provider(msg: Any) -> _FamilyProvider | None:
+    # A single NATS message or a publish (None); services consume no batches.
+    return _FamilyProvider() if msg is None or isinstance(msg, Msg) else None
+
+
+def faststream_metrics(service: str) -> PrometheusMiddleware[Any, Any]:
+    """FastStream's message counts and handling times (`switchboard_faststream_*`), labelled by
+    subject family."""
+    return PrometheusMiddleware(settings_provider_factory=_provider, registry=REGISTRY,
+                                app_name=service, metrics_prefix="switchboard_faststream")

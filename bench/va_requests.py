@@ -100,7 +100,8 @@ async def setup(stack: Stack, org: str, clients: dict[str, dict[str, str]]) -> N
 
 
 async def one(url: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    async with websockets.connect(url, max_size=None) as ws:
+    # No keepalive pings: a model busy for minutes on a loaded machine is not a dead peer.
+    async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
         sent = time.monotonic()
         await ws.send(json.dumps({
             "type": "user_message", "client_id": request["client"], "text": request["text"],
@@ -135,8 +136,9 @@ async def evaluate(model: str, requests: list[dict[str, Any]], clients: dict[str
             for request in requests:
                 try:
                     got = await one(url, request, timeout)
-                except TimeoutError:
-                    got = {"action": None, "took": None, "end": "timeout", "total": timeout}
+                except (TimeoutError, OSError, websockets.ConnectionClosed) as exc:
+                    got = {"action": None, "took": None, "end": type(exc).__name__,
+                           "total": timeout}
                 rows.append((request, got))
                 action = got["action"]
                 verdict = ("-" if not request.get("args") or not action else "args ok"

@@ -79,6 +79,15 @@ def args_grammar(tool: ToolDef) -> str:
 
     schema = _strip(tool.input_schema)
     schema["properties"][RATIONALE] = {"type": "string", "pattern": r'^[^"\\\n]{0,9}$'}
+    # Date fields required too (null stays valid): the converter puts optional fields after
+    # confidence and rationale, where a small model closes the object before the date it was
+    # given (a task's due date). Other optional fields stay optional: required ones get
+    # invented (attendees, locations).
+    dated = {name for name, spec in schema["properties"].items()
+             if any(o.get("format") in ("date", "date-time")
+                    for o in (spec, *spec.get("anyOf", [])))}
+    schema["required"] = [n for n in schema["properties"]
+                          if n in dated or n in schema.get("required", [])]
     gbnf: str = json_schema_to_gbnf(json.dumps(schema))
     # Replace the converter's nested expansion of the rationale's bound by native repetition.
     line = f'rationale ::= "\\"" rationale-1{{0,{RATIONALE_CHARS}}} "\\"" space'

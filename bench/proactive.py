@@ -10,7 +10,7 @@ The local Anthropic-protocol fake answers at once, so the numbers are the platfo
 Events are published at a fixed rate (1 and 20 per second); p50/p99 per rate in a table.
 memory_indexer is not started (as in bench/pipeline.py: it would index the same events on the
 same 2 cores, off this path); the dev credential speaks for the bench user.
-Usage: python bench/proactive.py [--events 40]
+Usage: python bench/proactive.py [--events 20]
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=40)
+    parser.add_argument("--events", type=int, default=20)
     args = parser.parse_args()
     with FakeAnthropic() as fake:
         stack = start_stack(
@@ -111,7 +111,13 @@ async def main() -> None:
                  "LOG_LEVEL": "WARNING", "GATEWAY_DEV_CREDENTIAL": "true",
                  "CONTEXT_MEMORY_SEARCH": "false",
                  "CONTEXT_TRIGGER_PER_CLIENT_PER_MIN": "100000",
-                 "CONTEXT_TRIGGER_PER_ORG_PER_MIN": "100000"})
+                 "CONTEXT_TRIGGER_PER_ORG_PER_MIN": "100000",
+                 # The executor's own bound (30 actions a minute per client) would turn
+                 # later proposals into refusals; lifted like the trigger rates.
+                 "ACTION_EXECUTOR_RATE_LIMIT_PER_MINUTE": "100000",
+                 # All events land in one activity conversation; its summary would be asked
+                 # of the scripted fake (which answers with the tool call): not measured here.
+                 "CONTEXT_HISTORY_TOKEN_BUDGET": "200000"})
         try:
             stack.wait_ready(120)
             await setup(stack, fake)

@@ -46,6 +46,13 @@ FINAL_STATUSES = frozenset({"executed", "failed", "rejected", "expired", "refuse
                             "needs_input"})
 
 
+MAX_TAINT = 50
+"""Sources named on one proposal. A conversation's taint is inherited by its later turns, so a
+long one (a client's activity conversation: one event per background turn) outgrows any bound:
+the proposal keeps the first ones (a background turn's own event first); any one of them
+already holds a risky call for approval."""
+
+
 def action_proposed_subject(org: str) -> str:
     return f"actions.proposed.{org}"
 
@@ -107,7 +114,7 @@ class ActionProposed(Envelope):
     rationale: str = ""
     autonomy: Autonomy = Autonomy()
     enabled_tools: list[str] = Field(default_factory=list)
-    tainted_by: list[str] = Field(default_factory=list, max_length=50)
+    tainted_by: list[str] = Field(default_factory=list, max_length=MAX_TAINT)
     """Untrusted sources (`memory:email:<id>`, `tool:calendar_list`) that entered the turn's
     context before the model made this call: a risky or outbound tool then needs approval."""
     canary_hit: bool = False

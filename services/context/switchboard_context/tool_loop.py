@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from faststream.nats import NatsBroker
 
 from switchboard_common.actions import (
+    MAX_TAINT,
     ActionProposed,
     ActionResult,
     action_id_for,
@@ -127,7 +128,10 @@ class ToolLoop:
     async def _propose(self, result: ModelResult, meta: LoopMeta) -> None:
         await self.state.save_calls(result.org_id, result.turn_id, result.iteration,
                                     result.tool_calls, result.text, result.last_seq)
-        tainted_by = await self.state.taint(result.org_id, result.turn_id)
+        cause = result.meta.get("caused_by")
+        # The triggering event first, so the bound (MAX_TAINT) never drops it.
+        tainted_by = [*([cause] if cause else []), *(
+            t for t in await self.state.taint(result.org_id, result.turn_id) if t != cause)]
         zone = result.meta.get("timezone", "UTC")
         for call in result.tool_calls:
             arguments, confidence, rationale = split_meta(call.input)
@@ -143,8 +147,8 @@ class ToolLoop:
                 "iteration": result.iteration, "tool_use_id": call.id, "tool": call.name,
                 "arguments": arguments, "confidence": confidence, "rationale": rationale,
                 "autonomy": meta.autonomy, "enabled_tools": meta.enabled,
-                "tainted_by": tainted_by, "canary_hit": canary_hit,
-                "caused_by": result.meta.get("caused_by")})
+                "tainted_by": tainted_by[:MAX_TAINT], "canary_hit": canary_hit,
+                "caused_by": cause})
             if canary_hit:
                 log.warning("turn %s: %s arguments repeat the system prompt canary",
                             result.turn_id, call.name)

@@ -104,3 +104,14 @@ def test_the_catalogue_marks_lookups_read_only() -> None:
 
     assert {n for n, t in CATALOG.items() if t.read_only} == {
         "calendar_list", "task_list", "memory_search"}
+
+
+def test_a_tools_own_mode_overrides_the_autonomy_mode_for_that_tool_only() -> None:
+    autonomy = Autonomy.model_validate(
+        {"mode": "suggest", "actions": {"calendar_create": {"mode": "automate"}}})
+    assert decide(autonomy, "calendar_create", False, 0.95).outcome == "execute"
+    assert decide(autonomy, "task_add", False, 0.95).outcome == "propose"
+    # Taint still holds an outbound call for approval, whatever the tool's mode.
+    tainted = decide(autonomy, "calendar_create", False, 0.95, outbound=True,
+                     tainted_by=["event:email:m1"])
+    assert tainted.outcome == "propose"

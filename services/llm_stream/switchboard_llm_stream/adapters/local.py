@@ -146,6 +146,10 @@ class LocalProvider:
     def _position(self, ticket: object) -> int:
         return self._jobs.index(ticket) if ticket in self._jobs else 0
 
+    def _forget(self, ticket: object) -> None:
+        if ticket in self._jobs:
+            self._jobs.remove(ticket)
+
     @asynccontextmanager
     async def stream(self, request: ModelRequest) -> AsyncIterator[_LocalText]:
         loop = asyncio.get_running_loop()
@@ -157,26 +161,33 @@ class LocalProvider:
         def put(item: object) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
+        def finish(item: object) -> None:
+            # Leave the line before the consumer hears the end (callbacks run in order), so a
+            # request sent right after never counts a finished generation ahead of it.
+            loop.call_soon_threadsafe(self._forget, ticket)
+            put(item)
+
         def generate() -> None:
             put(_STARTED)
             if stop.is_set():
+                loop.call_soon_threadsafe(self._forget, ticket)
                 return
             try:
                 self._generate(request, completion, put, stop)
-                put(_DONE)
+                finish(_DONE)
             except ValueError as exc:  # llama-cpp: prompt does not fit the context window
-                put(ProviderError(ProviderFailure(code=ErrorCode.PROVIDER_BAD_REQUEST,
-                                                  message=f"local model: {exc}",
-                                                  retryable=False)))
+                finish(ProviderError(ProviderFailure(code=ErrorCode.PROVIDER_BAD_REQUEST,
+                                                     message=f"local model: {exc}",
+                                                     retryable=False)))
             except Exception as exc:
                 log.exception("local model failed")
-                put(ProviderError(ProviderFailure(code=ErrorCode.PROVIDER_ERROR,
-                                                  message=f"local model: {type(exc).__name__}",
-                                                  retryable=False)))
+                finish(ProviderError(ProviderFailure(
+                    code=ErrorCode.PROVIDER_ERROR, message=f"local model: {type(exc).__name__}",
+                    retryable=False)))
 
         self._jobs.append(ticket)
         job = loop.run_in_executor(self._executor, generate)
-        job.add_done_callback(lambda _: self._jobs.remove(ticket))
+        job.add_done_callback(lambda _: self._forget(ticket))  # also when never started
         try:
             yield _LocalText(queue, completion, lambda: self._position(ticket), self._notice_s)
         finally:

@@ -21,6 +21,17 @@ def test_every_tool_has_a_compiling_argument_grammar_with_a_bounded_rationale() 
     assert LlamaGrammar.from_string(local_tools.route_grammar(names), verbose=False)
 
 
+def test_date_times_are_local_wall_clock_without_an_offset() -> None:
+    """The zone is attached by context (dates.normalise_arguments), never guessed by a small
+    model: the grammar admits `2026-12-01T09:00` and nothing with `Z` or an offset."""
+    tool = next(t for t in model_tools(list(CATALOG)) if t.name == "calendar_create")
+    grammar = LlamaGrammar.from_string(local_tools.args_grammar(tool), verbose=False)
+    assert grammar is not None
+    start = json.loads(json.dumps(tool.input_schema))["properties"]["start"]
+    assert local_tools._local_time(start) == {"type": "string",
+                                              "pattern": local_tools.LOCAL_TIME}
+
+
 def test_cut_off_arguments_give_no_arguments() -> None:
     assert local_tools.parse_args('{"title": "x", "confidence": 0.9}') == {
         "title": "x", "confidence": 0.9}

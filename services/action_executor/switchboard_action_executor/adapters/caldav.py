@@ -31,9 +31,12 @@ _QUERY = """<?xml version="1.0" encoding="utf-8"?>
  </C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"""
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _utc(value: datetime) -> str:
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return _aware(value).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _check(response: httpx.Response, what: str) -> None:
@@ -91,8 +94,11 @@ class CalDav:
         event = Event()
         event.add("uid", uid)
         event.add("dtstamp", datetime.now(UTC))
-        event.add("dtstart", start)
-        event.add("dtend", end)
+        # In UTC: a fixed offset (`+09:00` from an ISO 8601 argument) has no IANA zone name, and
+        # icalendar would write it as `TZID="+09:00"`, which servers read as a local time of no
+        # zone, i.e. nine hours off for a Tokyo client.
+        event.add("dtstart", _aware(start).astimezone(UTC))
+        event.add("dtend", _aware(end).astimezone(UTC))
         event.add("summary", title)
         if location:
             event.add("location", location)

@@ -71,7 +71,10 @@ class BuiltinTools:
                                       backends.egress)
 
     async def calendar_create(self, ctx: ToolContext, a: CalendarCreate) -> dict[str, Any]:
-        end = a.end or a.start + timedelta(minutes=a.duration_minutes)
+        # An end equal to the start is an end not given (models fill every date field they
+        # see): the duration decides, as when the end is left out.
+        end = a.end if a.end and a.end != a.start else a.start + timedelta(
+            minutes=a.duration_minutes)
         if end <= a.start:
             raise ToolError("the event must end after it starts")
         created = await (await self.servers.calendar(ctx.org, ctx.client_id)).create(

@@ -14,6 +14,9 @@ The schema given to the grammar drops length and pattern bounds (the executor va
 them against the same models and refuses what does not fit), because the grammar converter
 expands bounded repetitions into deeply nested rules that are slow to match. The rationale
 alone stays bounded, with llama.cpp's native `{0,n}` repetition, so it cannot ramble on.
+Date-time fields are written as the client's local wall-clock time with no offset (a small
+model given "tomorrow at 9" for a Tokyo client wrote `09:00:00Z`, nine hours off); context
+attaches the client's zone when it normalises the arguments.
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ ROUTE_MAX_TOKENS = 8
 ARGS_MAX_TOKENS = 384
 RATIONALE_CHARS = 120
 _DROP = frozenset({"maxLength", "minLength", "pattern", "maxItems", "minItems", "title"})
+LOCAL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$"
+
+
+def _local_time(spec: dict[str, Any]) -> dict[str, Any]:
+    """A date-time field (alone or among `anyOf` options) as local wall-clock time."""
+    if spec.get("format") == "date-time":
+        return {"type": "string", "pattern": LOCAL_TIME}
+    if "anyOf" in spec:
+        return {**spec, "anyOf": [_local_time(o) for o in spec["anyOf"]]}
+    return spec
 
 
 def route_grammar(names: Sequence[str]) -> str:
@@ -88,6 +101,7 @@ def args_grammar(tool: ToolDef) -> str:
                     for o in (spec, *spec.get("anyOf", [])))}
     schema["required"] = [n for n in schema["properties"]
                           if n in dated or n in schema.get("required", [])]
+    schema["properties"] = {n: _local_time(spec) for n, spec in schema["properties"].items()}
     gbnf: str = json_schema_to_gbnf(json.dumps(schema))
     # Replace the converter's nested expansion of the rationale's bound by native repetition.
     line = f'rationale ::= "\\"" rationale-1{{0,{RATIONALE_CHARS}}} "\\"" space'
@@ -101,7 +115,8 @@ def args_system(system: str, tool: ToolDef) -> str:
     return (
         f"{system}\n\nYou are calling the tool {tool.name}: {tool.description}\n"
         f"Write its arguments as one JSON object. Fields:\n{fields}\n"
-        "Dates and times are ISO 8601 with the client's UTC offset; resolve words like "
+        "Dates are YYYY-MM-DD; times are the client's local time as YYYY-MM-DDTHH:MM with "
+        "no offset (the platform adds the client's time zone); resolve words like "
         "'tomorrow' or 'Friday' with the dates given above. Use only facts from the request "
         "and the conversation; never invent e-mail addresses or names. confidence: 0.9 or "
         "more when every needed detail is given, 0.5 or less when you had to guess. "

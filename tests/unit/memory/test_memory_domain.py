@@ -89,13 +89,14 @@ def test_zscore_fusion_keeps_a_confident_top_hit() -> None:
 
 
 def test_assistant_text_is_weighed_below_facts() -> None:
-    # The answer matches best in both lists, the fact nearly as well: halved, it falls below.
+    # The answer matches best in both lists: it still ranks after every fact and message, as
+    # if indexed apart (a halved score alone let a wrong answer outrank its fact).
     fused = zscore_fusion([[("answer", 0.8), ("fact", 0.78), ("x", 0.3)],
                            [("answer", 5.0), ("fact", 4.9), ("x", 1.0)]])
     assert fused[0].id == "answer"
     weighted = weight_by_kind(fused, {"answer": "assistant", "fact": "event"},
                               {"assistant": 0.5})
-    assert [f.id for f in weighted] == ["fact", "answer", "x"]
+    assert [f.id for f in weighted] == ["fact", "x", "answer"]
 
 
 def test_recency_weighting_is_bounded() -> None:

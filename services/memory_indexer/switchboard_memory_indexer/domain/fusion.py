@@ -64,12 +64,15 @@ def _order(f: Fused) -> tuple[float, int, str]:
 
 def weight_by_kind(fused: list[Fused], kinds: Mapping[str, str],
                    weights: Mapping[str, float]) -> list[Fused]:
-    """Scale each score by its item kind's weight: an assistant's answer (weight < 1) ranks
-    below a user message or an event that matches the query as well, so a wrong answer never
-    outranks the facts it should have come from."""
-    weighted = [Fused(f.id, f.score * weights.get(kinds.get(f.id, ""), 1.0), f.ranks)
-                for f in fused]
-    weighted.sort(key=_order)
+    """Scale each score by its item kind's weight, and rank every kind weighed below 1 (the
+    assistant's own answers) after all the others, as if indexed apart: a scaled score alone
+    did not hold (a wrong answer that repeats the question's words outscored, halved, the fact
+    it should have come from), so a wrong answer never outranks the facts."""
+    def weight(f: Fused) -> float:
+        return weights.get(kinds.get(f.id, ""), 1.0)
+
+    weighted = [Fused(f.id, f.score * weight(f), f.ranks) for f in fused]
+    weighted.sort(key=lambda f: (weight(f) < 1.0, *_order(f)))
     return weighted
 
 

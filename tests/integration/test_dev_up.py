@@ -20,8 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 def _stamp_current(root: Path) -> bool:
-    """./dev reinstalls the venv when its inputs changed; a test must not trigger that."""
-    parts = [root / "dev", root / "requirements-dev.txt",
+    """./dev reinstalls the venv when its inputs changed; a test must not trigger that. The
+    inputs are those `want=` hashes in ./dev, in the same order."""
+    parts = [root / "dev", root / "requirements-dev.txt", root / "requirements-models.txt",
              *sorted(root.glob("libs/*/pyproject.toml")),
              *sorted(root.glob("services/*/pyproject.toml"))]
     want = hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:16]

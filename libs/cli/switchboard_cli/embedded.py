@@ -20,11 +20,20 @@ from pathlib import Path
 from switchboard_cli.embedded_secrets import secrets_dir, write_private
 from switchboard_cli.natsconf import embedded_config
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now and never handed out before by this process: the port is
+    released before its server binds it, and the kernel may offer the same one to the next
+    caller in between (a test once found the SMTP server on its gateway's probe port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def _package_dir(name: str) -> Path:

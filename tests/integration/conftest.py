@@ -7,6 +7,8 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,20 +38,33 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropic
-          ) -> Iterator[Stack]:
-    running = start_stack(
-        tmp_path_factory.mktemp("stack"), well_known_ports=False,
-        env={**FAST_RECOVERY, "ANTHROPIC_API_KEY": "sk-test-not-a-real-key",
-             "ANTHROPIC_BASE_URL": fake_anthropic.base_url},
-    )
+@contextmanager
+def running_stack(data_dir: Path, fake: FakeAnthropic, **env: str) -> Iterator[Stack]:
+    """All services on their own ports, answered by `fake`, with `env` over FAST_RECOVERY;
+    ready when entered, stopped when left."""
+    running = start_stack(data_dir, well_known_ports=False,
+                          env={**FAST_RECOVERY, "ANTHROPIC_API_KEY": "sk-test-not-a-real-key",
+                               "ANTHROPIC_BASE_URL": fake.base_url, **env})
     try:
         running.wait_ready(timeout_s=90)
-        asyncio.run(add_people(running.store_url, "acme", ("va1",)))
         yield running
     finally:
         running.stop()
+
+
+async def new_org(stack: Stack, prefix: str, *people: tuple[str, ...]) -> str:
+    """A fresh org holding `people` (see tests.people.add_people)."""
+    org = f"{prefix}{uuid.uuid4().hex[:8]}"
+    await add_people(stack.store_url, org, *people)
+    return org
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropic
+          ) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("stack"), fake_anthropic) as running:
+        asyncio.run(add_people(running.store_url, "acme", ("va1",)))
+        yield running
 
 
 def ws_url(stack: Stack, org: str = "acme", user: str = "va1") -> str:

@@ -13,7 +13,6 @@ import asyncio
 import json
 import mailbox
 import signal
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,15 +23,15 @@ import websockets
 
 from switchboard_action_executor.adapters.caldav import CalDav
 from switchboard_cli.embedded import mail_dir
-from switchboard_cli.stack import Stack, start_stack
+from switchboard_cli.stack import Stack
 from tests.fakes.fake_anthropic import FakeAnthropic
 from tests.integration.conftest import (
-    FAST_RECOVERY,
     frames_until_terminal,
+    new_org,
+    running_stack,
     send_message,
     ws_url,
 )
-from tests.people import add_people
 
 pytestmark = pytest.mark.integration
 
@@ -43,24 +42,15 @@ START = "2031-03-04T09:00:00+00:00"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropic
           ) -> Iterator[Stack]:
-    running = start_stack(
-        tmp_path_factory.mktemp("actions"), well_known_ports=False,
-        env={**FAST_RECOVERY, "ANTHROPIC_API_KEY": "sk-test-not-a-real-key",
-             "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
-             "ACTION_EXECUTOR_ACK_WAIT_S": "3", "ACTION_EXECUTOR_RESUME_AFTER_S": "3",
-             "CONTEXT_TOOL_MAX_ITERATIONS": str(MAX_ITERATIONS)})
-    try:
-        running.wait_ready(timeout_s=90)
+    with running_stack(tmp_path_factory.mktemp("actions"), fake_anthropic,
+                       ACTION_EXECUTOR_ACK_WAIT_S="3", ACTION_EXECUTOR_RESUME_AFTER_S="3",
+                       CONTEXT_TOOL_MAX_ITERATIONS=str(MAX_ITERATIONS)) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 async def org(stack: Stack) -> AsyncIterator[str]:
-    org = f"ac{uuid.uuid4().hex[:8]}"
-    await add_people(stack.store_url, org, ("va1",), ("intruder",))
-    yield org
+    yield await new_org(stack, "ac", ("va1",), ("intruder",))
 
 
 def call(tool: str, confidence: float = 0.95, **arguments: Any) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import asyncio
 import http.server
 import re
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,11 +31,16 @@ import websockets
 
 from switchboard_action_executor.adapters.caldav import CalDav
 from switchboard_cli.embedded import mail_dir
-from switchboard_cli.stack import Stack, start_stack
+from switchboard_cli.stack import Stack
 from tests.fakes.fake_anthropic import FakeAnthropic
 from tests.fakes.obedient import SEEDED_EVENT
-from tests.integration.conftest import FAST_RECOVERY, frames_until_terminal, send_message, ws_url
-from tests.people import add_people
+from tests.integration.conftest import (
+    frames_until_terminal,
+    new_org,
+    running_stack,
+    send_message,
+    ws_url,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -129,22 +133,14 @@ def corpus(pixel: str) -> list[Attack]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropic
           ) -> Iterator[Stack]:
-    running = start_stack(
-        tmp_path_factory.mktemp("injection"), well_known_ports=False,
-        env={**FAST_RECOVERY, "ANTHROPIC_API_KEY": "sk-test-not-a-real-key",
-             "ANTHROPIC_BASE_URL": fake_anthropic.base_url, "GATEWAY_TURN_DEADLINE_S": "60"})
-    try:
-        running.wait_ready(timeout_s=90)
+    with running_stack(tmp_path_factory.mktemp("injection"), fake_anthropic,
+                       GATEWAY_TURN_DEADLINE_S="60") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 async def org(stack: Stack) -> AsyncIterator[str]:
-    org = f"inj{uuid.uuid4().hex[:8]}"
-    await add_people(stack.store_url, org, ("va1",))
-    yield org
+    yield await new_org(stack, "inj", ("va1",))
 
 
 def api(stack: Stack, org: str) -> httpx.AsyncClient:

@@ -24,11 +24,11 @@ import nats
 import pytest
 import websockets
 
-from switchboard_cli.stack import Stack, start_stack
+from switchboard_cli.stack import Stack
 from switchboard_common.memory import IngestEvent, ingest_subject
 from switchboard_common.streams import INGEST
 from tests.fakes.fake_anthropic import FakeAnthropic
-from tests.integration.conftest import FAST_RECOVERY, ws_url
+from tests.integration.conftest import new_org, running_stack, ws_url
 from tests.people import add_people
 
 pytestmark = pytest.mark.integration
@@ -38,23 +38,14 @@ TOOLS = ["calendar_create", "email_send", "task_add", "task_list"]
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropic
           ) -> Iterator[Stack]:
-    running = start_stack(
-        tmp_path_factory.mktemp("triggers"), well_known_ports=False,
-        env={**FAST_RECOVERY, "ANTHROPIC_API_KEY": "sk-test-not-a-real-key",
-             "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
-             "CONTEXT_TRIGGER_PER_CLIENT_PER_MIN": "50"})
-    try:
-        running.wait_ready(timeout_s=90)
+    with running_stack(tmp_path_factory.mktemp("triggers"), fake_anthropic,
+                       CONTEXT_TRIGGER_PER_CLIENT_PER_MIN="50") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 async def org(stack: Stack) -> AsyncIterator[str]:
-    org = f"tr{uuid.uuid4().hex[:8]}"
-    await add_people(stack.store_url, org, ("va1",), ("va2",))
-    yield org
+    yield await new_org(stack, "tr", ("va1",), ("va2",))
 
 
 def api(stack: Stack, org: str, user: str = "va1") -> httpx.AsyncClient:

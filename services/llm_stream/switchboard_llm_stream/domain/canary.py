@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import lru_cache
 
 from switchboard_common.model import ModelRequest
 from switchboard_llm_stream.domain.images import ImageFilter
@@ -21,12 +22,22 @@ from switchboard_llm_stream.domain.provider import Completion, Provider, Queued,
 WITHHELD_NOTICE = "\n\n(Part of this answer was withheld: it repeated confidential instructions.)"
 
 
+def _prefixes(markers: tuple[str, ...]) -> frozenset[str]:
+    """Every proper prefix of every marker: a tail in this set may still become a marker. The
+    fixed instructions' markers are the same in every request, so their set is built once; only
+    the per-request canary's few prefixes are built per turn."""
+    return frozenset(m[:n] for m in markers for n in range(1, len(m)))
+
+
+_fixed_prefixes = lru_cache(maxsize=16)(_prefixes)
+
+
 class CanaryWatch:
     def __init__(self, canary: str, *more: str) -> None:
         self._markers = [m.lower() for m in (canary, *more) if m]
         self._keep = max((len(m) for m in self._markers), default=1) - 1
-        # Every proper prefix of every marker: a tail in this set may still become a marker.
-        self._prefixes = {m[:n] for m in self._markers for n in range(1, len(m))}
+        self._fixed = _fixed_prefixes(tuple(m.lower() for m in more if m))
+        self._own = _prefixes((canary.lower(),)) if canary else frozenset()
         self._held = ""
         self.shown: list[str] = []
         """Everything forwarded so far (the answer as the client saw it)."""
@@ -50,7 +61,8 @@ class CanaryWatch:
     def _open_tail(self, lowered: str) -> int:
         """Length of the longest suffix of `lowered` that is a proper prefix of a marker."""
         for n in range(min(self._keep, len(lowered)), 0, -1):
-            if lowered[-n:] in self._prefixes:
+            tail = lowered[-n:]
+            if tail in self._own or tail in self._fixed:
                 return n
         return 0
 

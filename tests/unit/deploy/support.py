@@ -64,3 +64,17 @@ def check_nats_config(directory: Path, env: dict[str, str]) -> None:
                           env={"PATH": os.environ.get("PATH", ""), **env}, capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 0, done.stderr
+
+
+def check_nats_image(image: str) -> None:
+    """The NATS image runs the same minor release as the nats-server the deploy tests parse its
+    configuration with (and the embedded stack runs): a config option the tested server accepts
+    must not be one an older image refuses at start-up."""
+    found = re.fullmatch(r"nats:(\d+)\.(\d+)(?:\.\d+)?(?:-alpine)?", image)
+    assert found, f"the NATS image {image!r} is not pinned to a release"
+    done = subprocess.run([str(nats_server_binary()), "--version"], capture_output=True,
+                          text=True, timeout=30, check=True)
+    tested = re.search(r"v(\d+)\.(\d+)\.", done.stdout)
+    assert tested, done.stdout
+    assert found.groups() == tested.groups(), (
+        f"deploy runs {image}, the tests parse its config with nats-server {done.stdout.strip()}")

@@ -26,6 +26,7 @@ from tests.unit.deploy.support import (
     DEPLOY,
     build_settings,
     check_nats_config,
+    check_nats_image,
     example_secrets,
     http_port,
 )
@@ -161,3 +162,4 @@ def test_nats_has_the_kubernetes_users_and_all_their_passwords(compose: Any, tmp
     for target, source in mounts.items():
         (tmp_path / Path(target).name).write_text(source.read_text())
     check_nats_config(tmp_path, compose["services"]["nats"]["environment"])
+    check_nats_image(compose["services"]["nats"]["image"])

@@ -22,6 +22,7 @@ from tests.unit.deploy.support import (
     DEPLOY,
     build_settings,
     check_nats_config,
+    check_nats_image,
     example_secrets,
     http_port,
 )
@@ -137,6 +138,7 @@ def test_nats_server_accepts_its_config(objects: list[Obj], tmp_path: Path) -> N
         (tmp_path / name).write_text(text)
     [server] = _find(objects, "StatefulSet", "nats")["spec"]["template"]["spec"]["containers"]
     check_nats_config(tmp_path, _container_env(objects, server, example_secrets()))
+    check_nats_image(server["image"])
 
 
 def test_nats_users_are_generated_from_the_bus_roles(objects: list[Obj]) -> None:

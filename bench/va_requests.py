@@ -5,16 +5,21 @@ Each request (bench/data/va_requests.json: four clients in four time zones; cale
 tasks, memory questions and requests that must not call a tool) is sent in a conversation of
 its own. The client's autonomy is `suggest` with `require_approval` 0, so every call the model
 makes shows up as a frame (an approval card, or the result of a read-only lookup) carrying the
-tool and its arguments. Measured per model:
+tool and its arguments. Measured per model, per category (the labelled tool) and overall:
 
-  correct tool      the first action's tool is the labelled one (`none`: no action at all)
+  right tool        the first action's tool is the labelled one (`none`: no action at all)
   no-tool calls     share of `none` requests that got an action anyway
   arguments         share of correctly routed calls whose arguments match the label (dates
-                    resolved in the client's zone, recipients, key words)
-  time to proposal  median seconds from sending the message to the first action frame
+                    resolved in the client's zone on the day the request ran, recipients,
+                    key words)
+  time to proposal  median and p90 seconds from sending the message to the first action frame
+
+Every request's outcome is appended to a JSON-lines file as soon as it is known, so a run cut
+short still reports (`--report`), and `--resume` continues where it stopped.
 
 Usage: python bench/va_requests.py [--models qwen2.5-coder-1.5b,qwen2.5-coder-0.5b,smollm2-135m]
-                                   [--limit N] (every n-th request, keeping the mix)
+         [--limit N] (every n-th request, keeping the mix) [--data FILE] [--out DIR]
+         [--resume] [--report]
 """
 
 from __future__ import annotations
@@ -22,15 +27,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
+import os
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import websockets
@@ -38,51 +42,13 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.va_scoring import args_ok, table  # noqa: E402
 from switchboard_cli.stack import Stack, start_stack  # noqa: E402
 from tests.people import add_people  # noqa: E402
 
 TOOLS = ["calendar_create", "calendar_list", "email_draft", "task_add", "task_list",
          "memory_search"]
-WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ACTION_FRAMES = ("action_pending", "action_result")
-
-
-def day_of(spec: str, today: date) -> date:
-    if spec.startswith("+"):
-        return today + timedelta(days=int(spec[1:].rstrip("d")))
-    ahead = (WEEKDAYS.index(spec) - today.weekday()) % 7 or 7
-    return today + timedelta(days=ahead)
-
-
-def date_ok(value: Any, spec: str, zone: str, *, with_time: bool) -> bool:
-    today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
-    day, _, clock = spec.partition(" ")
-    try:
-        if with_time:
-            moment = datetime.fromisoformat(str(value)).astimezone(ZoneInfo(zone))
-            got_day, got_clock = moment.date(), moment.strftime("%H:%M")
-        else:
-            got_day, got_clock = date.fromisoformat(str(value)[:10]), ""
-    except ValueError:
-        return False
-    return got_day == day_of(day, today) and (not clock or got_clock == clock)
-
-
-def args_ok(args: dict[str, Any], spec: dict[str, Any], zone: str) -> bool:
-    for key, want in spec.items():
-        if key.endswith("~"):
-            text = json.dumps(args.get(key[:-1], "")).lower()
-            if not all(word in text for word in want):
-                return False
-        elif key == "to":
-            if not set(want) <= {str(a).lower() for a in args.get("to") or []}:
-                return False
-        elif key in ("start", "end"):
-            if not date_ok(args.get(key), want, zone, with_time=True):
-                return False
-        elif key == "due" and not date_ok(args.get(key), want, zone, with_time=False):
-            return False
-    return True
 
 
 async def setup(stack: Stack, org: str, clients: dict[str, dict[str, str]]) -> None:
@@ -115,11 +81,30 @@ async def one(url: str, request: dict[str, Any], timeout: float) -> dict[str, An
                     first, took = frame, time.monotonic() - sent
                 if frame["type"] in ("turn_completed", "error"):
                     return {"action": first, "took": took, "end": frame["type"],
-                            "total": time.monotonic() - sent}
+                            "total": time.monotonic() - sent,
+                            "text": str(frame.get("text") or frame.get("message") or "")[:400]}
+
+
+def outcome(model: str, request: dict[str, Any], got: dict[str, Any], zone: str
+            ) -> dict[str, Any]:
+    """One JSON line: enough to score again later (dates are judged against the day the
+    request ran, so a report printed tomorrow is still right) and to read the failure."""
+    action = got["action"] or {}
+    ran_at = datetime.now(UTC)
+    arguments = action.get("arguments") or {}
+    return {"model": model, "client": request["client"], "text": request["text"],
+            "want": request["tool"], "got": action.get("tool", "none"),
+            "arguments": arguments, "status": action.get("status") or action.get("type"),
+            "args_ok": (args_ok(arguments, request["args"], zone, ran_at)
+                        if action.get("tool") == request["tool"] and request.get("args")
+                        else None),
+            "took": got["took"], "total": got["total"], "end": got["end"],
+            "answer": got.get("text", ""), "ran_at": ran_at.isoformat(),
+            "load": os.getloadavg()[0]}
 
 
 async def evaluate(model: str, requests: list[dict[str, Any]], clients: dict[str, Any],
-                   timeout: float) -> dict[str, Any]:
+                   timeout: float, out: Path) -> None:
     env = {"ANTHROPIC_API_KEY": "", "LLM_STREAM_LOCAL_MODEL": model, "CONTEXT_MAX_TOKENS": "48",
            "GATEWAY_DEV_CREDENTIAL": "true",
            "GATEWAY_TURN_DEADLINE_S": "600", "GATEWAY_TURN_IDLE_TIMEOUT_S": "590",
@@ -132,52 +117,29 @@ async def evaluate(model: str, requests: list[dict[str, Any]], clients: dict[str
             org = f"va{uuid.uuid4().hex[:8]}"
             await setup(stack, org, clients)
             url = stack.gateway_url.replace("http://", "ws://") + f"/ws?org={org}&user=va1"
-            rows = []
             for request in requests:
                 try:
                     got = await one(url, request, timeout)
                 except (TimeoutError, OSError, websockets.ConnectionClosed) as exc:
                     got = {"action": None, "took": None, "end": type(exc).__name__,
                            "total": timeout}
-                rows.append((request, got))
-                action = got["action"]
-                verdict = ("-" if not request.get("args") or not action else "args ok"
-                           if args_ok(action.get("arguments") or {}, request["args"],
-                                      clients[request["client"]]["timezone"]) else "args WRONG")
-                took = f"{got['took']:.1f}s" if got["took"] is not None else "-"
-                print(f"  {model}: {request['tool']:>15} <- "
-                      f"{action['tool'] if action else 'none':<15} proposal {took:>7} "
-                      f"turn {got['total']:6.1f}s {got['end']:<15} {verdict:<10} "
-                      f"{request['text'][:50]}", file=sys.stderr, flush=True)
+                row = outcome(model, request, got, clients[request["client"]]["timezone"])
+                with out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                verdict = {None: "-", True: "args ok", False: "args WRONG"}[row["args_ok"]]
+                took = f"{row['took']:.1f}s" if row["took"] is not None else "-"
+                print(f"  {model}: {row['want']:>15} <- {row['got']:<15} proposal {took:>7} "
+                      f"turn {row['total']:6.1f}s {row['end']:<15} {verdict:<10} "
+                      f"load {row['load']:.1f} {request['text'][:50]}",
+                      file=sys.stderr, flush=True)
         finally:
             stack.stop()
-    return score(rows, clients)
 
 
-def score(rows: list[tuple[dict[str, Any], dict[str, Any]]], clients: dict[str, Any]
-          ) -> dict[str, Any]:
-    correct = false_calls = none_total = args_total = args_right = failed = 0
-    times = []
-    for request, got in rows:
-        failed += got["end"] != "turn_completed"  # a timeout counts as a wrong answer
-        action = got["action"]
-        tool = action["tool"] if action else "none"
-        if request["tool"] == "none":
-            none_total += 1
-            false_calls += tool != "none"
-        if tool == request["tool"]:
-            correct += 1
-            if request.get("args"):
-                args_total += 1
-                args_right += args_ok(action["arguments"] if action else {}, request["args"],
-                                      clients[request["client"]]["timezone"])
-        if got["took"] is not None:
-            times.append(got["took"])
-    return {"n": len(rows), "correct_tool": correct / len(rows),
-            "false_calls": false_calls / max(none_total, 1),
-            "args": args_right / max(args_total, 1),
-            "median_proposal_s": statistics.median(times) if times else float("nan"),
-            "failed": failed}
+def recorded(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def main() -> None:
@@ -185,22 +147,33 @@ def main() -> None:
     parser.add_argument("--models", default="qwen2.5-coder-1.5b,qwen2.5-coder-0.5b,smollm2-135m")
     parser.add_argument("--limit", type=int, default=0,
                         help="evaluate about this many requests (every n-th)")
+    parser.add_argument("--data", type=Path, default=ROOT / "bench" / "data" / "va_requests.json")
+    parser.add_argument("--out", type=Path, default=ROOT / ".switchboard" / "bench",
+                        help="where the per-request results (JSON lines) are written")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep earlier results and run only the requests they lack")
+    parser.add_argument("--report", action="store_true",
+                        help="print the tables from earlier results, run nothing")
     parser.add_argument("--timeout", type=float, default=620.0)
     ns = parser.parse_args()
-    data = json.loads((ROOT / "bench" / "data" / "va_requests.json").read_text())
+    data = json.loads(ns.data.read_text())
     requests = data["requests"]
     if ns.limit:
         requests = requests[::max(1, len(requests) // ns.limit)][:ns.limit]
-    results = {m: asyncio.run(evaluate(m, requests, data["clients"], ns.timeout))
-               for m in ns.models.split(",")}
-    print(f"\n{len(requests)} labelled requests, "
-          f"{sum(r['tool'] == 'none' for r in requests)} of them no-tool\n")
-    print("| model | correct tool | no-tool calls | arguments correct | median time to proposal "
-          "| turns failed (timeouts) |")
-    print("|---|---|---|---|---|---|")
-    for model, r in results.items():
-        print(f"| {model} | {r['correct_tool']:.0%} | {r['false_calls']:.0%} | {r['args']:.0%} "
-              f"| {r['median_proposal_s']:.1f} s | {r['failed']} |")
+    ns.out.mkdir(parents=True, exist_ok=True)
+    for model in ns.models.split(","):
+        path = ns.out / f"{ns.data.stem}-{model}.jsonl"
+        if not ns.report:
+            if not ns.resume:
+                path.unlink(missing_ok=True)
+            done = {(r["client"], r["text"]) for r in recorded(path)}
+            todo = [r for r in requests if (r["client"], r["text"]) not in done]
+            if todo:
+                asyncio.run(evaluate(model, todo, data["clients"], ns.timeout, path))
+        wanted = {(r["client"], r["text"]) for r in requests}
+        rows = [r for r in recorded(path) if (r["client"], r["text"]) in wanted]
+        print(f"\n{model}: {len(rows)} of {len(requests)} requests ({ns.data.name}, {path})\n")
+        print(table(rows))
 
 
 if __name__ == "__main__":

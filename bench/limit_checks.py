@@ -1,6 +1,6 @@
-"""What the consumption limits add to a turn: the gateway's `Limiter.admit_turn` (user and org
-moving windows, then one script for the user's concurrent-turn slot and the month's token
-usage) before the turn starts, and `end_turn` (freeing the slot) after its last frame, against a
+"""What the consumption limits add to a turn: the gateway's `Limiter.admit_turn` (one script:
+the month's token budget, the user's and the org's moving windows, the user's concurrent-turn
+slot) before the turn starts, and `end_turn` (freeing the slot) after its last frame, against a
 real Valkey on loopback. One Valkey round trip (PING) on the same pool is the floor.
 
 Realistic limits (the defaults), so each moving window holds at most its limit of entries.
@@ -79,7 +79,7 @@ def main() -> None:
     print("|---|---|---|---|")
     total = [a + e for a, e in zip(results["admit"], results["end"], strict=True)]
     for name, values in (("one Valkey round trip (PING), for scale", results["ping"]),
-                         ("admit_turn: before the turn (2 windows, slot and budget)",
+                         ("admit_turn: before the turn (one script: budget, 2 windows, slot)",
                           results["admit"]),
                          ("end_turn: after the last frame (free the slot)", results["end"]),
                          ("limits per turn, total", total)):

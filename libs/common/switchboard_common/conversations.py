@@ -78,12 +78,14 @@ def month_usage_key(org: str, when: datetime | None = None) -> str:
     return f"usage:{org}:month:{(when or utcnow()):%Y-%m}"
 
 
+BUDGET_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                 "cache_creation_input_tokens")
+"""The fields of a month's usage a budget counts: everything the provider processed, input
+(cached or not) and output."""
+
+
 def budget_tokens(values: dict[str, int]) -> int:
-    """Tokens a budget counts: everything the provider processed, input (cached or not) and
-    output."""
-    return sum(values.get(f, 0) for f in ("input_tokens", "output_tokens",
-                                           "cache_read_input_tokens",
-                                           "cache_creation_input_tokens"))
+    return sum(values.get(f, 0) for f in BUDGET_FIELDS)
 
 
 class TurnRecord(BaseModel):

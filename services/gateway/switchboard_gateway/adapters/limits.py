@@ -1,20 +1,25 @@
 """Counting for the consumption limits, in Valkey, shared by every gateway replica.
 
 - Rates (turns per user and per org, ingest events per caller) use the `limits` package's
-  moving-window limiter over the gateway's own Valkey pool (`implementation="redispy"`): a
-  well-kept library with an atomic Lua script per hit, exact over any 60 s (no burst at a
-  fixed window's edge).
+  moving window over the gateway's own Valkey pool (`implementation="redispy"`): a well-kept
+  library whose window is a list of hit times, taken by one atomic Lua script per hit, exact
+  over any 60 s (no burst at a fixed window's edge).
 - Concurrent turns per user are a sorted set `limits:active:{org}:{user}` of idempotency
-  keys scored by their turn's deadline: one Lua script drops expired members, counts and adds
-  atomically, so a gateway that dies mid-turn frees its slots at the deadline by itself.
+  keys scored by their turn's deadline, so a gateway that dies mid-turn frees its slots at the
+  deadline by itself.
 - The monthly token budget reads `usage:{org}:month:{YYYY-MM}` (context counts it once per
   turn, in the same script that appends the turn).
 - Per-org overrides live in the hash `limits:{org}`; each replica caches them for
   `cache_s` so a turn costs no extra round trip for them.
 
-A turn's checks cost three round trips (bench/limit_checks.py); only a refusal costs more (the
-window's reset time, releasing a slot already taken). Freeing the slot happens after the
-turn's last frame went out, off the turn's latency.
+Admitting a turn is ONE round trip: one script of ours checks the budget, runs the library's
+own moving-window script (its text, `RedisBridge.SCRIPT_ACQUIRE_MOVING_WINDOW`, as a Lua
+function on the library's own keys) for the user's then the org's window, then takes the slot.
+Being one script it is all or nothing: a limit that refuses gives back what the limits before
+it took (the hit just pushed on a window's list is its head), so a turn the org's window or the
+slot refuses costs the user none of their rate. Only a rate refusal costs a second round trip
+(the library's window stats, for `retry_after_s`). Freeing the slot happens after the turn's
+last frame went out, off the turn's latency (bench/limit_checks.py).
 Sockets per user are counted per replica in memory (see `SocketCounter`)."""
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from typing import Any
 import redis.asyncio as redis
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
+from limits.aio.storage.redis.bridge import RedisBridge
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from switchboard_common.conversations import budget_tokens, month_usage_key
+from switchboard_common.conversations import BUDGET_FIELDS, month_usage_key
 from switchboard_common.envelope import utcnow
 from switchboard_common.errors import ErrorCode
 from switchboard_common.metrics import RATE_LIMIT_REFUSALS
@@ -44,20 +50,37 @@ from switchboard_gateway.domain.limits import (
     rate_refusal,
 )
 
-# Take a concurrent-turn slot (a re-sent key keeps its own) and, when the org has a budget,
-# return the month's usage with it: {1|0, field, value, ...}.
-_ADMIT = """
-local usage = {}
-if ARGV[5] == '1' then usage = redis.call('HGETALL', KEYS[2]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if not redis.call('ZSCORE', KEYS[1], ARGV[4]) then
-  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return {0} end
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-  redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[2])))
+# KEYS: month usage, user window, org window, active turns.
+# ARGV: now, window seconds, user limit, org limit, deadline, concurrent limit, idempotency
+# key, budget (-1: none), then the usage fields the budget counts.
+# Returns {verdict, tokens used this month}; the verdict names the limit that refused.
+# `acquire` is the library's script, unchanged: it pushes the hit only when admitting it, and
+# trims the list to the limit, dropping only entries already outside the window, so popping
+# the head undoes it exactly (nothing else runs in between).
+_ACQUIRE = RedisBridge.SCRIPT_ACQUIRE_MOVING_WINDOW.decode()
+_ADMIT = "local function acquire(KEYS, ARGV)\n" + _ACQUIRE + """
 end
-local out = {1}
-for i = 1, #usage do out[i + 1] = usage[i] end
-return out
+local used = 0
+if tonumber(ARGV[8]) >= 0 then
+  for i = 9, #ARGV do used = used + (tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or 0) end
+  if used >= tonumber(ARGV[8]) then return {'budget', used} end
+end
+if not acquire({KEYS[2]}, {ARGV[1], ARGV[3], ARGV[2], 1}) then return {'user', used} end
+if not acquire({KEYS[3]}, {ARGV[1], ARGV[4], ARGV[2], 1}) then
+  redis.call('LPOP', KEYS[2])
+  return {'org', used}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
+if not redis.call('ZSCORE', KEYS[4], ARGV[7]) then
+  if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[6]) then
+    redis.call('LPOP', KEYS[2])
+    redis.call('LPOP', KEYS[3])
+    return {'slot', used}
+  end
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
+  redis.call('EXPIREAT', KEYS[4], math.ceil(tonumber(ARGV[5])))
+end
+return {'ok', used}
 """
 
 
@@ -79,9 +102,10 @@ class Limiter:
                  cache_s: float = 5.0) -> None:
         self._r = valkey
         # The library's options are typed as scalars; a pool is what it documents for sharing.
-        storage = RedisStorage(f"async+{valkey_url}", implementation="redispy",
-                               connection_pool=valkey.connection_pool)  # type: ignore[arg-type]
-        self._window = MovingWindowRateLimiter(storage)
+        self._storage = RedisStorage(
+            f"async+{valkey_url}", implementation="redispy",
+            connection_pool=valkey.connection_pool)  # type: ignore[arg-type]
+        self._window = MovingWindowRateLimiter(self._storage)
         self._admit: Any = valkey.register_script(_ADMIT)
         self._defaults = defaults
         self._cache_s = cache_s
@@ -118,40 +142,42 @@ class Limiter:
                          ) -> Admitted | Refusal:
         """Count one new turn of `who` (`key`: its idempotency key) against every limit, or
         say which refused it. An admitted turn holds a concurrency slot until `end_turn`
-        (or its deadline).
-
-        Three round trips, one after the other (on one event loop, concurrent requests to a
-        loopback Valkey cost more than sequential ones): the user's window, the org's window,
-        then one script that takes the slot and reads the month's usage. A refusal stops at
-        the first limit that refuses."""
+        (or its deadline). One round trip (see the module's docstring); a refused turn
+        took nothing."""
         limits = await self.org_limits(who.org)
         per_user = RateLimitItemPerMinute(limits.turns_per_minute_user)
-        if not await self._window.hit(per_user, "turns-user", who.org, who.user):
-            return await self._rate(per_user, "turns_per_user", "turns for this user",
-                                    "turns-user", who.org, who.user)
         per_org = RateLimitItemPerMinute(limits.turns_per_minute_org)
-        if not await self._window.hit(per_org, "turns-org", who.org):
-            return await self._rate(per_org, "turns_per_org", "turns for this org",
-                                    "turns-org", who.org)
+        user_ids = ("turns-user", who.org, who.user)
+        org_ids = ("turns-org", who.org)
+        budget = limits.monthly_token_budget
         now = time.time()
-        budgeted = limits.monthly_token_budget is not None
-        slot, *fields = await self._admit(
-            keys=[_active_key(who), month_usage_key(who.org)],
-            args=[now, now + deadline_s, limits.concurrent_turns_user, key, int(budgeted)])
-        if not slot:
-            RATE_LIMIT_REFUSALS.labels("concurrent_turns_per_user").inc()
-            return Refusal(ErrorCode.RATE_LIMITED, f"too many turns running at once: at most "
-                           f"{limits.concurrent_turns_user} per user", 1.0)
-        used = budget_tokens({_s(k): int(v) for k, v in zip(fields[::2], fields[1::2],
-                                                             strict=True)})
-        state = budget_state(limits, used)
-        if state == "stop":
-            RATE_LIMIT_REFUSALS.labels("org_tokens_month").inc()
-            await self.end_turn(who, key)
-            return budget_refusal(limits, used, utcnow())
-        if state == "warn" and limits.monthly_token_budget is not None:
-            return Admitted(BudgetWarning(used, limits.monthly_token_budget))
+        verdict, used = await self._admit(
+            keys=[month_usage_key(who.org), self._window_key(per_user, *user_ids),
+                  self._window_key(per_org, *org_ids), _active_key(who)],
+            args=[now, per_user.get_expiry(), per_user.amount, per_org.amount,
+                  now + deadline_s, limits.concurrent_turns_user, key,
+                  -1 if budget is None else budget, *BUDGET_FIELDS])
+        match _s(verdict):
+            case "user":
+                return await self._rate(per_user, "turns_per_user", "turns for this user",
+                                        *user_ids)
+            case "org":
+                return await self._rate(per_org, "turns_per_org", "turns for this org",
+                                        *org_ids)
+            case "slot":
+                RATE_LIMIT_REFUSALS.labels("concurrent_turns_per_user").inc()
+                return Refusal(ErrorCode.RATE_LIMITED, f"too many turns running at once: at "
+                               f"most {limits.concurrent_turns_user} per user", 1.0)
+            case "budget":
+                RATE_LIMIT_REFUSALS.labels("org_tokens_month").inc()
+                return budget_refusal(limits, used, utcnow())
+        if budget is not None and budget_state(limits, used) == "warn":
+            return Admitted(BudgetWarning(used, budget))
         return Admitted()
+
+    def _window_key(self, item: RateLimitItemPerMinute, *ids: str) -> str:
+        """The key the library keeps this window under (what its `hit` would use)."""
+        return self._storage.bridge.prefixed_key(item.key_for(*ids))
 
     async def end_turn(self, who: Identity, key: str) -> None:
         await self._r.zrem(_active_key(who), key)

@@ -4,6 +4,7 @@ display names. Every refusal is typed and the gateway keeps serving."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -69,3 +70,27 @@ async def test_skills_sizes_models_and_names_are_bounded(gateway: Gateway, org: 
             assert r.status_code == 422, name
         r = await http.post("/users", json={"id": "zed", "display_name": "Zed\r\nAdmin"})
         assert r.status_code == 422
+
+
+async def test_every_path_parameter_of_every_route_is_validated(gateway: Gateway,
+                                                                org: str) -> None:
+    """Every operation the OpenAPI document lists, with a forged id in every path parameter:
+    each answers 422 naming that parameter (nothing reaches a store with it). A space is
+    refused by every id type, the memory item's wider one (`ItemId`, which allows `:`) too."""
+    paths = gateway.app.openapi()["paths"]
+    seen, wrong = 0, []
+    async with api(gateway, org, "va1") as http:
+        for path, operations in paths.items():
+            names = re.findall(r"{(\w+)}", path)
+            if not names:
+                continue
+            url = re.sub(r"{\w+}", "x y", path).removeprefix("/v1")
+            for method in operations:
+                r = await http.request(method.upper(), url, json={})
+                located = ({tuple(e["loc"]) for e in r.json()["errors"]}
+                           if r.status_code == 422 else set())
+                if not {("path", n) for n in names} <= located:
+                    wrong.append((method, path, r.status_code))
+                seen += 1
+    assert not wrong
+    assert seen >= 40

@@ -6,6 +6,7 @@ others."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,9 +16,10 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from switchboard_common.conversations import month_usage_key
+from switchboard_common.envelope import utcnow
 from switchboard_gateway.adapters.limits import Admitted, Limiter
 from switchboard_gateway.domain.identity import Identity
-from switchboard_gateway.domain.limits import OrgLimits, Refusal
+from switchboard_gateway.domain.limits import OrgLimits, Refusal, seconds_to_next_month
 
 pytestmark = pytest.mark.connected
 
@@ -53,8 +55,7 @@ class CountingConnection(redis.Connection):
 
 
 async def test_admitting_a_turn_is_one_round_trip(valkey_url: str, org: str) -> None:
-    counted = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
-        valkey_url, connection_class=CountingConnection))
+    counted = redis.Redis.from_url(valkey_url, connection_class=CountingConnection)
     lim = limiter(counted, valkey_url, monthly_token_budget=10**9)
     who = Identity(org=org, user="ana")
     await lim.admit_turn(who, "warm", 60)  # loads the script and caches the org's limits
@@ -119,3 +120,19 @@ async def test_a_turn_the_budget_stops_takes_nothing(client: redis.Redis, valkey
     assert isinstance(stopped, Refusal) and stopped.code == "quota_exceeded"
     assert await remaining(client, valkey_url, 120, "turns-user", org, "ana") == 119
     assert await client.zcard(f"limits:active:{org}:ana") == 0
+
+
+async def test_the_budget_starts_again_each_month(client: redis.Redis, valkey_url: str,
+                                                 org: str) -> None:
+    """Usage is kept per calendar month (UTC): last month's spending stops nothing now, and a
+    stopped org is told to retry when the next month starts."""
+    lim = limiter(client, valkey_url, monthly_token_budget=100)
+    who = Identity(org=org, user="ana")
+    now = utcnow()
+    last_month = now.replace(day=1) - timedelta(days=1)
+    await client.hset(month_usage_key(org, last_month), "output_tokens", 10_000)
+    assert isinstance(await lim.admit_turn(who, "k1", 60), Admitted)
+    await client.hset(month_usage_key(org, now), "output_tokens", 100)
+    stopped = await lim.admit_turn(who, "k2", 60)
+    assert isinstance(stopped, Refusal) and stopped.code == "quota_exceeded"
+    assert abs(stopped.retry_after_s - seconds_to_next_month(now)) < 5

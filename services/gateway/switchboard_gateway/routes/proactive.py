@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
-from switchboard_common.envelope import utcnow
+from switchboard_common.envelope import Id, utcnow
 from switchboard_common.learning import ToolLearning, learning_of, suggest
 from switchboard_common.memory import IngestEvent
 from switchboard_common.skills import Tier, merge
@@ -91,7 +91,7 @@ async def learning(client: AccessibleClient, who: Me, bus: SkillsApi,
              responses=CONFLICT,
              summary="Apply the suggestion shown for this tool (one click); 409 when the "
                      "history no longer suggests it")
-async def accept(tool: str, client: AccessibleClient, who: Me, directory: Dir,
+async def accept(tool: Id, client: AccessibleClient, who: Me, directory: Dir,
                  bus: SkillsApi, settings: Config, store: Learning) -> SkillLayer:
     history = await store.history(who.org, client.id, tool)
     autonomy = (await bus.resolve(who.org, who.user.id, client.id)).resolved.skills.autonomy

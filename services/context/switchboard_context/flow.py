@@ -322,15 +322,12 @@ class TurnFlow:
         target = past.total - keep
         if target <= past.offset:
             return
-        transcript = "\n".join(f"{m.role}: {m.text}"
-                               for m in past.recent[:target - past.offset])
-        previous = f"Summary so far:\n{summary.text}\n\n" if summary else ""
         request = ModelRequest(
             org_id=turn.org_id, turn_id=f"s{turn.turn_id}"[:64], user_id=turn.user_id,
             client_id=turn.client_id, conversation_id=turn.conversation_id,
             system=SUMMARY_SYSTEM, purpose="summary", model=self.settings.simple_model,
-            messages=[ChatMessage(role="user", content=f"{previous}Conversation:\n{transcript}"
-                                  "\n\nWrite the updated summary.")],
+            messages=[ChatMessage(role="user", content=prompt.summary_request(
+                summary.text if summary else None, past.recent[:target - past.offset]))],
             max_tokens=self.settings.summary_max_tokens,
             deadline_at=utcnow() + timedelta(seconds=self.settings.summary_deadline_s),
             meta={"covers": str(target)})

@@ -197,3 +197,13 @@ def build(inputs: PromptInputs, complexity: Complexity, *, history_budget_tokens
         max_tokens=skills.models.max_tokens,
         tainted_by=tainted_by(inputs.retrieved),
     )
+
+
+def summary_request(previous: str | None, messages: Sequence[ChatMessage]) -> str:
+    """What the summariser reads: the summary so far and the messages to fold into it, both
+    as data blocks. They may carry text an earlier turn quoted from outside (an answer that
+    repeats an injected mail), and the summary they become is read by every later prompt."""
+    transcript = "\n".join(f"{m.role}: {m.text}" for m in messages)
+    earlier = ("Summary so far:\n" + quote(previous, kind="summary") + "\n\n") if previous else ""
+    return (earlier + "Conversation:\n" + quote(transcript, kind="conversation")
+            + "\n\nWrite the updated summary.")

@@ -15,6 +15,7 @@ import mailbox
 import signal
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -131,6 +132,32 @@ async def test_a_tool_call_is_executed_and_fed_back(stack: Stack, org: str,
     tool_result = fake_anthropic.last_request["messages"][-1]["content"][0]
     assert tool_result["type"] == "tool_result" and '"executed"' in tool_result["content"]
     assert "confidence" in fake_anthropic.last_request["tools"][0]["input_schema"]["required"]
+
+
+async def test_a_bad_argument_goes_back_at_once_and_nothing_personal_is_logged(
+        stack: Stack, org: str, fake_anthropic: FakeAnthropic) -> None:
+    """A model-proposed mail to a malformed address (with a phone number in it), in automate
+    mode: refused before anything runs, as a typed error to the model (which answers in the
+    same turn) and a readable result to the user; no service log holds the address."""
+    address = "bad.addr+1-415-555-0188@@example..org"
+    await setup_client(stack, org, "nia", "automate")
+    script = fake_anthropic.script(f"bad-{org}", [
+        [call("email_send", confidence=1.0, to=[address], subject="Numbers",
+              body="call +1 415 555 0188")],
+        [{"text": "That address looks wrong; which one should I use?"}]])
+    started = asyncio.get_running_loop().time()
+    frames = await turn(stack, org, "nia", f"{script} mail the numbers")
+    assert asyncio.get_running_loop().time() - started < 15  # no redelivery, no timeout
+    assert frames[-1]["type"] == "turn_completed", frames[-1]
+    result = next(f for f in frames if f["type"] == "action_result")
+    assert (result["status"], result["code"]) == ("refused", "invalid_arguments")
+    assert "to.0" in result["message"] and address not in result["message"]
+    fed_back = fake_anthropic.last_request["messages"][-1]["content"][0]
+    assert fed_back["is_error"] and '"code": "invalid_arguments"' in fed_back["content"]
+    assert not mail_with(stack, "Numbers")
+    for log in Path(stack.log_dir).glob("*.log"):  # noqa: ASYNC240 - a test's files
+        text = log.read_text(errors="replace")
+        assert address not in text and "555-0188" not in text and "555 0188" not in text, log
 
 
 async def test_parallel_calls_become_cards_decided_over_the_socket(

@@ -196,7 +196,9 @@ class ToolLoop:
 
 def _tool_result(call_id: str, result: ActionResult) -> ToolResultBlock:
     # Cut before quoting, so the cut can never drop the closing delimiter.
-    body = json.dumps({"status": result.status, "message": result.message,
+    # `code` types a refusal (`invalid_arguments`: the model may correct the call at once).
+    typed = {"code": result.code} if result.code else {}
+    body = json.dumps({"status": result.status, **typed, "message": result.message,
                        "output": result.output}, default=str, ensure_ascii=False)
     return ToolResultBlock(tool_use_id=call_id,
                            content=quote(body[:MAX_RESULT_CHARS], kind="tool_result",

@@ -141,7 +141,10 @@ async def test_matching_mail_makes_one_card_even_when_delivered_twice(
                       text="Could we move Thursday's board prep to Friday 10:00?")
         frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
         assert frame["type"] == "action_pending" and frame["tool"] == "calendar_create"
-        assert frame["tainted_by"] == ["event:email:mail-1"]
+        # The memory_indexer may have indexed the same mail before the turn's retrieval ran
+        # (a race under load): then the recalled copy taints it too. Nothing else may.
+        assert frame["tainted_by"][0] == "event:email:mail-1"
+        assert set(frame["tainted_by"]) <= {"event:email:mail-1", "memory:email:mail-1"}
         assert frame["caused_by"] == "event:email:mail-1"
     cards = await wait_for(lambda: inbox(stack, org))
     assert len(cards) == 1, cards

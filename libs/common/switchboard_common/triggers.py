@@ -14,8 +14,17 @@ a client sets its own). Matching is deterministic and runs before any model call
 An event's kind is the producer's `metadata["kind"]` ("received", "moved", "shared"); its
 sender is `metadata["from"]` (or `"sender"`). Sender patterns are an exact address or a domain
 (`@acme.com`), case-insensitive. Keywords are whole words or phrases, case-insensitive
-("move" matches "Can we move it?" but not "remove"): the event's words are split once into a
-set, so a one-word keyword is one set lookup and 100 rules stay far below 0.1 ms an event.
+("move" matches "Can we move it?" but not "remove").
+
+Most rules are never looked at: a `TriggerMatcher` is built once per resolved rule list (the
+resolved skills are cached until a tier changes, so the same rule objects come back and the
+matcher is found by their identity). It buckets the enabled rules by the event's source and
+kind; within a bucket, rules are indexed by their sender patterns and by each keyword's first
+word. An event's candidates are the bucket's rules its sender passes that have no keywords,
+or one of whose keywords has all its words among the event's words (the text is split into
+words only when such a keyword rule is left); the lowest position among them wins, as the
+first passing rule of a plain scan with `rule_matches` would (tests/unit/common/
+test_triggers.py compares the two on random rules and events).
 
 The matcher is pure and shared (the context service matches, the gateway's dry run answers
 "would this event trigger?" with the same function). Events are untrusted content: a rule's
@@ -26,10 +35,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from functools import cached_property
-from typing import Annotated
+from itertools import pairwise
+from typing import Annotated, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -57,6 +68,15 @@ def _words(values: list[str]) -> list[str]:
     if not all(out):
         raise ValueError("a keyword needs at least one letter or digit")
     return out
+
+
+class Phrase(NamedTuple):
+    """A keyword of several words: present when its adjacent word pairs all are (one set
+    test) and, for three words or more, the padded text is found among the event's words."""
+
+    padded: str
+    pairs: frozenset[tuple[str, str]]
+    search: bool
 
 
 class TriggerRule(BaseModel):
@@ -92,8 +112,13 @@ class TriggerRule(BaseModel):
         return frozenset(k for k in self.keywords if " " not in k)
 
     @cached_property
-    def phrases(self) -> tuple[str, ...]:
-        return tuple(k for k in self.keywords if " " in k)
+    def phrases(self) -> tuple[Phrase, ...]:
+        out = []
+        for k in self.keywords:
+            if " " in k:
+                parts = k.split(" ")
+                out.append(Phrase(f" {k} ", frozenset(pairwise(parts)), len(parts) > 2))
+        return tuple(out)
 
 
 class QuietHours(BaseModel):
@@ -130,7 +155,7 @@ class EventFacts:
     """What rules look at, lower-cased once per event (not once per rule); the words are split
     only when a rule gets as far as its keywords."""
 
-    __slots__ = ("_phrase_text", "_text", "_words", "kind", "sender", "source")
+    __slots__ = ("_pairs", "_phrase_text", "_text", "_words", "kind", "sender", "source")
 
     def __init__(self, event: IngestEvent) -> None:
         meta = event.metadata
@@ -139,6 +164,7 @@ class EventFacts:
         self.sender = _address(str(meta.get("from") or meta.get("sender") or "").strip().lower())
         self._text = f"{event.title}\n{event.text}"
         self._words: frozenset[str] | None = None
+        self._pairs: frozenset[tuple[str, str]] = frozenset()
         self._phrase_text = ""
 
     @property
@@ -146,13 +172,21 @@ class EventFacts:
         if self._words is None:
             words = _WORD.findall(self._text.lower())
             self._words = frozenset(words)
+            self._pairs = frozenset(pairwise(words))
             self._phrase_text = f" {' '.join(words)} "
         return self._words
 
     def has_any(self, rule: TriggerRule) -> bool:
-        if not rule.single_words.isdisjoint(self.words):
+        """The plain definition (a whole-word search per phrase); `has_phrase` is the quick
+        form the matcher uses."""
+        if not rule.single_words.isdisjoint(self.words):  # also splits the phrase text
             return True
-        return any(f" {p} " in self._phrase_text for p in rule.phrases)
+        return any(p.padded in self._phrase_text for p in rule.phrases)
+
+    def has_phrase(self, phrase: Phrase) -> bool:
+        """Call after `words`."""
+        return phrase.pairs <= self._pairs and (not phrase.search
+                                                or phrase.padded in self._phrase_text)
 
 
 def _address(sender: str) -> str:
@@ -163,6 +197,7 @@ def _address(sender: str) -> str:
 
 
 def rule_matches(rule: TriggerRule, facts: EventFacts) -> bool:
+    """The definition of a match, one rule at a time; `TriggerMatcher` must agree with it."""
     return (rule.enabled
             and (not rule.sources or facts.source in rule.sources)
             and (not rule.kinds or facts.kind in rule.kinds)
@@ -171,13 +206,115 @@ def rule_matches(rule: TriggerRule, facts: EventFacts) -> bool:
             and (not rule.keywords or facts.has_any(rule)))
 
 
+def _sender_keys(sender: str) -> list[str]:
+    """The sender patterns an address passes: itself, and each `@...` suffix of it (a domain
+    pattern matches exactly when it is one of those: `endswith` in rule_matches)."""
+    return [sender, *(sender[i:] for i, c in enumerate(sender) if c == "@" and i)]
+
+
+class _Bucket:
+    """The enabled rules that accept one (source, kind), by position in the resolved list."""
+
+    __slots__ = ("by_sender", "by_word", "index_words", "keyworded", "open_senders", "plain")
+
+    def __init__(self, rules: Sequence[tuple[int, TriggerRule]]) -> None:
+        self.plain = tuple(i for i, r in rules if not r.keywords)
+        self.keyworded = frozenset(i for i, r in rules if r.keywords)
+        self.open_senders = frozenset(i for i, r in rules if not r.senders)
+        by_sender: dict[str, set[int]] = {}
+        # first word of a keyword -> (rule, the phrase and its word pairs; None for a single
+        # word, present whenever its index word is)
+        by_word: dict[str, list[tuple[int, Phrase | None]]] = {}
+        for i, r in rules:
+            for pattern in r.senders:
+                by_sender.setdefault(pattern, set()).add(i)
+            for word in r.single_words:
+                by_word.setdefault(word, []).append((i, None))
+            for phrase in r.phrases:
+                first = phrase.padded.split(" ", 2)[1]
+                by_word.setdefault(first, []).append((i, phrase))
+        self.by_sender = by_sender
+        self.by_word = by_word
+        self.index_words = frozenset(by_word)
+
+    def sender_passes(self, sender: str) -> frozenset[int]:
+        """The rules whose sender condition this sender passes."""
+        return self.open_senders.union(*(self.by_sender[k] for k in _sender_keys(sender)
+                                         if k in self.by_sender))
+
+    def first_keyword_match(self, facts: EventFacts, allowed: frozenset[int], before: int
+                            ) -> int:
+        """The lowest position (< `before`) of an allowed rule one of whose keywords the
+        event has; `before` when there is none."""
+        for w in facts.words & self.index_words:
+            for i, phrase in self.by_word[w]:
+                if i < before and i in allowed and (
+                        phrase is None or facts.has_phrase(phrase)):
+                    before = i
+        return before
+
+
+class TriggerMatcher:
+    """First-match-wins over one resolved rule list. Its buckets and indexes decide each
+    condition exactly as `rule_matches` does, so no rule is checked one by one."""
+
+    __slots__ = ("_buckets", "_enabled", "_kinds", "rules")
+
+    def __init__(self, rules: Sequence[TriggerRule]) -> None:
+        self.rules = tuple(rules)
+        self._enabled = [(i, r) for i, r in enumerate(self.rules) if r.enabled]
+        self._kinds = frozenset(k for _, r in self._enabled for k in r.kinds)
+        # (source, kind) -> bucket, built on first use: a kind no rule names shares the
+        # bucket of the rules that name none, so untrusted kinds cannot grow this.
+        self._buckets: dict[tuple[str, str | None], _Bucket] = {}
+
+    def _bucket(self, source: str, kind: str) -> _Bucket:
+        key = (source, kind if kind in self._kinds else None)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket([
+                (i, r) for i, r in self._enabled
+                if (not r.sources or source in r.sources) and (not r.kinds or kind in r.kinds)])
+        return bucket
+
+    def match(self, event: IngestEvent) -> tuple[int, TriggerRule] | None:
+        """The first rule the event passes and its position, or None (no model call)."""
+        if not self._enabled:
+            return None
+        facts = EventFacts(event)
+        bucket = self._bucket(facts.source, facts.kind)
+        allowed = bucket.sender_passes(facts.sender)
+        best = next((i for i in bucket.plain if i in allowed), len(self.rules))
+        # The event's words are split only when a keyword rule is still in the running.
+        if not bucket.keyworded.isdisjoint(allowed):
+            best = bucket.first_keyword_match(facts, allowed, best)
+        return (best, self.rules[best]) if best < len(self.rules) else None
+
+
+_MATCHERS: OrderedDict[tuple[int, ...], TriggerMatcher] = OrderedDict()
+_MATCHERS_KEPT = 1024
+
+
+def matcher_for(rules: Sequence[TriggerRule]) -> TriggerMatcher:
+    """The matcher of this rule list, built once. Keyed by the rules' identities: the rule
+    objects are frozen and the matcher holds them, so an id in a kept key cannot be reused by
+    another rule; re-resolved skills bring new objects and so a new matcher (least recently
+    used ones are dropped beyond a bound, one per resolved (user, client) is the usual set)."""
+    key = tuple(map(id, rules))
+    matcher = _MATCHERS.get(key)
+    if matcher is None:
+        matcher = _MATCHERS[key] = TriggerMatcher(rules)
+        if len(_MATCHERS) > _MATCHERS_KEPT:
+            _MATCHERS.popitem(last=False)
+    else:
+        _MATCHERS.move_to_end(key)
+    return matcher
+
+
 def first_match(rules: Sequence[TriggerRule], event: IngestEvent) -> TriggerRule | None:
     """The first rule the event passes, or None (then nothing calls a model)."""
-    facts = EventFacts(event)
-    for rule in rules:
-        if rule_matches(rule, facts):
-            return rule
-    return None
+    found = matcher_for(rules).match(event)
+    return found[1] if found is not None else None
 
 
 def background_turn_id(org: str, client: str, event_id: str) -> str:

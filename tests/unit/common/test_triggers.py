@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -10,7 +11,16 @@ from pydantic import ValidationError
 
 from switchboard_common.memory import IngestEvent
 from switchboard_common.skills import SYSTEM_DEFAULTS, Tier, resolve
-from switchboard_common.triggers import QuietHours, TriggerRule, background_turn_id, first_match
+from switchboard_common.triggers import (
+    EventFacts,
+    QuietHours,
+    TriggerMatcher,
+    TriggerRule,
+    background_turn_id,
+    first_match,
+    matcher_for,
+    rule_matches,
+)
 
 
 def event(text: str = "Can we move Thursday's board prep?", source: str = "email",
@@ -93,3 +103,52 @@ def test_background_turn_id_is_stable_per_event_and_a_subject_token() -> None:
     assert one == background_turn_id("o1", "sarah", "msg.4711@example.com")
     assert one != background_turn_id("o2", "sarah", "msg.4711@example.com")
     assert one.isalnum() and len(one) <= 64
+
+
+# ---- the indexed matcher against a plain scan ----
+
+_VOCAB = ("move", "board", "prep", "invoice", "due", "friday", "urgent", "remove", "7")
+_KINDS = ("received", "moved", "shared", "")
+_SENDERS = ("priya@acme.com", "a@acme.com", "x@corp.example@acme.com", "ceo@corp.example", "")
+
+
+def _random_rule(rng: random.Random, n: int) -> TriggerRule:
+    def some(pool: tuple[str, ...], most: int) -> list[str]:
+        return rng.sample(pool, rng.randint(0, most))
+
+    keywords = [" ".join(rng.choices(_VOCAB[:5], k=rng.randint(1, 3)))
+                for _ in range(rng.choice((0, 0, 1, 2, 3)))]
+    return rule(f"r{n}", sources=some(("email", "calendar", "crm"), 2),
+                kinds=some(_KINDS[:3], 2),
+                senders=some(("priya@acme.com", "@acme.com", "@corp.example", "a@acme.com"), 2),
+                keywords=keywords, enabled=rng.random() > 0.1)
+
+
+def _random_event(rng: random.Random) -> IngestEvent:
+    text = " ".join(rng.choices(_VOCAB[:5] if rng.random() < 0.5 else _VOCAB,
+                                k=rng.randint(1, 12)))
+    return IngestEvent.model_validate({
+        "org_id": "o1", "event_id": "m", "client_id": "sarah",
+        "source": rng.choice(("email", "calendar", "crm", "note")), "title": "", "text": text,
+        "metadata": {"kind": rng.choice(_KINDS), "from": rng.choice(_SENDERS)}})
+
+
+def test_the_indexed_matcher_picks_what_a_plain_scan_picks() -> None:
+    rng = random.Random(12)
+    hits = 0
+    for _ in range(300):
+        rules = [_random_rule(rng, n) for n in range(rng.randint(0, 25))]
+        matcher = TriggerMatcher(rules)
+        for _ in range(20):
+            ev = _random_event(rng)
+            facts = EventFacts(ev)
+            plain = next(((i, r) for i, r in enumerate(rules) if rule_matches(r, facts)), None)
+            assert matcher.match(ev) == plain, (rules, ev)
+            hits += plain is not None
+    assert 1000 < hits < 5000  # both outcomes are exercised, not just "no match"
+
+
+def test_the_matcher_is_built_once_per_resolved_rule_list() -> None:
+    rules = [rule("a", keywords=["invoice"]), rule("b", keywords=["board prep"])]
+    assert matcher_for(rules) is matcher_for(list(rules))
+    assert matcher_for([rule("a", keywords=["invoice"]), rules[1]]) is not matcher_for(rules)

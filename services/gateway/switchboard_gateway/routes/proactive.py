@@ -15,10 +15,10 @@ from switchboard_common.learning import ToolLearning, learning_of, suggest
 from switchboard_common.memory import IngestEvent
 from switchboard_common.skills import Tier, merge
 from switchboard_common.triggers import (
+    TriggerMatcher,
     TriggerRule,
     TriggerTest,
     TriggerTestResult,
-    first_match,
 )
 from switchboard_gateway.deps import AccessibleClient, Config, Dir, Learning, Me, SkillsApi
 from switchboard_gateway.routes.errors import COMMON, CONFLICT, NOT_FOUND
@@ -66,15 +66,15 @@ async def test_trigger(body: TriggerTest, client: AccessibleClient, who: Me,
     event = IngestEvent(org_id=who.org, event_id="dry-run", client_id=client.id,
                         source=body.source, title=body.title, text=body.text,
                         metadata=dict(body.metadata))
-    rules = resolved.skills.triggers
-    rule = first_match(rules, event)
+    # Built per dry run (a fresh resolution), so not kept in the matcher cache.
+    found = TriggerMatcher(resolved.skills.triggers).match(event)
     quiet = resolved.skills.quiet_hours
     return TriggerTestResult(
-        matched=rule is not None, rule=rule,
-        index=next(i for i, r in enumerate(rules) if r is rule) if rule else None,
+        matched=found is not None, rule=found[1] if found else None,
+        index=found[0] if found else None,
         tier=resolved.provenance.get("triggers", Tier.SYSTEM),
         quiet_until=quiet.resume_at(utcnow(), resolved.skills.timezone)
-        if rule is not None and quiet is not None else None)
+        if found is not None and quiet is not None else None)
 
 
 @router.get("/autonomy/learning", response_model=list[ToolLearning],

@@ -9,6 +9,7 @@ import pytest
 import websockets
 
 from switchboard_cli.embedded import free_port
+from switchboard_gateway.routes.page import CONTENT_SECURITY_POLICY
 from tests.connected.gateway.support import Gateway, GatewayFactory, recv_json, user_message
 
 pytestmark = pytest.mark.connected
@@ -36,6 +37,10 @@ async def test_the_built_web_app_is_served(gateway_factory: GatewayFactory,
         page = await http.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert page.headers["cache-control"] == "no-cache" and "/assets/app-1.js" in page.text
+        # Answers are data: the page may fetch nothing an answer names (tests/unit/gateway/
+        # test_page_security.py checks the policy itself).
+        assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert page.headers["referrer-policy"] == "no-referrer"
         script = await http.get("/assets/app-1.js")
         assert script.status_code == 200 and script.text == "console.log(1)"
     async with gateway_factory(web_dir=tmp_path / "missing") as gw, httpx.AsyncClient(

@@ -123,11 +123,13 @@ class TurnFlow:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
 
-    async def accept(self, turn: TurnRequest, order: int) -> str | None:
+    async def accept(self, turn: TurnRequest, order: int,
+                     once: tuple[str, str, int] | None = None) -> str | None:
         """Record the turn and queue it behind its conversation; returns the turn to start
-        now (this one, or for an expired conversation the next waiting one), or None."""
+        now (this one, or for an expired conversation the next waiting one), or None; TAKEN
+        when `once` (see TurnQueue.enqueue) says it is not this caller's to queue."""
         return await self.queue.enqueue(base_of(turn), turn.turn_id, order,
-                                        record=self.pending.record(turn))
+                                        record=self.pending.record(turn), once=once)
 
     async def start(self, turn_id: str, accepted: TurnRequest | None = None) -> None:
         """Build the prompt of `turn_id` and ask for the model call. `accepted` is the request

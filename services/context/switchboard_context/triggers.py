@@ -2,13 +2,18 @@
 starts a turn with no user message, through the same flow as a user's turn (prompt building,
 memory, the tool-use loop and its bounds, the autonomy policy).
 
-    claimed already?            -> nothing (one background turn per event id)
+    claimed by another message  -> nothing (one background turn per event id)
     client unknown / no user    -> nothing (nobody to propose to)
     no rule matches             -> nothing: no model call
     inside quiet hours          -> later (JetStream redelivers the event when they end)
     over the client/org rate    -> later (when the minute window turns)
-    claim (SET NX) lost         -> nothing (a concurrent delivery took it)
-    otherwise                   -> queue the turn in the client's activity conversation
+    otherwise                   -> claim the event and queue its turn, in one Valkey script
+                                   (nothing if another message claimed it meanwhile), start
+                                   it, and only then ack the event
+
+A crash anywhere before the ack leaves the event unacknowledged: JetStream redelivers the
+same message, whose claim is its own, so it queues (and starts) the same turn again, unless
+that turn already ran (adapters/trigger_gate.py).
 
 Whose turn: the event's `user_id`, else the client's first assigned user; the turn's
 proposals reach that user's agency inbox. The event is untrusted: its text is quoted as data
@@ -34,6 +39,7 @@ from switchboard_common.triggers import (
 from switchboard_common.turns import Background, TurnRequest
 from switchboard_common.untrusted import quote
 from switchboard_context.adapters.trigger_gate import TriggerGate
+from switchboard_context.adapters.turn_queue import TAKEN
 from switchboard_context.flow import TurnFlow
 
 log = logging.getLogger(__name__)
@@ -57,7 +63,7 @@ class TriggerIntake:
         """None: done with this event (acked). A number: deliver it again after that many
         seconds (quiet hours, rate limits)."""
         org, client_id = event.org_id, event.client_id
-        if await self.gate.claimed(org, client_id, event.event_id):
+        if await self.gate.claimed_by_another(org, client_id, event.event_id, order):
             return None
         client = await self.directory.get_client(org, client_id)
         user = event.user_id or (client.assigned_users[0] if client and client.assigned_users
@@ -79,15 +85,12 @@ class TriggerIntake:
                      event.event_id, client_id, wait)
             return wait
         turn = self.turn_for(event, rule, user)
-        if not await self.gate.claim(org, client_id, event.event_id, turn.turn_id):
+        start = await self.flow.accept(turn, order, once=self.gate.once(
+            org, client_id, event.event_id, order))
+        if start == TAKEN:
             return None
-        try:
-            start = await self.flow.accept(turn, order)
-            if start is not None:
-                await self.flow.start(start)
-        except Exception:
-            await self.gate.release(org, client_id, event.event_id)
-            raise
+        if start is not None:
+            await self.flow.start(start, accepted=turn)
         log.info("event %s of client %s started background turn %s (rule %s)",
                  event.event_id, client_id, turn.turn_id, rule.name)
         return None

@@ -1,9 +1,14 @@
 """Valkey state of the trigger intake: one background turn per event id, and the per-client
 and per-org rate windows.
 
-- `trg:claim:{org}:{client}:{event}`: set once (SET NX) when an event's background turn is
-  started; a redelivered or re-sent event finds it and stops there. Kept as long as the
-  ingest stream keeps events (7 days), so any redelivery still finds it.
+- `trg:claim:{org}:{client}:{event}`: the JetStream stream sequence of the ingest message
+  whose delivery queued the event's background turn. It is set by the turn queue's enqueue
+  script together with queueing the turn (`once`), so a crash can never leave a claim
+  without a queued turn. A re-sent event (another message) finds it and stops there; a
+  redelivery of the claiming message itself (its handler died or failed before the ack)
+  queues the same turn again, which starts it if it never started (the queue and the model
+  request's Nats-Msg-Id make that idempotent) and does nothing once it ran. Kept as long as
+  the ingest stream keeps events (7 days), so any redelivery still finds it.
 - `trg:rate:{org}[:{client}]:{window}`: fixed one-minute windows (INCR + EXPIRE in one
   script, both counters at once, so a refused trigger counts in neither).
 """
@@ -37,17 +42,19 @@ class TriggerGate:
         self._per_org = per_org_per_min
         self._admit = client.register_script(_ADMIT)
 
-    async def claimed(self, org: str, client: str, event_id: str) -> bool:
-        return bool(await self._r.exists(f"trg:claim:{org}:{client}:{event_id}"))
+    @staticmethod
+    def once(org: str, client: str, event_id: str, delivery: int) -> tuple[str, str, int]:
+        """The enqueue script's `once` for this event, claimed by the ingest message with
+        stream sequence `delivery`."""
+        return f"trg:claim:{org}:{client}:{event_id}", str(delivery), CLAIM_TTL_S
 
-    async def claim(self, org: str, client: str, event_id: str, turn_id: str) -> bool:
-        """True for the first claimant of this event; later ones must do nothing."""
-        return bool(await self._r.set(f"trg:claim:{org}:{client}:{event_id}", turn_id,
-                                      nx=True, ex=CLAIM_TTL_S))
-
-    async def release(self, org: str, client: str, event_id: str) -> None:
-        """The turn could not be started: let the redelivery claim it again."""
-        await self._r.delete(f"trg:claim:{org}:{client}:{event_id}")
+    async def claimed_by_another(self, org: str, client: str, event_id: str, delivery: int
+                                 ) -> bool:
+        """A cheap early exit for re-sent events (the enqueue script decides for good)."""
+        held = await self._r.get(f"trg:claim:{org}:{client}:{event_id}")
+        if held is None:
+            return False
+        return (held.decode() if isinstance(held, bytes) else str(held)) != str(delivery)
 
     async def admit(self, org: str, client: str) -> float | None:
         """None: within both limits (counted). Otherwise seconds until the window turns."""

@@ -18,10 +18,19 @@ from typing import Any
 import redis.asyncio as redis
 
 PENDING_CONVERSATIONS = "ctxq:pending"
+TAKEN = ""
+"""What `enqueue` answers when its `once` key is held by another claimant: nothing queued."""
 
-# KEYS: waiting zset, active key, pending set[, turn record]. ARGV: turn, score, ttl_ms,
-# conversation base[, record value, record ttl_s]. Returns the turn to start now, or nil.
+# KEYS: waiting zset, active key, pending set[, turn record[, once key]]. ARGV: turn, score,
+# ttl_ms, conversation base[, record value, record ttl_s[, claimant, once ttl_s]]. Returns the
+# turn to start now, nil, or '' (TAKEN: the once key is another claimant's, or this claimant's
+# turn already ran: its record is gone).
 _ENQUEUE = """
+if KEYS[5] then
+  local held = redis.call('GET', KEYS[5])
+  if held and (held ~= ARGV[7] or redis.call('EXISTS', KEYS[4]) == 0) then return '' end
+  redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8])
+end
 if KEYS[4] then redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6]) end
 local active = redis.call('GET', KEYS[2])
 if active == ARGV[1] then return ARGV[1] end
@@ -75,16 +84,26 @@ class TurnQueue:
         self._finish: Any = client.register_script(_FINISH)
 
     async def enqueue(self, base: str, turn_id: str, order: int,
-                      record: tuple[str, bytes, int] | None = None) -> str | None:
+                      record: tuple[str, bytes, int] | None = None,
+                      once: tuple[str, str, int] | None = None) -> str | None:
         """Queue the turn; `record` (key, value, ttl_s) is written by the same script, before
         the turn is queued, so the turn's request is stored before it can be started. (One
         EVALSHA: a pipeline carrying a script costs redis-py a SCRIPT EXISTS round trip on
-        every execute.)"""
+        every execute.)
+
+        `once` (key, claimant, ttl_s; needs `record`) makes queueing happen at most once per
+        key, atomically with it: the key is set to the claimant and the turn queued, or
+        neither (TAKEN). The same claimant may queue again while the turn's record lives (it
+        crashed or failed before starting the turn: the redelivery takes over), never after
+        the turn ran."""
         keys: list[Any] = _keys(base)
         args: list[Any] = [turn_id, order, self._ttl_ms, base]
         if record is not None:
             keys.append(record[0])
             args += [record[1], record[2]]
+            if once is not None:
+                keys.append(once[0])
+                args += [once[1], once[2]]
         return _text(await self._enqueue(keys=keys, args=args))
 
     async def finish(self, base: str, turn_id: str = "", forget: str | None = None

@@ -55,7 +55,7 @@ from switchboard_common.turns import Delta, TurnAction, turn_events_subject
 from switchboard_common.untrusted import quote, source_id
 from switchboard_context.adapters.loop_state import LoopMeta, LoopState
 from switchboard_context.domain import dates
-from switchboard_context.domain.prompt import LEAK_MARKERS
+from switchboard_context.domain.leaks import carries_prompt
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,7 @@ class ToolLoop:
             arguments, confidence, rationale = split_meta(call.input)
             if (info := CATALOG.get(call.name)) is not None:
                 arguments = dates.normalise_arguments(info.input, arguments, zone)
-            dumped = json.dumps(arguments, ensure_ascii=False).lower()
-            canary_hit = any(m.lower() in dumped for m in (meta.canary, *LEAK_MARKERS) if m)
+            canary_hit = carries_prompt(arguments, meta.canary)
             action_id = action_id_for(result.turn_id, result.iteration, call.id)
             proposal = ActionProposed.model_validate({
                 "org_id": result.org_id, "action_id": action_id,

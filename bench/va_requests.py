@@ -82,7 +82,8 @@ async def one(url: str, request: dict[str, Any], timeout: float) -> dict[str, An
                 if frame["type"] in ("turn_completed", "error"):
                     return {"action": first, "took": took, "end": frame["type"],
                             "total": time.monotonic() - sent,
-                            "text": str(frame.get("text") or frame.get("message") or "")[:400]}
+                            "text": str(frame.get("text") or frame.get("message") or "")[:400],
+                            "usage": frame.get("usage")}
 
 
 def outcome(model: str, request: dict[str, Any], got: dict[str, Any], zone: str
@@ -99,7 +100,8 @@ def outcome(model: str, request: dict[str, Any], got: dict[str, Any], zone: str
                         if action.get("tool") == request["tool"] and request.get("args")
                         else None),
             "took": got["took"], "total": got["total"], "end": got["end"],
-            "answer": got.get("text", ""), "ran_at": ran_at.isoformat(),
+            "answer": got.get("text", ""), "usage": got.get("usage"),
+            "ran_at": ran_at.isoformat(),
             "load": os.getloadavg()[0]}
 
 

@@ -164,7 +164,7 @@ class TurnFlow:
                 summary=past.summary.text if past.summary else None,
                 retrieved=found.items, outcomes=past.outcomes,
                 canary=self.canary(turn.org_id, turn.client_id),
-                now=dates.date_context(zone, utcnow())),
+                now=dates.date_context(zone, utcnow(), turn.text)),
             level, history_budget_tokens=self.settings.history_token_budget,
             lite_messages=self.settings.lite_messages,
             lite_memory_items=self.settings.lite_memory_items)

@@ -116,8 +116,9 @@ def args_system(system: str, tool: ToolDef) -> str:
         f"{system}\n\nYou are calling the tool {tool.name}: {tool.description}\n"
         f"Write its arguments as one JSON object. Fields:\n{fields}\n"
         "Dates are YYYY-MM-DD; times are the client's local time as YYYY-MM-DDTHH:MM with "
-        "no offset (the platform adds the client's time zone); resolve words like "
-        "'tomorrow' or 'Friday' with the dates given above. Use only facts from the request "
+        "no offset (the platform adds the client's time zone); copy the dates the "
+        "request names from the 'In this request' line above, and resolve other words "
+        "like 'tomorrow' or 'Friday' with the dates listed there. Use only facts from the request "
         "and the conversation; never invent e-mail addresses or names. confidence: 0.9 or "
         "more when every needed detail is given, 0.5 or less when you had to guess. "
         "rationale: one short sentence.")

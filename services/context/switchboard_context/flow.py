@@ -79,7 +79,15 @@ def background_skills(skills: Skills, tools: list[str] | None) -> Skills:
 
 
 def base_of(turn: TurnRequest | ModelResult) -> str:
-    return conversation_key(turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
+    """The turn's queue slot: its conversation, one turn at a time. A background turn gets a
+    slot of its own: events of one client need no order among each other, and queueing them
+    behind each other in the activity conversation made a burst of events wait for every
+    earlier turn's model calls. It still stores its turn in the activity conversation, when it
+    finishes. (Its model result carries the cause of every background turn in its meta.)"""
+    key = conversation_key(turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
+    background = (turn.background is not None if isinstance(turn, TurnRequest)
+                  else "caused_by" in turn.meta)
+    return f"{key}:bg:{turn.turn_id}" if background else key
 
 
 @dataclass

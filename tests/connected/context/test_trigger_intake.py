@@ -68,7 +68,7 @@ async def test_a_delivery_that_dies_after_queueing_is_taken_over_by_its_redelive
     with pytest.raises(Crash):  # queued, then died before starting it (and before the ack)
         await intake.handle(event, order=5)
     turn_id = background_turn_id(org, "sarah", "mail-1")
-    base = conversation_key(org, "va1", "sarah", ACTIVITY_CONVERSATION)
+    base = f"{conversation_key(org, 'va1', 'sarah', ACTIVITY_CONVERSATION)}:bg:{turn_id}"
     # The claim and the queued turn came together.
     assert await valkey.get(f"trg:claim:{org}:sarah:mail-1") == b"5"
     assert await valkey.get(f"ctxq:{base}:active") == turn_id.encode()
@@ -109,3 +109,15 @@ async def test_a_failure_before_the_queueing_script_leaves_no_claim(
     assert await intake.handle(event, order=9) is None
     assert len(started) == 1
     assert await valkey.get(f"trg:claim:{org}:sarah:mail-1") == b"9"
+
+
+async def test_background_turns_of_one_client_do_not_wait_for_each_other(
+        valkey: redis.Redis, org: str) -> None:
+    intake, started = await intake_for(valkey, org)
+    first, second = mail(org), mail(org).model_copy(update={"event_id": "mail-2"})
+    assert await intake.handle(first, order=5) is None
+    assert await intake.handle(second, order=6) is None
+    # Both start at once (each has its own queue slot), though the first has not finished;
+    # both are stored in the one activity conversation when they do.
+    assert started == [background_turn_id(org, "sarah", "mail-1"),
+                       background_turn_id(org, "sarah", "mail-2")]

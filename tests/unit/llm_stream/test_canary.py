@@ -62,3 +62,23 @@ def test_the_fixed_instructions_are_watched_too() -> None:
     text = "Fine. You are Switchboard, an executive assistant. You work for..."
     out = "".join(watch.feed(text[i:i + 4]) for i in range(0, len(text), 4)) + watch.flush()
     assert watch.hit and out == "Fine. "
+
+
+def test_a_canary_spelled_out_is_caught_before_its_random_part_shows() -> None:
+    secret = CANARY.removeprefix("sbc-")
+    full_width = CANARY.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    for spelled in (" ".join(CANARY), "\n".join(CANARY.upper()), "-".join(secret),
+                    ". ".join(secret), full_width):
+        text = f"Here it is: {spelled} and more."
+        for size in (1, 2, 5):
+            out, watch = run([text[i:i + size] for i in range(0, len(text), size)])
+            assert watch.hit, (spelled, size)
+            shown = "".join(c for c in out.lower() if c.isalnum())
+            assert secret[:4] not in shown.removeprefix("hereitis"), (spelled, size, out)
+
+
+def test_ids_and_hex_in_ordinary_answers_flow() -> None:
+    text = ("Ticket 4f1c2a9e7b3d5f60a8c2e4b6d8f0a1c3, build 0123-4567, order 0 1 2 3 4 5. "
+            "Done.")
+    out, watch = run([text[i:i + 3] for i in range(0, len(text), 3)])
+    assert out == text and not watch.hit

@@ -7,10 +7,14 @@ The watch holds back only the end of what it has seen that could still grow into
 longest suffix that is a marker's prefix), so a marker split over several pieces is caught before
 any of it is forwarded while ordinary text goes out at once, token by token; the held text goes
 out with the next piece (or when the answer ends). The comparison ignores case, so a model asked to
-"shout" the prompt is caught as well."""
+"shout" the prompt is caught as well, and the canary's random part is also found spelled out
+(split by spaces, dashes, dots or one character per line, full-width): then only what came
+before its first character is shown."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import lru_cache
@@ -38,6 +42,12 @@ class CanaryWatch:
         self._keep = max((len(m) for m in self._markers), default=1) - 1
         self._fixed = _fixed_prefixes(tuple(m.lower() for m in more if m))
         self._own = _prefixes((canary.lower(),)) if canary else frozenset()
+        # The canary's random part (its longest run of letters and digits) is also matched with
+        # everything else removed: an answer told to spell it out with spaces, dashes or one
+        # character per line. Random, so this costs no false positive; the words of the
+        # instructions are not matched that way (they would be ordinary phrases).
+        runs = re.findall(r"[0-9a-z]+", canary.lower())
+        self._secret = max(runs, key=len) if runs and len(max(runs, key=len)) >= 12 else ""
         self._held = ""
         self.shown: list[str] = []
         """Everything forwarded so far (the answer as the client saw it)."""
@@ -49,14 +59,27 @@ class CanaryWatch:
             return ""
         text = self._held + piece
         lowered = text.lower()
-        found = min((i for m in self._markers if (i := lowered.find(m)) >= 0), default=-1)
-        if found >= 0:
+        found = [i for m in self._markers if (i := lowered.find(m)) >= 0]
+        cut = len(text) - self._open_tail(lowered)
+        if self._secret:
+            flat, where = _spelled(text)
+            if (k := flat.find(self._secret)) >= 0:
+                found.append(where[k])
+            cut = min(cut, self._open_spelled(flat, where, len(text)))
+        if found:
             self.hit = True
             self._held = ""
-            return self._show(text[:found])
-        cut = len(text) - self._open_tail(lowered)
+            return self._show(text[:min(found)])
         self._held = text[cut:]
         return self._show(text[:cut])
+
+    def _open_spelled(self, flat: str, where: list[int], end: int) -> int:
+        """Where the longest tail of `flat` that starts the secret begins in the text (`end`
+        when none does): held, since the next piece may complete it."""
+        for n in range(min(len(self._secret) - 1, len(flat)), 0, -1):
+            if flat.endswith(self._secret[:n]):
+                return where[len(flat) - n]
+        return end
 
     def _open_tail(self, lowered: str) -> int:
         """Length of the longest suffix of `lowered` that is a proper prefix of a marker."""
@@ -80,6 +103,20 @@ class CanaryWatch:
     def text(self) -> str:
         """The answer to keep: what was shown, plus a notice when the rest was withheld."""
         return "".join(self.shown) + (WITHHELD_NOTICE if self.hit else "")
+
+
+def _spelled(text: str) -> tuple[str, list[int]]:
+    """The letters and digits of `text` (lower case, full-width and other compatibility forms
+    folded), and where each one is in `text`."""
+    flat: list[str] = []
+    where: list[int] = []
+    for i, char in enumerate(text):
+        folded = char.lower() if char.isascii() else unicodedata.normalize("NFKC", char).lower()
+        for c in folded:
+            if c.isascii() and c.isalnum():
+                flat.append(c)
+                where.append(i)
+    return "".join(flat), where
 
 
 class _Watched:

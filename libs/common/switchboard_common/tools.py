@@ -48,8 +48,10 @@ class CalendarCreate(ToolInput):
 
 
 class CalendarList(ToolInput):
-    start: AwareDatetime = Field(description="Window start, ISO 8601 with time zone offset")
-    end: AwareDatetime = Field(description="Window end, ISO 8601 with time zone offset")
+    start: AwareDatetime = Field(description="Window start, ISO 8601 with time zone offset; "
+                                             "for a whole day, 00:00 of that day")
+    end: AwareDatetime = Field(description="Window end, ISO 8601 with time zone offset; for "
+                                           "a whole day, 00:00 of the next day")
 
 
 class CalendarDelete(ToolInput):
@@ -74,8 +76,8 @@ class EmailSend(EmailDraft):
 # ---- tasks (Valkey, per client) ----
 
 class TaskAdd(ToolInput):
-    title: str = Field(min_length=1, max_length=300)
-    due: date | None = None
+    title: str = Field(min_length=1, max_length=300, description="What is to be done")
+    due: date | None = Field(None, description="Due date (YYYY-MM-DD) when one is named")
     notes: str = Field("", max_length=4000)
 
 
@@ -112,24 +114,32 @@ class ToolInfo:
     look something up before it proposes the action that needs approval."""
 
 
+# The descriptions say what requests each tool serves, in the words clients use: a small local
+# model routes by them alone (it sent "a 30 minute call on Monday at 8:30" to task_add and
+# "remind me to send the deck tomorrow" to email_draft when they only named the tool's object).
 CATALOG: dict[str, ToolInfo] = {t.name: t for t in (
     # Invitations go to the attendees' mail servers: creating an event sends data out.
-    ToolInfo("calendar_create", "Create an event in the client's calendar.", CalendarCreate,
+    ToolInfo("calendar_create", "Create an event in the client's calendar: a meeting, call, "
+             "appointment or blocked time at a given day and time.", CalendarCreate,
              outbound=True),
-    ToolInfo("calendar_list", "List the client's calendar events in a time window.",
+    ToolInfo("calendar_list", "List the client's calendar events in a time window: what is "
+             "on the calendar, meetings on a day, whether the client is free.",
              CalendarList, outside_text=True, read_only=True),
     ToolInfo("calendar_delete", "Delete an event from the client's calendar.", CalendarDelete,
              risky=True),
-    ToolInfo("email_draft", "Save an e-mail draft for the client (not sent).", EmailDraft),
+    ToolInfo("email_draft", "Write an e-mail to someone's address and save it as a draft for "
+             "the client (not sent).", EmailDraft),
     ToolInfo("email_send", "Send an e-mail on the client's behalf.", EmailSend, risky=True,
              outbound=True),
-    ToolInfo("task_add", "Add a task to the client's task list.", TaskAdd),
+    ToolInfo("task_add", "Add a to-do to the client's task list: something the client must "
+             "do or be reminded of, optionally by a due date (no meeting time).", TaskAdd),
     # Tasks may have been written by the model in an earlier tainted turn.
-    ToolInfo("task_list", "List the client's tasks.", TaskList, outside_text=True,
+    ToolInfo("task_list", "List the client's tasks (to-do list).", TaskList, outside_text=True,
              read_only=True),
     ToolInfo("task_complete", "Mark one of the client's tasks as done.", TaskComplete),
     ToolInfo("memory_search", "Search what is known about the client (mail, documents, "
-             "earlier conversations).", MemorySearchInput, outside_text=True,
+             "notes, earlier conversations): what someone said or wrote, what was agreed, "
+             "facts to look up.", MemorySearchInput, outside_text=True,
              read_only=True),
 )}
 

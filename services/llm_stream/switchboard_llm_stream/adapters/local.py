@@ -264,7 +264,10 @@ class LocalProvider:
         system = self._system(request)
         budget = (self._n_ctx - max_tokens) * _CHARS_PER_TOKEN - len(system)
         messages = [{"role": "system", "content": system}] if system else []
-        messages += local_tools.as_plain(fit_window(request.messages, max(budget, 1)))
+        plain = local_tools.as_plain(fit_window(request.messages, max(budget, 1)))
+        if plain and local_tools.after_lookups(request.messages) is not None:
+            plain[-1]["content"] += "\n" + local_tools.REPORT
+        messages += plain
         guard = LoopGuard()
         produced = 0
         for chunk in llm.create_chat_completion(

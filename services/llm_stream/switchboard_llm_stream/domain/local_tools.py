@@ -134,6 +134,13 @@ def parse_args(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+REPORT = ("Tell the client in one or two sentences what the results above mean: what was "
+          "done, what was found, or what awaits their approval.")
+"""Closes the tool results of an answer after tool calls: given only the quoted result blobs,
+the 1.5B model answered "I apologize, but I cannot assist with that request" after proposing
+the very event it was asked for."""
+
+
 def as_plain(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
     """Chat messages for a model without tool blocks: calls and results become text lines,
     so an answer after a tool call can say what happened."""

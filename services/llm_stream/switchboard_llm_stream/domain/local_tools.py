@@ -134,11 +134,13 @@ def parse_args(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-REPORT = ("Tell the client in one or two sentences what the results above mean: what was "
-          "done, what was found, or what awaits their approval.")
+REPORT = ("Now reply to the client in one or two sentences, speaking to them as 'you': what "
+          "you did, what you found, or that it awaits their approval. Only what the results "
+          "above say.")
 """Closes the tool results of an answer after tool calls: given only the quoted result blobs,
 the 1.5B model answered "I apologize, but I cannot assist with that request" after proposing
-the very event it was asked for."""
+the very event it was asked for; asked to "tell the client", it wrote "The client was informed
+that..."."""
 
 
 def as_plain(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:

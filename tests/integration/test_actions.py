@@ -230,6 +230,54 @@ async def test_rest_approvals_batches_and_access(stack: Stack, org: str,
         assert "Hi there" not in json.dumps(audit)
 
 
+async def test_undo_reverts_what_ran_alone_and_autonomy_learns_it(
+        stack: Stack, org: str, fake_anthropic: FakeAnthropic) -> None:
+    await setup_client(stack, org, "uma", "automate")
+    script = fake_anthropic.script(f"undo-{org}", [
+        [call("calendar_create", title="Offsite", start=START),
+         call("task_add", title="Book the venue"),
+         call("calendar_list", start=START, end="2031-03-05T09:00:00+00:00")],
+        [{"text": "Booked the offsite and noted the venue."}]])
+    frames = await turn(stack, org, "uma", f"{script} set up the offsite")
+    ran = {f["tool"]: f["action_id"] for f in frames if f["type"] == "action_result"
+           and f["status"] == "executed"}
+    assert sorted(ran) == ["calendar_create", "calendar_list", "task_add"], frames
+    assert await titles(stack, org, "uma") == ["Offsite"]
+    async with api(stack, org) as http, api(stack, org, "intruder") as other:
+        learned = {t["tool"]: t for t in (await http.get(
+            "/clients/uma/autonomy/learning")).json()}
+        assert learned["calendar_create"]["recent"] == ["alone"]
+        # Someone without access to the client cannot undo it.
+        assert (await other.post(f"/actions/{ran['calendar_create']}/undo")).status_code == 403
+
+        undone = await http.post(f"/actions/{ran['calendar_create']}/undo",
+                                 json={"reason": "wrong week"})
+        assert undone.status_code == 200, undone.text
+        record = undone.json()
+        assert record["status"] == "undone" and record["undo"]["by"] == "va1"
+        assert record["undo"]["output"]["deleted"] is True
+        assert await titles(stack, org, "uma") == []
+        assert (await http.post(f"/actions/{ran['task_add']}/undo")).status_code == 200
+        assert (await http.get("/clients/uma/tasks")).json() == []
+
+        # Once is enough; a lookup has nothing to take back; unknown actions are 404.
+        again = await http.post(f"/actions/{ran['calendar_create']}/undo")
+        assert again.status_code == 409 and "undone" in again.json()["detail"]
+        lookup = await http.post(f"/actions/{ran['calendar_list']}/undo")
+        assert lookup.status_code == 409 and "no compensating" in lookup.json()["detail"]
+        assert (await http.post("/actions/nope/undo")).status_code == 404
+
+        # The undo replaced the action's "ran alone" in the history: calibration drops.
+        learned = {t["tool"]: t for t in (await http.get(
+            "/clients/uma/autonomy/learning")).json()}
+        cal = learned["calendar_create"]
+        assert cal["recent"] == ["undone"] and cal["counts"]["alone"] == 1
+        assert cal["successes"] == 0 and cal["failures"] == 1
+        assert cal["calibrated_at"]["0.9"] < 0.9
+        audit = (await http.get("/clients/uma/audit")).json()
+        assert [e["actor"] for e in audit if e["kind"] == "undone"] == ["va1", "va1"]
+
+
 async def test_pending_approvals_survive_restarts(stack: Stack, org: str,
                                                   fake_anthropic: FakeAnthropic) -> None:
     await setup_client(stack, org, "erin", "suggest")

@@ -5,6 +5,7 @@
 | actions.proposed.<org>       | command, JetStream    | context -> action_executor        |
 | actions.results.<org>        | event, JetStream      | action_executor -> context        |
 | actions.decide.<org>         | request/reply, core   | gateway -> action_executor        |
+| actions.undo.<org>           | request/reply, core   | gateway -> action_executor        |
 | turns.events.<org>.<turn>    | core NATS, also kept  | action_executor -> gateway        |
 | agency.<org>.<user>          | core NATS             | action_executor -> gateway        |
 
@@ -41,9 +42,10 @@ ActionStatus = Literal[
     "rejected",     # the user said no
     "expired",      # nobody decided in time
     "refused",      # never runnable: unknown or disabled tool, invalid arguments
+    "undone",       # it was executed, then a user reverted its effect (`undo`)
 ]
 FINAL_STATUSES = frozenset({"executed", "failed", "rejected", "expired", "refused",
-                            "needs_input"})
+                            "needs_input", "undone"})
 
 
 MAX_TAINT = 50
@@ -55,6 +57,10 @@ already holds a risky call for approval."""
 
 def action_proposed_subject(org: str) -> str:
     return f"actions.proposed.{org}"
+
+
+def action_undo_subject(org: str) -> str:
+    return f"actions.undo.{org}"
 
 
 def action_results_subject(org: str) -> str:
@@ -157,6 +163,17 @@ class Decision(BaseModel):
     reason: str = ""
 
 
+class Undo(BaseModel):
+    """Who reverted an executed action, when, why, and what the compensation returned."""
+
+    model_config = ConfigDict(frozen=True)
+
+    by: str
+    at: datetime = Field(default_factory=utcnow)
+    reason: str = ""
+    output: dict[str, Any] = Field(default_factory=dict)
+
+
 class ActionRecord(BaseModel):
     """An action as stored (Valkey, `act:{org}:{id}`): the durable state approvals, listing and
     the audit log read."""
@@ -189,6 +206,8 @@ class ActionRecord(BaseModel):
     error_code: ErrorCode | None = None
     duration_ms: float | None = None
     executed_at: datetime | None = None
+    undo: Undo | None = None
+    """Set when status is `undone`."""
 
     def result(self, message: str, *, org: str | None = None) -> ActionResult:
         return ActionResult(
@@ -207,7 +226,7 @@ class AuditEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: datetime = Field(default_factory=utcnow)
-    kind: Literal["proposed", "decided", "executed", "failed", "expired", "flagged"]
+    kind: Literal["proposed", "decided", "executed", "failed", "expired", "flagged", "undone"]
     action_id: str
     tool: str
     actor: str
@@ -223,6 +242,16 @@ class DecideAction(Envelope):
     approve: bool
     arguments: dict[str, Any] | None = None
     """Approve with these arguments instead of the proposed ones (validated again)."""
+    reason: str = Field("", max_length=500)
+
+
+class UndoAction(Envelope):
+    """Revert an executed action's effect with its tool's compensating operation (a created
+    calendar event or task is deleted, a saved draft removed). Tools whose effect cannot be
+    taken back (a sent mail) have none: the request is refused and nothing changes."""
+
+    action_id: Id
+    user_id: Id
     reason: str = Field("", max_length=500)
 
 
@@ -299,6 +328,8 @@ _MESSAGES = {
     "approved": "Approved; being executed.",
     "rejected": "The user rejected this action; it was not done.",
     "expired": "Nobody approved this action in time; it was not done.",
+    "undone": "It was done, then the user undid it: its effect was reverted. Do not do it "
+              "again unless the user asks.",
 }
 
 

@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_ACTION = "unknown_action"
     ACTION_ALREADY_DECIDED = "action_already_decided"
     ACTION_EXPIRED = "action_expired"
+    ACTION_NOT_UNDOABLE = "action_not_undoable"
     INVALID_ARGUMENTS = "invalid_arguments"
 
 

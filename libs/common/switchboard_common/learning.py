@@ -6,7 +6,9 @@ History (Valkey, written by the action_executor, read by the gateway's REST):
 - `learn:{org}:{client}:{tool}:recent` list of the last `WINDOW` outcomes, newest first;
 - `learn:{org}:{client}:tools` set of tools with a history.
 Outcomes: `approved` (unchanged), `edited` (approved with edits), `rejected`, `expired`,
-`alone` (ran without approval), `undone` (an action that ran alone was reverted, where known).
+`alone` (ran without approval), `undone` (an executed action a user reverted with
+`POST /v1/actions/{id}/undo`: it takes the place of that action's `alone`, `approved` or
+`edited` in the recent window, so an undo turns one success into a failure).
 
 Calibration (a Beta prior per client x tool): the model's own confidence `c` is the prior,
 worth `PRIOR_WEIGHT` decisions: Beta(alpha0 = k*c, beta0 = k*(1-c)). Each of the recent
@@ -135,6 +137,20 @@ class LearningStore:
         pipe.hincrby(_key(org, client, tool), outcome, 1)
         pipe.lpush(_key(org, client, tool, "recent"), outcome)
         pipe.ltrim(_key(org, client, tool, "recent"), 0, WINDOW - 1)
+        pipe.sadd(_key(org, client, "tools"), tool)
+        await pipe.execute()
+
+    async def revise(self, org: str, client: str, tool: str, was: Outcome, now: Outcome
+                     ) -> None:
+        """An outcome turned out otherwise (an action that ran was undone): `now` takes the
+        place of one `was` in the recent window (of one tool they are alike; none left there:
+        `now` is simply added) and is counted; the count of `was` stays (it did happen)."""
+        recent = _key(org, client, tool, "recent")
+        pipe = self._r.pipeline(transaction=True)
+        pipe.lrem(recent, 1, was)
+        pipe.hincrby(_key(org, client, tool), now, 1)
+        pipe.lpush(recent, now)
+        pipe.ltrim(recent, 0, WINDOW - 1)
         pipe.sadd(_key(org, client, "tools"), tool)
         await pipe.execute()
 

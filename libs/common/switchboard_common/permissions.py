@@ -29,6 +29,7 @@ from switchboard_common.actions import (
     action_decide_subject,
     action_proposed_subject,
     action_results_subject,
+    action_undo_subject,
     agency_subject,
 )
 from switchboard_common.credentials import credential_revoked_subject
@@ -177,7 +178,7 @@ ROLES: dict[str, Role] = {role.name: role for role in (
                    skills_changed_subject(ANY), turn_cancel_subject(ANY),
                    turn_observed_subject(ANY, ANY), credential_revoked_subject(ANY)),
         requests=(search_subject(ANY), forget_subject(ANY), action_decide_subject(ANY),
-                  skills_resolve_subject(ANY)),
+                  action_undo_subject(ANY), skills_resolve_subject(ANY)),
         listens=(turn_events_subject(ANY, ANY), turn_observed_subject(ANY, ANY),
                  credential_revoked_subject(ANY), agency_subject(ANY, ANY)),
         writes=(TURNS, INGEST),
@@ -212,7 +213,7 @@ ROLES: dict[str, Role] = {role.name: role for role in (
                    agency_subject(ANY, ANY)),
         # Its memory_search tool searches the client's memory on the user's behalf.
         requests=(search_subject(ANY),),
-        serves=(action_decide_subject(ANY),),
+        serves=(action_decide_subject(ANY), action_undo_subject(ANY)),
         consumers=(Consumer(ACTIONS, "action-executor"),),
         writes=(ACTIONS,),
     ),

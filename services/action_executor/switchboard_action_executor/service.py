@@ -47,6 +47,8 @@ from switchboard_common.actions import (
     DecideAction,
     DecideReply,
     Decision,
+    Undo,
+    UndoAction,
     action_results_subject,
     agency_subject,
     describe,
@@ -186,6 +188,51 @@ class ActionService:
             await self._announce(decided)
             return DecideReply(ok=True, record=decided)
         return DecideReply(ok=True, record=await self.execute(decided))
+
+    # ---- undo (the user's) ----
+    async def undo(self, u: UndoAction) -> DecideReply:
+        """Revert an executed action with its tool's compensating operation, then mark it
+        `undone` (compare-and-set on `executed`, so two undos record one). The compensation
+        runs first and is safe to repeat: a failure leaves the action `executed` and the user
+        may try again; the learning history counts the action as undone instead of what it
+        was (ran alone, approved, approved with edits)."""
+        record = await self._store.get(u.org_id, u.action_id)
+        if record is None:
+            return DecideReply(ok=False, code=ErrorCode.UNKNOWN_ACTION,
+                               message="no such action")
+        tool = self._registry.get(record.tool)
+        if record.status != "executed" or tool is None or tool.undo is None:
+            why = (f"it is {record.status}, not executed" if record.status != "executed"
+                   else f"{record.tool} has no compensating operation (its effect cannot be "
+                        "taken back)")
+            return DecideReply(ok=False, code=ErrorCode.ACTION_NOT_UNDOABLE, record=record,
+                               message=f"this action cannot be undone: {why}")
+        ctx = ToolContext(org=record.org_id, client_id=record.client_id, user_id=u.user_id,
+                          action_id=record.action_id, resumed=True)
+        try:
+            async with asyncio.timeout(tool.timeout_s):
+                output = await tool.undo(ctx, record.arguments)
+        except (ToolError, TimeoutError) as exc:
+            return DecideReply(ok=False, code=ErrorCode.UNAVAILABLE, record=record,
+                               message=f"undoing {record.tool} failed ({exc or 'timeout'}); "
+                                       "nothing changed, try again")
+        undone = record.model_copy(update={
+            "status": "undone", "undo": Undo(by=u.user_id, reason=u.reason, output=output)})
+        if (found := await self._store.transition(undone, ("executed",))) is not None:
+            return DecideReply(ok=False, code=ErrorCode.ACTION_NOT_UNDOABLE,
+                               record=await self._store.get(u.org_id, u.action_id),
+                               message=f"this action cannot be undone: it is {found}")
+        if self._learning is not None:
+            # What on_proposed / decide recorded for this action: the policy "decides"
+            # the actions that ran alone.
+            was: Outcome = ("alone" if record.decision is None or record.decision.by == "policy"
+                            else "edited" if record.decision.edited else "approved")
+            await self._learning.revise(record.org_id, record.client_id, record.tool, was,
+                                        "undone")
+        await self._audit(undone, "undone", u.user_id, {"reason": u.reason,
+                                                         "output": for_audit(output)})
+        await self._announce(undone)
+        return DecideReply(ok=True, record=undone)
 
     @staticmethod
     def _refusal(status: str, record: ActionRecord | None) -> DecideReply:

@@ -8,7 +8,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
-from switchboard_common.actions import DecideAction
+from switchboard_common.actions import DecideAction, UndoAction
 from switchboard_common.credentials import CredentialRevoked
 from switchboard_common.directory import SkillsChanged
 from switchboard_common.memory import ForgetRequest, IngestEvent, SearchRequest
@@ -51,6 +51,9 @@ def build_app() -> FastStream:
         ("actions.decide.{org}", DecideAction, "gateway/actions.decide",
          "Request/reply to action_executor: approve, edit or reject a pending action; "
          "reply DecideReply."),
+        ("actions.undo.{org}", UndoAction, "gateway/actions.undo",
+         "Request/reply to action_executor: undo an executed action (its tool's compensating "
+         "operation); reply DecideReply."),
     ):
         broker.publisher(subject, schema=schema, title=title, description=description)
 

@@ -85,6 +85,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/actions/{action_id}/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revert an executed action (a created calendar event or task is deleted, a saved draft removed); it becomes `undone` */
+        post: operations["undo_v1_actions__action_id__undo_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/actions/decisions": {
         parameters: {
             query?: never;
@@ -992,7 +1009,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "pending" | "needs_input" | "approved" | "executed" | "failed" | "rejected" | "expired" | "refused";
+            status: "pending" | "needs_input" | "approved" | "executed" | "failed" | "rejected" | "expired" | "refused" | "undone";
             /** Tainted By */
             tainted_by?: string[];
             /** Tool */
@@ -1004,6 +1021,7 @@ export interface components {
             tool_use_id: string;
             /** Turn Id */
             turn_id: string;
+            undo?: components["schemas"]["Undo"] | null;
             /** User Id */
             user_id: string;
         };
@@ -1063,7 +1081,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "proposed" | "decided" | "executed" | "failed" | "expired" | "flagged";
+            kind: "proposed" | "decided" | "executed" | "failed" | "expired" | "flagged" | "undone";
             /** Tool */
             tool: string;
         };
@@ -1331,7 +1349,7 @@ export interface components {
          * ErrorCode
          * @enum {string}
          */
-        ErrorCode: "invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "warming_up" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "first_token_timeout" | "stream_idle_timeout" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments";
+        ErrorCode: "invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "warming_up" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "first_token_timeout" | "stream_idle_timeout" | "unknown_action" | "action_already_decided" | "action_expired" | "action_not_undoable" | "invalid_arguments";
         /** FieldError */
         FieldError: {
             /** Loc */
@@ -2072,6 +2090,36 @@ export interface components {
             /** User Text */
             user_text: string;
         };
+        /**
+         * Undo
+         * @description Who reverted an executed action, when, why, and what the compensation returned.
+         */
+        Undo: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at?: string;
+            /** By */
+            by: string;
+            /** Output */
+            output?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Reason
+             * @default
+             */
+            reason: string;
+        };
+        /** UndoIn */
+        UndoIn: {
+            /**
+             * Reason
+             * @default
+             */
+            reason: string;
+        };
         /** Usage */
         Usage: {
             /**
@@ -2398,6 +2446,95 @@ export interface operations {
             };
             /** @description expired before anyone decided */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a field is invalid; `detail` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a dependency (Valkey, NATS, the context service) is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    undo_v1_actions__action_id__undo_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                action_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["UndoIn"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActionRecord"];
+                };
+            };
+            /** @description no acceptable credential; `detail` names the problem (never the secret) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the caller may not do this; nothing about the target is returned */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such id in the caller's org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not executed, or its tool cannot be undone (`action_not_undoable`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

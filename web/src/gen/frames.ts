@@ -86,7 +86,7 @@ export type ActionId2 = (string | null)
  * This interface was referenced by `Frames`'s JSON-Schema
  * via the `definition` "ErrorCode".
  */
-export type ErrorCode = ("invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "warming_up" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "first_token_timeout" | "stream_idle_timeout" | "unknown_action" | "action_already_decided" | "action_expired" | "invalid_arguments")
+export type ErrorCode = ("invalid_json" | "unknown_type" | "invalid_message" | "message_too_large" | "unknown_turn" | "unknown_client" | "forbidden" | "unauthorized" | "too_deep" | "rate_limited" | "quota_exceeded" | "turn_timeout" | "internal_error" | "service_unavailable" | "warming_up" | "provider_rate_limited" | "provider_overloaded" | "provider_unavailable" | "provider_timeout" | "provider_bad_request" | "provider_auth" | "provider_error" | "first_token_timeout" | "stream_idle_timeout" | "unknown_action" | "action_already_decided" | "action_expired" | "action_not_undoable" | "invalid_arguments")
 export type IdempotencyKey2 = (string | null)
 export type Message = string
 export type OrgId5 = (string | null)
@@ -117,7 +117,7 @@ export type ClientId4 = string
 export type Message1 = string
 export type OrgId7 = string
 export type Seq6 = number
-export type Status1 = ("pending" | "needs_input" | "approved" | "executed" | "failed" | "rejected" | "expired" | "refused")
+export type Status1 = ("pending" | "needs_input" | "approved" | "executed" | "failed" | "rejected" | "expired" | "refused" | "undone")
 export type Tool2 = string
 export type TurnId9 = string
 export type Type13 = "action_result"
@@ -127,7 +127,7 @@ export type ClientId5 = string
 export type Message2 = string
 export type OrgId8 = string
 export type Seq7 = number
-export type Status2 = ("pending" | "needs_input" | "approved" | "executed" | "failed" | "rejected" | "expired" | "refused")
+export type Status2 = ("pending" | "needs_input" | "approved" | "executed" | "failed" | "rejected" | "expired" | "refused" | "undone")
 export type Tool3 = string
 export type TurnId10 = string
 export type Type14 = "action_decided"

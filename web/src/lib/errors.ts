@@ -26,6 +26,7 @@ const CODES: Partial<Record<ErrorCode, string>> = {
   unknown_action: "That action no longer exists.",
   action_already_decided: "Someone already decided this action.",
   action_expired: "This action expired before anyone decided it.",
+  action_not_undoable: "This action cannot be undone.",
   invalid_arguments: "Those values are not valid for this tool.",
   rate_limited: "Slow down: too many requests. Try again in a moment.",
   quota_exceeded: "Your organisation's quota or monthly budget is used up.",

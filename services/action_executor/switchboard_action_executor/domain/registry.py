@@ -40,6 +40,9 @@ class ToolContext:
 
 
 ToolFn = Callable[[ToolContext, Any], Awaitable[dict[str, Any]]]
+UndoFn = Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Reverts the effect of an executed call, given its context and the arguments it ran with.
+Must be safe to repeat (a second undo of a deleted event finds nothing and succeeds)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Tool:
     """None: the executor's default."""
     idempotent: bool = True
     """Safe to attempt again after an ambiguous failure (timeout): the effect is keyed."""
+    undo: UndoFn | None = None
+    """The compensating operation; None: the effect cannot be taken back (a sent mail) or
+    there is nothing to take back (a lookup)."""
 
     @property
     def name(self) -> str:

@@ -8,6 +8,7 @@
   JetStream redelivers (bounded by max_deliver, then the dead-letter stream). Tool failures
   never escape: they are retried inside the executor and then become a `failed` result.
 - `actions.decide.*` (request/reply, queue group): a user's approve/reject/edit.
+- `actions.undo.*` (request/reply, queue group): a user's undo of an executed action.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 
 from switchboard_action_executor.service import ActionBusy, ActionService
-from switchboard_common.actions import ActionProposed, DecideAction, DecideReply
+from switchboard_common.actions import ActionProposed, DecideAction, DecideReply, UndoAction
 from switchboard_common.bus import LoopContext, Message
 from switchboard_common.permissions import pull_inbox
 from switchboard_common.streams import ACTIONS
@@ -49,6 +50,10 @@ async def on_decide(request: DecideAction, service: Service) -> DecideReply:
         return DecideReply(ok=False, message="the action is being executed right now")
 
 
+async def on_undo(request: UndoAction, service: Service) -> DecideReply:
+    return await service.undo(request)
+
+
 def build_router(max_concurrency: int) -> NatsRouter:
     """A fresh router per broker (FastStream binds subscribers to the broker including them)."""
     r = NatsRouter()
@@ -69,4 +74,10 @@ def build_router(max_concurrency: int) -> NatsRouter:
         description="A user's decision on a pending action: approve (optionally with edited "
                     "arguments) or reject. Replies with the outcome.",
     )(on_decide)
+    r.subscriber(
+        "actions.undo.*", queue="action_executor", max_workers=max_concurrency,
+        title="action_executor/actions.undo",
+        description="A user's undo of an executed action: its tool's compensating operation "
+                    "runs and the action becomes `undone`. Replies with the outcome.",
+    )(on_undo)
     return r

@@ -83,6 +83,14 @@ class BuiltinTools:
         return {"event_id": ctx.action_id, "title": a.title, "start": a.start.isoformat(),
                 "end": end.isoformat(), "created": created}
 
+    async def calendar_create_undo(self, ctx: ToolContext, _: dict[str, Any]
+                                   ) -> dict[str, Any]:
+        # The event's UID is the action id (see calendar_create): delete exactly that one;
+        # already gone (a repeated undo, or the user deleted it) is the same outcome.
+        calendar = await self.servers.calendar(ctx.org, ctx.client_id)
+        deleted = await calendar.delete(ctx.org, ctx.client_id, ctx.action_id)
+        return {"event_id": ctx.action_id, "deleted": deleted}
+
     async def calendar_list(self, ctx: ToolContext, a: CalendarList) -> dict[str, Any]:
         if a.end <= a.start:
             raise ToolError("the window must end after it starts")
@@ -105,6 +113,10 @@ class BuiltinTools:
                               json.dumps(draft))
         return {"draft_id": ctx.action_id, **_mail_summary(a)}
 
+    async def email_draft_undo(self, ctx: ToolContext, _: dict[str, Any]) -> dict[str, Any]:
+        removed = await self.b.valkey.hdel(f"drafts:{ctx.org}:{ctx.client_id}", ctx.action_id)
+        return {"draft_id": ctx.action_id, "deleted": bool(removed)}
+
     async def email_send(self, ctx: ToolContext, a: EmailSend) -> dict[str, Any]:
         if ctx.resumed:
             raise ToolError("an earlier attempt to send this mail was interrupted and may have "
@@ -122,6 +134,10 @@ class BuiltinTools:
         await self.b.valkey.hsetnx(f"tasks:{ctx.org}:{ctx.client_id}", ctx.action_id,
                               json.dumps(task))
         return {"task_id": ctx.action_id, "title": a.title, "due": task["due"]}
+
+    async def task_add_undo(self, ctx: ToolContext, _: dict[str, Any]) -> dict[str, Any]:
+        removed = await self.b.valkey.hdel(f"tasks:{ctx.org}:{ctx.client_id}", ctx.action_id)
+        return {"task_id": ctx.action_id, "deleted": bool(removed)}
 
     async def task_list(self, ctx: ToolContext, a: TaskList) -> dict[str, Any]:
         raw = await self.b.valkey.hvals(f"tasks:{ctx.org}:{ctx.client_id}")
@@ -161,13 +177,14 @@ def build_registry(b: Backends) -> Registry:
     t = BuiltinTools(b)
     c = CATALOG
     return Registry([
-        Tool(c["calendar_create"], t.calendar_create),
+        # `undo`: the compensating operation behind `POST /v1/actions/{id}/undo`.
+        Tool(c["calendar_create"], t.calendar_create, undo=t.calendar_create_undo),
         Tool(c["calendar_list"], t.calendar_list, rate_per_minute=60),
         Tool(c["calendar_delete"], t.calendar_delete),
-        Tool(c["email_draft"], t.email_draft),
+        Tool(c["email_draft"], t.email_draft, undo=t.email_draft_undo),
         Tool(c["email_send"], t.email_send, timeout_s=20.0, rate_per_minute=10,
              idempotent=False),
-        Tool(c["task_add"], t.task_add, timeout_s=5.0),
+        Tool(c["task_add"], t.task_add, timeout_s=5.0, undo=t.task_add_undo),
         Tool(c["task_list"], t.task_list, timeout_s=5.0, rate_per_minute=60),
         Tool(c["task_complete"], t.task_complete, timeout_s=5.0),
         Tool(c["memory_search"], t.memory_search, timeout_s=5.0, rate_per_minute=60),

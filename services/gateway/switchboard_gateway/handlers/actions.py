@@ -1,5 +1,6 @@
 """Approvals at the edge: list an accessible client's actions, and pass a user's decisions to
-the action_executor (request/reply on `actions.decide.<org>`), for REST and the WebSocket alike.
+the action_executor (request/reply on `actions.decide.<org>`, undo on `actions.undo.<org>`),
+for REST and the WebSocket alike.
 
 Access: an action is decided only by a user who may use its client (`domain.access`, the same
 rules as every client route). Records are read from the org's own keys, so another org's
@@ -21,7 +22,9 @@ from switchboard_common.actions import (
     ActionRecord,
     DecideAction,
     DecideReply,
+    UndoAction,
     action_decide_subject,
+    action_undo_subject,
 )
 from switchboard_common.bus import NoAnswer, request_reply
 from switchboard_common.credentials import Scope
@@ -77,6 +80,29 @@ class ActionGate:
                                        DecideReply, self._timeout)
         except NoAnswer as exc:
             log.warning("decision on %s not answered: %s", action_id, exc)
+            return DecideReply(ok=False, code=ErrorCode.UNAVAILABLE,
+                               message="the action executor did not answer; retry")
+
+
+    async def undo(self, me: Principal, action_id: str, reason: str = "") -> DecideReply:
+        """Revert an executed action (the executor runs its tool's compensating operation);
+        the same access rules and refusals as a decision."""
+        if not me.has_scope(Scope.CHAT):
+            return DecideReply(ok=False, code=ErrorCode.FORBIDDEN,
+                               message="this API key lacks the 'chat' scope undoing needs")
+        try:
+            record = await self.accessible(me, action_id)
+        except AccessError as exc:
+            return DecideReply(ok=False, code=ErrorCode.FORBIDDEN, message=str(exc))
+        if record is None:
+            return DecideReply(ok=False, code=ErrorCode.UNKNOWN_ACTION, message="no such action")
+        request = UndoAction(org_id=me.org, action_id=action_id, user_id=me.user.id,
+                             reason=reason)
+        try:
+            return await request_reply(self._nc, action_undo_subject(me.org), request,
+                                       DecideReply, self._timeout)
+        except NoAnswer as exc:
+            log.warning("undo of %s not answered: %s", action_id, exc)
             return DecideReply(ok=False, code=ErrorCode.UNAVAILABLE,
                                message="the action executor did not answer; retry")
 

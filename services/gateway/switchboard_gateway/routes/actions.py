@@ -1,5 +1,6 @@
 """Actions and approvals over REST (see docs/actions.md): pending actions per client, deciding
-one or many, the audit log, and what the mail and task tools stored."""
+one or many, undoing an executed one, the audit log, and what the mail and task tools
+stored."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ router = APIRouter(prefix="/v1", tags=["actions"], responses={**COMMON, **NOT_FO
 
 _STATUS = {ErrorCode.UNKNOWN_ACTION: 404, ErrorCode.FORBIDDEN: 403,
            ErrorCode.ACTION_ALREADY_DECIDED: 409, ErrorCode.ACTION_EXPIRED: 410,
-           ErrorCode.INVALID_ARGUMENTS: 422, ErrorCode.UNAVAILABLE: 503}
+           ErrorCode.INVALID_ARGUMENTS: 422, ErrorCode.UNAVAILABLE: 503,
+           ErrorCode.ACTION_NOT_UNDOABLE: 409}
 DECIDE_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "already decided (`action_already_decided`)"},
     410: {"model": ErrorBody, "description": "expired before anyone decided"},
@@ -32,6 +34,12 @@ class DecisionIn(BaseModel):
     decision: Literal["approve", "reject"]
     arguments: dict[str, Any] | None = None
     """Approve with these arguments instead of the proposed ones (validated again)."""
+    reason: str = Field("", max_length=500)
+
+
+class UndoIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field("", max_length=500)
 
 
@@ -79,6 +87,20 @@ async def get_action(action_id: Id, me: Me, actions: Actions) -> ActionRecord:
 async def decide(action_id: Id, body: DecisionIn, me: Me, actions: Actions) -> ActionRecord:
     reply = await actions.decide(me, action_id, body.decision == "approve", body.arguments,
                                  body.reason)
+    if not reply.ok or reply.record is None:
+        raise HTTPException(_status_of(reply), reply.message)
+    return reply.record
+
+
+@router.post("/actions/{action_id}/undo", response_model=ActionRecord,
+             responses={409: {"model": ErrorBody, "description":
+                              "not executed, or its tool cannot be undone "
+                              "(`action_not_undoable`)"}},
+             summary="Revert an executed action (a created calendar event or task is "
+                     "deleted, a saved draft removed); it becomes `undone`")
+async def undo(action_id: Id, me: Me, actions: Actions, body: UndoIn | None = None
+               ) -> ActionRecord:
+    reply = await actions.undo(me, action_id, body.reason if body else "")
     if not reply.ok or reply.record is None:
         raise HTTPException(_status_of(reply), reply.message)
     return reply.record

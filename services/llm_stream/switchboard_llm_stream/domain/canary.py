@@ -9,7 +9,8 @@ any of it is forwarded while ordinary text goes out at once, token by token; the
 out with the next piece (or when the answer ends). The comparison ignores case, so a model asked to
 "shout" the prompt is caught as well, and the canary's random part is also found spelled out
 (split by spaces, dashes, dots or one character per line, full-width): then only what came
-before its first character is shown."""
+before its first character is shown. An answer that carries the prompt base64- or hex-encoded
+is caught too: a long run of that alphabet is held until it ends and then decoded."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import lru_cache
 
+from switchboard_common.disguise import PromptFinder, canary_secret
 from switchboard_common.model import ModelRequest
 from switchboard_llm_stream.domain.images import ImageFilter
 from switchboard_llm_stream.domain.provider import Completion, Provider, Queued, TextStream
@@ -46,8 +48,8 @@ class CanaryWatch:
         # everything else removed: an answer told to spell it out with spaces, dashes or one
         # character per line. Random, so this costs no false positive; the words of the
         # instructions are not matched that way (they would be ordinary phrases).
-        runs = re.findall(r"[0-9a-z]+", canary.lower())
-        self._secret = max(runs, key=len) if runs and len(max(runs, key=len)) >= 12 else ""
+        self._secret = canary_secret(canary)
+        self._runs = EncodedRuns(PromptFinder(canary, (canary, *more)))
         self._held = ""
         self.shown: list[str] = []
         """Everything forwarded so far (the answer as the client saw it)."""
@@ -61,11 +63,17 @@ class CanaryWatch:
         lowered = text.lower()
         found = [i for m in self._markers if (i := lowered.find(m)) >= 0]
         cut = len(text) - self._open_tail(lowered)
-        if self._secret:
+        # The letters and digits alone; where each is in `text` only when needed (rarely).
+        if self._secret and (self._secret in (flat := _letters(text))
+                             or self._open_spelled(flat)):
             flat, where = _spelled(text)
             if (k := flat.find(self._secret)) >= 0:
                 found.append(where[k])
-            cut = min(cut, self._open_spelled(flat, where, len(text)))
+            if n := self._open_spelled(flat):
+                cut = min(cut, where[len(flat) - n])
+        encoded, open_run = self._runs.check(text)
+        found.extend(encoded)
+        cut = min(cut, open_run)
         if found:
             self.hit = True
             self._held = ""
@@ -73,13 +81,16 @@ class CanaryWatch:
         self._held = text[cut:]
         return self._show(text[:cut])
 
-    def _open_spelled(self, flat: str, where: list[int], end: int) -> int:
-        """Where the longest tail of `flat` that starts the secret begins in the text (`end`
-        when none does): held, since the next piece may complete it."""
-        for n in range(min(len(self._secret) - 1, len(flat)), 0, -1):
-            if flat.endswith(self._secret[:n]):
-                return where[len(flat) - n]
-        return end
+    def _open_spelled(self, flat: str) -> int:
+        """Length of the longest tail of `flat` that starts the secret (held, since the next
+        piece may complete it)."""
+        # Only where the secret's first character occurs can such a tail start (rarely).
+        start = flat.find(self._secret[0], max(len(flat) - len(self._secret) + 1, 0))
+        while start >= 0:
+            if self._secret.startswith(flat[start:]):
+                return len(flat) - start
+            start = flat.find(self._secret[0], start + 1)
+        return 0
 
     def _open_tail(self, lowered: str) -> int:
         """Length of the longest suffix of `lowered` that is a proper prefix of a marker."""
@@ -90,19 +101,82 @@ class CanaryWatch:
         return 0
 
     def flush(self) -> str:
-        """At the end of the answer: the held tail (it cannot start a canary any more)."""
+        """At the end of the answer: the held tail (it cannot start a canary any more), unless
+        it ends an encoded run that carries the prompt."""
         tail, self._held = ("" if self.hit else self._held), ""
+        if tail and self._runs.check(tail, ended=True)[0]:
+            self.hit = True
+            return ""
         return self._show(tail)
 
     def _show(self, text: str) -> str:
         if text:
             self.shown.append(text)
+            self._runs.shown(text)
         return text
 
     @property
     def text(self) -> str:
         """The answer to keep: what was shown, plus a notice when the rest was withheld."""
         return "".join(self.shown) + (WITHHELD_NOTICE if self.hit else "")
+
+
+class EncodedRuns:
+    """Runs of the base64 alphabet (hex included) in the answer: a model told to answer with
+    its prompt encoded. A run is judged when it ends (decoded by `switchboard_common.disguise`);
+    from `HOLD_FROM` characters on, an open run is held until then. The few characters shown
+    before that decode to at most a few bytes: never a whole marker or the canary."""
+
+    HOLD_FROM = 8
+    JUDGE_FROM = 16
+
+    def __init__(self, finder: PromptFinder) -> None:
+        self._finder = finder
+        self._shown_run = ""
+        """The open run's characters already shown (fewer than HOLD_FROM)."""
+
+    def check(self, text: str, ended: bool = False) -> tuple[list[int], int]:
+        """Where finished runs carrying the prompt start in `text`, and where the open run
+        that must be held starts (`len(text)` when none)."""
+        context = self._shown_run + text
+        offset = len(self._shown_run)
+        found: list[int] = []
+        hold = len(text)
+        if not _LONG_RUN.search(context):  # the common case: words, numbers, short ids
+            return found, hold
+        for run in _RUN.finditer(context):
+            start = max(run.start() - offset, 0)
+            if run.end() == len(context) and not ended:
+                if len(run.group()) >= self.HOLD_FROM:
+                    hold = start
+            elif len(run.group()) >= self.JUDGE_FROM and self._finder.found_in(run.group()):
+                found.append(start)
+        return found, hold
+
+    def shown(self, text: str) -> None:
+        trailing = _TRAILING_RUN.search(text) if _RUN.match(text[-1]) else None
+        if trailing is None:
+            self._shown_run = ""
+        elif trailing.start() == 0:
+            self._shown_run += text
+        else:
+            self._shown_run = trailing.group()
+
+
+_ALPHABET = "[A-Za-z0-9+/=_-]"
+"""base64's, both variants (hex is a part of it)."""
+_RUN = re.compile(_ALPHABET + "+")
+_TRAILING_RUN = re.compile(_ALPHABET + "+$")
+_LONG_RUN = re.compile(_ALPHABET + f"{{{EncodedRuns.HOLD_FROM},}}")
+
+
+def _letters(text: str) -> str:
+    if text.isascii():
+        return _NOT_ALNUM.sub("", text.lower())
+    return _spelled(text)[0]
+
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def _spelled(text: str) -> tuple[str, list[int]]:

@@ -7,7 +7,9 @@
     -> gateway -> socket
 
 The local Anthropic-protocol fake answers at once, so the numbers are the platform's own time.
-Events are published at a fixed rate (1 and 20 per second); p50/p99 per rate in a table.
+Events are published at a fixed rate (1 and 20 per second); p50/p99 per rate in a table, then
+where the time goes: the same events timed at each hop by an observer subscribed (as the admin
+user) to the subjects in between (model.requested, model.completed, actions.proposed, agency).
 memory_indexer is not started (as in bench/pipeline.py: it would index the same events on the
 same 2 cores, off this path); the dev credential speaks for the bench user.
 Usage: python bench/proactive.py [--events 20]
@@ -24,10 +26,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
 import websockets
+from nats.aio.client import Client as NatsClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from switchboard_cli.stack import SERVICES, Stack, start_stack  # noqa: E402
 from switchboard_common.memory import IngestEvent, ingest_subject  # noqa: E402
 from switchboard_common.streams import INGEST  # noqa: E402
+from switchboard_common.triggers import background_turn_id  # noqa: E402
 from tests.fakes.fake_anthropic import FakeAnthropic  # noqa: E402
 from tests.people import add_people  # noqa: E402
 
@@ -58,11 +63,58 @@ async def setup(stack: Stack, fake: FakeAnthropic) -> None:
          ).raise_for_status()
 
 
-async def run(stack: Stack, rate: float, count: int) -> list[float]:
+HOPS = (("model_requested", "model.requested"), ("model_completed", "model.completed"),
+        ("proposed", "actions.proposed"), ("agency", "agency"))
+"""(mark, subject prefix) in path order; the first model call (iteration 0) of each turn."""
+
+
+async def observe(stack: Stack, marks: dict[str, dict[str, float]]) -> NatsClient:
+    """Note when each background turn's messages pass each hop (first sighting wins)."""
+    assert stack.secrets is not None
+    nc = await nats.connect(stack.env["NATS_URL"], user="admin",
+                            password=stack.secrets.nats["admin"])
+
+    def noting(mark: str) -> Any:
+        async def note(msg: Any) -> None:
+            body = json.loads(msg.data)
+            if body.get("iteration", 0) == 0:
+                marks.setdefault(body.get("turn_id", ""), {}).setdefault(
+                    mark, time.perf_counter())
+        return note
+
+    for mark, prefix in HOPS:
+        suffix = f"{ORG}.{USER}" if mark == "agency" else ORG
+        await nc.subscribe(f"{prefix}.{suffix}", cb=noting(mark))
+    return nc
+
+
+def hop_rows(sent: dict[str, float], marks: dict[str, dict[str, float]],
+             socket: dict[str, float]) -> list[tuple[str, list[float]]]:
+    names = ("ingest -> model request (context: trigger, claim, prompt)",
+             "model request -> result (llm_stream, the instant fake)",
+             "model result -> proposal (context: tool loop)",
+             "proposal -> agency card (action_executor: policy, calibration)",
+             "agency card -> socket (gateway)")
+    rows: list[tuple[str, list[float]]] = [(n, []) for n in names]
+    for turn, t0 in sent.items():
+        m = marks.get(turn, {})
+        points = [t0, *(m.get(mark) for mark, _ in HOPS), socket.get(turn)]
+        if all(p is not None for p in points):
+            for (_, values), a, b in zip(rows, points, points[1:], strict=False):
+                values.append((b - a) * 1e3)  # type: ignore[operator]
+    return rows
+
+
+async def run(stack: Stack, rate: float, count: int,
+              hops: list[tuple[str, list[float]]] | None = None) -> list[float]:
     assert stack.secrets is not None
     ws_url = stack.gateway_url.replace("http://", "ws://") + f"/ws?org={ORG}&user={USER}"
     sent: dict[str, float] = {}
+    by_turn: dict[str, float] = {}
+    socket: dict[str, float] = {}
+    marks: dict[str, dict[str, float]] = {}
     took: list[float] = []
+    observer = await observe(stack, marks)
     nc = await nats.connect(stack.env["NATS_URL"], user="ingest",
                             password=stack.secrets.nats["ingest"], inbox_prefix="_INBOX.ingest")
     js = nc.jetstream()
@@ -76,7 +128,8 @@ async def run(stack: Stack, rate: float, count: int) -> list[float]:
                     continue
                 event = str(frame.get("caused_by")).rsplit(":", 1)[-1]
                 if event in sent:
-                    took.append((time.perf_counter() - sent.pop(event)) * 1e3)
+                    socket[str(frame.get("turn_id"))] = now = time.perf_counter()
+                    took.append((now - sent.pop(event)) * 1e3)
 
         reader = asyncio.create_task(receive())
         run_id = uuid.uuid4().hex[:6]
@@ -85,12 +138,16 @@ async def run(stack: Stack, rate: float, count: int) -> list[float]:
             body = IngestEvent(org_id=ORG, event_id=event_id, client_id=CLIENT, source="email",
                                title="Board prep", text="Can we move Thursday's board prep?",
                                metadata={"from": "priya@acme.example"})
-            sent[event_id] = time.perf_counter()
+            sent[event_id] = by_turn[background_turn_id(ORG, CLIENT, event_id)] = (
+                time.perf_counter())
             await js.publish(ingest_subject(ORG, CLIENT), body.model_dump_json().encode(),
                              stream=INGEST.name)
             await asyncio.sleep(1 / rate)
         await asyncio.wait_for(reader, 120)
     await nc.close()
+    await observer.close()
+    if hops is not None:
+        hops.extend(hop_rows(by_turn, marks, socket))
     return took
 
 
@@ -122,7 +179,9 @@ async def main() -> None:
             stack.wait_ready(120)
             await setup(stack, fake)
             await run(stack, 5, 5)  # warm up consumers, caches and connections
-            rows = [(rate, await run(stack, rate, args.events)) for rate in (1.0, 20.0)]
+            hops: dict[float, list[tuple[str, list[float]]]] = {1.0: [], 20.0: []}
+            rows = [(rate, await run(stack, rate, args.events, hops[rate]))
+                    for rate in (1.0, 20.0)]
         finally:
             stack.stop()
     print("\n### Event ingest -> approval card on the socket (ms), instant provider\n")
@@ -130,6 +189,12 @@ async def main() -> None:
     for rate, took in rows:
         print(f"| {rate:g} | {len(took)} | {statistics.median(took):.1f} | "
               f"{pct(took, 0.99):.1f} | {max(took):.1f} |")
+    print("\n### Where the time goes (ms per hop, p50 / p99)\n")
+    print("| hop | 1/s | 20/s |\n|---|---|---|")
+    for (name, slow), (_, fast) in zip(hops[1.0], hops[20.0], strict=True):
+        cells = [f"{statistics.median(v):.1f} / {pct(v, 0.99):.1f}" if v else "-"
+                 for v in (slow, fast)]
+        print(f"| {name} | {cells[0]} | {cells[1]} |")
 
 
 if __name__ == "__main__":

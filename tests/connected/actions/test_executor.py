@@ -16,7 +16,7 @@ from nats.aio.client import Client
 from switchboard_action_executor.adapters.caldav import CalDav
 from switchboard_cli.embedded import ServerProcess
 from switchboard_common.action_store import ActionStore
-from switchboard_common.actions import ActionResult, DecideAction, DecideReply
+from switchboard_common.actions import ActionResult, DecideAction, DecideReply, UndoAction
 from tests.connected.actions.conftest import event_args, mails, proposal, propose
 from tests.connected.helpers import Collector, nats_client
 
@@ -319,3 +319,47 @@ async def test_client_servers_on_private_or_platform_addresses_are_refused_at_co
         assert "not a public address" in messages
     finally:
         await valkey.aclose()
+
+
+async def undo(nc: Client, org: str, action_id: str) -> DecideReply:
+    msg = await nc.request(f"actions.undo.{org}", UndoAction(
+        org_id=org, action_id=action_id, user_id="va1").model_dump_json().encode(), timeout=30)
+    return DecideReply.model_validate_json(msg.data)
+
+
+async def test_a_failed_undo_changes_nothing_and_can_be_tried_again(
+        nats_url: str, valkey_url: str, org: str, tool_servers: Servers) -> None:
+    from switchboard_action_executor.main import build_app
+    from switchboard_cli.embedded import free_port
+    from tests.connected.actions.conftest import executor_settings
+
+    settings = executor_settings(nats_url, valkey_url, tool_servers)
+    async with nats_client(nats_url) as nc:
+        got = await results(nc, org)
+        app = build_app(settings)
+        await app.start()
+        try:
+            p = proposal(org, "calendar_create", event_args("Undo me"))
+            await propose(nc, p)
+            assert (await got.wait_for(lambda i: i))[0]["status"] == "executed"
+        finally:
+            await app.stop()
+        # The calendar server is unreachable now: the compensation fails, nothing changes.
+        app = build_app(settings.model_copy(
+            update={"caldav_url": f"http://127.0.0.1:{free_port()}/"}))
+        await app.start()
+        try:
+            failed = await undo(nc, org, p.action_id)
+        finally:
+            await app.stop()
+        assert not failed.ok and failed.code == "service_unavailable"
+        assert failed.record is not None and failed.record.status == "executed"
+        assert await calendar_titles(tool_servers, org) == ["Undo me"]
+        app = build_app(settings)
+        await app.start()
+        try:
+            done = await undo(nc, org, p.action_id)
+        finally:
+            await app.stop()
+    assert done.ok and done.record is not None and done.record.status == "undone"
+    assert await calendar_titles(tool_servers, org) == []

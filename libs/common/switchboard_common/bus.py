@@ -17,6 +17,7 @@ from faststream.nats.message import NatsMessage as _NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.security import SASLPlaintext
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -76,11 +77,11 @@ _REDELIVERY_BASE_S = 0.5
 _REDELIVERY_CAP_S = 8.0
 
 
-def redelivery_delay(message: NatsMessage) -> float:
+def redelivery_delay(raw: Msg) -> float:
     """How long JetStream waits before delivering a failed message again: 0.5 s, 1 s, 2 s ...
     (capped at 8 s) by delivery count. A plain nak is redelivered at once, so a dependency
     that is down for two seconds (a Valkey restart) burnt every delivery in milliseconds."""
-    delivered: int = message.raw_message.metadata.num_delivered or 1
+    delivered: int = raw.metadata.num_delivered or 1
     return float(min(_REDELIVERY_BASE_S * 2 ** (delivered - 1), _REDELIVERY_CAP_S))
 
 
@@ -93,7 +94,7 @@ async def _retry_later(exc: Exception, message: NatsMessage) -> None:
     if not raw.reply or not raw.reply.startswith("$JS.ACK."):
         log.error("handler for %s failed", raw.subject, exc_info=exc)
         return
-    delay = redelivery_delay(message)
+    delay = redelivery_delay(raw)
     log.warning("handler for %s failed (%s); redelivery in %.1f s", raw.subject,
                 type(exc).__name__, delay, exc_info=exc)
     await message.nack(delay=delay)

@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 from faststream.nats import NatsBroker
-from faststream.nats.message import NatsMessage
 
 from switchboard_common.action_store import ActionStore
 from switchboard_common.actions import ActionResult, AuditEntry
@@ -35,6 +34,7 @@ from switchboard_common.model import (
     model_msg_id,
     model_requested_subject,
 )
+from switchboard_common.pull_worker import Delivery
 from switchboard_common.skills import Skills
 from switchboard_common.streams import HISTORY, MODEL
 from switchboard_common.tools import model_tools
@@ -109,7 +109,7 @@ class TurnFlow:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
 
-    def in_background(self, work: Coroutine[Any, Any, None], message: NatsMessage) -> None:
+    def in_background(self, work: Coroutine[Any, Any, None], message: Delivery) -> None:
         """Run `work` concurrently (bounded), then ack `message`; nack it if `work` fails."""
         async def run() -> None:
             async with self._slots:
@@ -117,7 +117,7 @@ class TurnFlow:
                     await work
                 except Exception:
                     log.exception("background turn work failed; the message will be redelivered")
-                    await message.nack(delay=redelivery_delay(message))
+                    await message.nack(delay=redelivery_delay(message.raw_message))
                     return
             await message.ack()
 

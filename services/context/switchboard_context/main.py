@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -21,6 +22,7 @@ from switchboard_common.memory import SearchRequest
 from switchboard_common.model import ModelRequest
 from switchboard_common.ops import serve_ops
 from switchboard_common.permissions import ROLES
+from switchboard_common.pull_worker import PullWorker, docs_broker
 from switchboard_common.streams import ACTIONS, INGEST, RESULTS, TURNS, ConsumerSpec
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.turns import StreamEvent, TurnCompleted
@@ -59,7 +61,7 @@ def build_broker(settings: Settings, on_reconnect: Callable[[], Awaitable[None]]
     broker = make_broker(settings.nats_url, "context", settings.shutdown_grace_s,
                          reconnected_cb=on_reconnect, user=settings.nats_user,
                          password=settings.nats_password)
-    for module in (turns, results, skills, memory, actions):
+    for module in (skills, memory, actions):
         broker.include_router(module.router())
     if settings.triggers:
         broker.include_router(events.router())
@@ -95,7 +97,12 @@ def build_app(settings: Settings | None = None) -> FastStream:
             resolver.clear()
 
     broker = build_broker(settings, drop_cached_skills)
-    app = FastStream(broker, specification=AsyncAPI(title="Switchboard context"))
+    # turns.requested and model.completed are consumed by PullWorkers (see connect).
+    docs = docs_broker(broker)
+    turns.document(docs)
+    results.document(docs)
+    app = FastStream(broker, specification=AsyncAPI(broker, docs, title="Switchboard context"))
+    workers: list[PullWorker[Any]] = []
     readiness = serve_ops(app, broker, settings.http_host, settings.http_port,
                           consumers(settings))
 
@@ -126,9 +133,14 @@ def build_app(settings: Settings | None = None) -> FastStream:
         for name, value in (("flow", flow), ("skills", resolver),
                             ("conversations", conversations), ("triggers", intake)):
             app.context.set_global(name, value)
-        await prepare_jetstream(broker, consumers(settings), ROLES["context"].streams(),
+        specs = {spec.name: spec for spec in consumers(settings)}
+        await prepare_jetstream(broker, tuple(specs.values()), ROLES["context"].streams(),
                                 replicas=settings.stream_replicas)
-        await watch_dead_letters(nc, consumers(settings))
+        await watch_dead_letters(nc, tuple(specs.values()))
+        workers.extend((turns.worker(nc, specs[turns.CONSUMER], flow),
+                        results.worker(nc, specs[results.CONSUMER], flow)))
+        for worker in workers:
+            await worker.start()
 
     async def sweep() -> None:
         flow: TurnFlow = app.context.get("flow")
@@ -139,6 +151,8 @@ def build_app(settings: Settings | None = None) -> FastStream:
 
     @app.on_shutdown
     async def drain() -> None:
+        for worker in workers:
+            await worker.stop(settings.shutdown_grace_s)
         flow: TurnFlow | None = app.context.get("flow")
         if flow is not None:
             await flow.drain(settings.shutdown_grace_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from faststream import FastStream
 from faststream.specification import AsyncAPI
 
@@ -12,6 +14,7 @@ from switchboard_common.lifecycle import settle_after_startup
 from switchboard_common.model import ModelResult
 from switchboard_common.ops import serve_ops
 from switchboard_common.permissions import ROLES
+from switchboard_common.pull_worker import PullWorker, docs_broker
 from switchboard_common.streams import MODEL, ConsumerSpec
 from switchboard_common.turns import StreamEvent
 from switchboard_llm_stream.calls import ModelCalls
@@ -53,7 +56,6 @@ def build_app(settings: Settings | None = None) -> FastStream:
     telemetry.setup("llm_stream", settings.log_level)
     broker = make_broker(settings.nats_url, "llm_stream", settings.shutdown_grace_s,
                          user=settings.nats_user, password=settings.nats_password)
-    broker.include_router(model_requests.build_router(settings.max_concurrency))
     # What llm_stream publishes (for the AsyncAPI document).
     broker.publisher("turns.events.{org}.{turn}", schema=StreamEvent,
                      title="llm_stream/turns.events",
@@ -63,7 +65,12 @@ def build_app(settings: Settings | None = None) -> FastStream:
                      title="llm_stream/model.completed",
                      description="The call's result or typed failure (SB_RESULTS, Nats-Msg-Id "
                                  "model-result:<turn>:<iteration>).")
-    app = FastStream(broker, specification=AsyncAPI(title="Switchboard llm_stream"))
+    # model.requested is consumed by a PullWorker (see connect).
+    docs = docs_broker(broker)
+    model_requests.document(docs, settings.max_concurrency)
+    app = FastStream(broker, specification=AsyncAPI(broker, docs,
+                                                    title="Switchboard llm_stream"))
+    workers: list[PullWorker[Any]] = []
     # Ready once the provider has started (the local model is loaded and warm).
     serve_ops(app, broker, settings.http_host, settings.http_port, consumers(settings))
     provider = select_provider(settings)
@@ -82,9 +89,17 @@ def build_app(settings: Settings | None = None) -> FastStream:
                            first_token_s=settings.first_token_timeout_s,
                            idle_s=settings.idle_timeout_s)
         await calls.listen_for_cancels()
-        app.context.set_global("model_calls", calls)
+        (spec,) = consumers(settings)
+        workers.append(model_requests.worker(broker.connection, spec, calls,
+                                             settings.max_concurrency))
+        await workers[0].start()
 
     settle_after_startup(app)
+
+    @app.on_shutdown
+    async def drain() -> None:
+        for worker in workers:
+            await worker.stop(settings.shutdown_grace_s)
 
     @app.after_shutdown
     async def close() -> None:

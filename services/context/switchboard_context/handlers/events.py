@@ -36,7 +36,7 @@ async def on_event(event: IngestEvent, intake: Intake, message: NatsMessage) -> 
         later = await intake.handle(event, order=raw.metadata.sequence.stream)
     except Exception:
         log.exception("event %s: trigger handling failed", event.event_id)
-        await message.nack(delay=redelivery_delay(message))
+        await message.nack(delay=redelivery_delay(raw))
         return
     await (message.ack() if later is None else message.nack(delay=later))
 

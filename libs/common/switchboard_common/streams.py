@@ -93,9 +93,11 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (TURNS, MODEL, RESULTS, HISTORY, ACTIONS, 
                                        TURN_EVENTS, DLQ)
 
 
-# PULL_NOTE: latency-sensitive consumers fetch one message per pull request. nats-py's
+# PULL_NOTE: FastStream's pull subscribers fetch one message per pull request. nats-py's
 # multi-message fetch, once the first message of an idle period arrives, keeps waiting for the
-# rest of the batch until the request expires, which would hold that first message back.
+# rest of the batch until the request expires, which would hold that first message back. The
+# consumers on every turn's path run on pull_worker.PullWorker instead, which hands each
+# message on as it arrives and keeps one request standing for a window of messages.
 
 
 @dataclass(frozen=True)

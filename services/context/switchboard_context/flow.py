@@ -70,6 +70,16 @@ def _turn_meta(result: ModelResult) -> dict[str, str]:
     return {k: v for k, v in result.meta.items() if k in ("memory", "timezone")}
 
 
+HISTORY_TOKENS = "history_tokens"
+"""ModelRequest.meta (returned in ModelResult.meta): the tokens of the unsummarised history
+the prompt was built from."""
+
+
+def new_messages(user_text: str, answer: str) -> list[ChatMessage]:
+    return [ChatMessage(role="user", content=user_text),
+            ChatMessage(role="assistant", content=answer)]
+
+
 def background_skills(skills: Skills, tools: list[str] | None) -> Skills:
     """A trigger rule narrows the tools of its background turns (never widens them)."""
     if tools is None:
@@ -185,6 +195,7 @@ class TurnFlow:
             max_tokens=min(built.max_tokens, self.settings.max_tokens),
             deadline_at=turn.deadline_at,
             meta={"prompt": built.kind, "memory": found.status, "timezone": zone,
+                  HISTORY_TOKENS: str(tokens.count_messages(past.recent)),
                   **({"caused_by": turn.background.taint} if turn.background else {})},
             tools=model_tools(skills.enabled_tools) if self.loop else [],
             canary=self.canary(turn.org_id, turn.client_id),
@@ -317,15 +328,21 @@ class TurnFlow:
                                     provider=result.provider, stop_reason=result.stop_reason,
                                     usage=result.usage, text=result.text,
                                     actions=actions, meta=_turn_meta(result)))
-        await self._maybe_summarise(turn)
+        await self._maybe_summarise(turn, result)
 
-    async def _maybe_summarise(self, turn: TurnRequest) -> None:
+    async def _maybe_summarise(self, turn: TurnRequest, result: ModelResult) -> None:
         """Off the critical path: when the unsummarised conversation outgrows the budget, ask
         the model (in the background) to fold its older part into the summary."""
+        budget = self.settings.history_token_budget
+        if (before := result.meta.get(HISTORY_TOKENS)) is not None and int(before) + \
+                tokens.count_messages(new_messages(turn.text, result.text)) <= budget:
+            # What the prompt read plus this turn is within budget: no need to read the
+            # conversation back (turns of a conversation run one at a time, and a summary
+            # saved meanwhile only shortens it).
+            return
         past = await self.conversations.history(turn.org_id, turn.user_id, turn.client_id,
                                                 turn.conversation_id)
         summary = past.summary
-        budget = self.settings.history_token_budget
         if tokens.count_messages(past.recent) <= budget:
             return
         keep = len(prompt.window(past.recent, "", budget_tokens=budget // 2)) - 1

@@ -116,7 +116,8 @@ class ToolInfo:
 
 # The descriptions say what requests each tool serves, in the words clients use: a small local
 # model routes by them alone (it sent "a 30 minute call on Monday at 8:30" to task_add and
-# "remind me to send the deck tomorrow" to email_draft when they only named the tool's object).
+# "remind me to send the deck tomorrow" to email_draft when they only named the tool's object;
+# "facts to look up" for memory then drew "explain what EBITDA means" to memory_search).
 CATALOG: dict[str, ToolInfo] = {t.name: t for t in (
     # Invitations go to the attendees' mail servers: creating an event sends data out.
     ToolInfo("calendar_create", "Create an event in the client's calendar: a meeting, call, "
@@ -137,9 +138,9 @@ CATALOG: dict[str, ToolInfo] = {t.name: t for t in (
     ToolInfo("task_list", "List the client's tasks (to-do list).", TaskList, outside_text=True,
              read_only=True),
     ToolInfo("task_complete", "Mark one of the client's tasks as done.", TaskComplete),
-    ToolInfo("memory_search", "Search what is known about the client (mail, documents, "
-             "notes, earlier conversations): what someone said or wrote, what was agreed, "
-             "facts to look up.", MemorySearchInput, outside_text=True,
+    ToolInfo("memory_search", "Search the client's own records (mail, documents, notes, "
+             "earlier conversations): what someone said or wrote, what was agreed. Not for "
+             "general knowledge or advice.", MemorySearchInput, outside_text=True,
              read_only=True),
 )}
 

@@ -55,8 +55,9 @@ def route_system(tools: Sequence[ToolDef]) -> str:
     lines = "\n".join(f"- {t.name}: {t.description}" for t in tools)
     return (
         f"You route an executive assistant's request to a tool. Tools:\n{lines}\n"
-        f"- {NONE}: no tool. The request is a question you can answer in words, advice, an "
-        "explanation, writing help without a recipient, thanks or small talk.\n"
+        f"- {NONE}: no tool. The request is a question you can answer in words from general "
+        "knowledge, advice, an explanation or definition, writing help without a recipient, "
+        "thanks or small talk.\n"
         "Choose a tool only when the request asks to create, change or look up the client's "
         "calendar, mail, tasks or records. Answer with the tool name only.")
 

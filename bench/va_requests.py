@@ -19,7 +19,7 @@ short still reports (`--report`), and `--resume` continues where it stopped.
 
 Usage: python bench/va_requests.py [--models qwen2.5-coder-1.5b,qwen2.5-coder-0.5b,smollm2-135m]
          [--limit N] (every n-th request, keeping the mix) [--data FILE] [--out DIR]
-         [--resume] [--report]
+         [--only TOOL,...] [--resume] [--report]
 """
 
 from __future__ import annotations
@@ -156,10 +156,13 @@ def main() -> None:
                         help="keep earlier results and run only the requests they lack")
     parser.add_argument("--report", action="store_true",
                         help="print the tables from earlier results, run nothing")
+    parser.add_argument("--only", default="",
+                        help="only the requests labelled with these tools (comma-separated; "
+                             "`none` for those that must not call one)")
     parser.add_argument("--timeout", type=float, default=620.0)
     ns = parser.parse_args()
     data = json.loads(ns.data.read_text())
-    requests = data["requests"]
+    requests = [r for r in data["requests"] if not ns.only or r["tool"] in ns.only.split(",")]
     if ns.limit:
         requests = requests[::max(1, len(requests) // ns.limit)][:ns.limit]
     ns.out.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,7 @@ async def main() -> None:
         await store.ensure(OnnxMiniLMEmbedder.name, OnnxMiniLMEmbedder.dim)
         load_s = await seed(store, args.items, args.clients, rnd, vocab, weights)
         print(f"loaded {args.items} items across {args.clients} clients in {load_s:.1f} s "
-              f"({args.items / load_s:.0f} items/s, HNSW indexing included)\n")
+              f"({args.items / load_s:.0f} items/s, vector indexing included)\n")
         async with httpx.AsyncClient(base_url=stack.gateway_url + "/v1", timeout=30,
                                      headers={"X-Org": ORG, "X-User": USER}) as api:
             for c in range(args.clients):

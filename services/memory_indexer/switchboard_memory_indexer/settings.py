@@ -38,6 +38,10 @@ class Settings(WorkerSettings):
     # -- store
     store: Literal["redis", "weaviate"] = "redis"
     index_name: str = "sbmem"
+    vector_index: Literal["flat", "hnsw"] = "flat"
+    """RediSearch vector index: flat (brute force inside the client filter; cheap inserts) or
+    hnsw (a graph; pays off only for clients with very large memories). Part of the index
+    generation: changing it re-indexes at start-up (adapters/redis_store.py)."""
     reindex_on_model_change: bool = True
     """A new embedding model re-embeds every stored chunk into a new index at start-up (the old
     index keeps serving until the copy is done). False refuses to start instead."""

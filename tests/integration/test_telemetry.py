@@ -58,7 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropi
 async def spans_of_turn(otlp: OtlpReceiver, turn_id: str, services: set[str],
                         timeout: float = 20.0) -> list[Span]:
     """Every exported span of the trace whose gateway `turn` span is `turn_id`, once spans
-    from all of `services` have arrived."""
+    from all of `services` and the parent of every span have arrived."""
     deadline = time.monotonic() + timeout
     while True:
         spans = otlp.snapshot()
@@ -66,7 +66,11 @@ async def spans_of_turn(otlp: OtlpReceiver, turn_id: str, services: set[str],
                  and s.attributes.get("switchboard.turn_id") == turn_id]
         if roots:
             trace = [s for s in spans if s.trace_id == roots[0].trace_id]
-            if services <= {s.service for s in trace} or time.monotonic() > deadline:
+            ids = {s.span_id for s in trace}
+            # A consumer's span is exported when its handler returns, after the spans of what
+            # the handler published: wait for the parents too.
+            whole = all(s.parent_id in ids for s in trace if s is not roots[0])
+            if (services <= {s.service for s in trace} and whole) or time.monotonic() > deadline:
                 return trace
         elif time.monotonic() > deadline:
             return []

@@ -16,7 +16,6 @@ from faststream.nats.annotations import NatsBroker as BrokerAnnotation
 from faststream.nats.annotations import NatsMessage
 from faststream.nats.message import NatsMessage as _NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
-from faststream.prometheus.container import MetricsContainer
 from faststream.security import SASLPlaintext
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -25,11 +24,10 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
-from prometheus_client import REGISTRY
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from switchboard_common.dead_letter import MSG_ID, dead_letter_delivery
-from switchboard_common.metrics import faststream_metrics, subject_family
+from switchboard_common.metrics import faststream_metrics, faststream_series, subject_family
 from switchboard_common.permissions import inbox_prefix
 from switchboard_common.settings import nats_servers
 from switchboard_common.streams import (
@@ -208,9 +206,7 @@ class _Published:
     """FastStream's published-message series for one (service, subject family)."""
 
     def __init__(self, service: str, family: str) -> None:
-        # MetricsContainer takes the metrics FastStream's middleware already registered.
-        container = MetricsContainer(REGISTRY, metrics_prefix="switchboard_faststream",
-                                     custom_label_names=())
+        container = faststream_series()
         labels = {"app_name": service, "broker": "nats", "destination": family}
         self._container, self._labels = container, labels
         self.duration = container.published_messages_duration_seconds.labels(**labels)

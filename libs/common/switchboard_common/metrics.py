@@ -12,6 +12,7 @@ from typing import Any
 from faststream.message.message import StreamMessage
 from faststream.nats.prometheus.provider import NatsMetricsSettingsProvider
 from faststream.prometheus import ConsumeAttrs
+from faststream.prometheus.container import MetricsContainer
 from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.response import PublishCommand
 from nats.aio.msg import Msg
@@ -90,8 +91,18 @@ def _provider(msg: Any) -> _FamilyProvider | None:
     return _FamilyProvider() if msg is None or isinstance(msg, Msg) else None
 
 
+_FASTSTREAM_PREFIX = "switchboard_faststream"
+
+
 def faststream_metrics(service: str) -> PrometheusMiddleware[Any, Any]:
     """FastStream's message counts and handling times (`switchboard_faststream_*`), labelled by
     subject family."""
     return PrometheusMiddleware(settings_provider_factory=_provider, registry=REGISTRY,
-                                app_name=service, metrics_prefix="switchboard_faststream")
+                                app_name=service, metrics_prefix=_FASTSTREAM_PREFIX)
+
+
+def faststream_series() -> MetricsContainer:
+    """The same series for code that consumes or publishes on nats-py directly (the hot paths:
+    `pull_worker`, `bus.publish_command`): the container takes the metrics FastStream's
+    middleware already registered, so both feed one set of series."""
+    return MetricsContainer(REGISTRY, metrics_prefix=_FASTSTREAM_PREFIX, custom_label_names=())

@@ -29,19 +29,17 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from faststream.nats import NatsBroker
-from faststream.prometheus.container import MetricsContainer
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
-from prometheus_client import REGISTRY
 from pydantic import BaseModel, ValidationError
 
 from switchboard_common.bus import redelivery_delay
 from switchboard_common.dead_letter import MSG_ID, dead_letter_delivery
-from switchboard_common.metrics import subject_family
+from switchboard_common.metrics import faststream_series, subject_family
 from switchboard_common.streams import ConsumerSpec
 
 log = logging.getLogger(__name__)
@@ -93,9 +91,7 @@ class _Metrics:
     """FastStream's consumer series for one subject family, label children resolved once."""
 
     def __init__(self, service: str, family: str) -> None:
-        # MetricsContainer takes the metrics FastStream's middleware already registered.
-        container = MetricsContainer(REGISTRY, metrics_prefix="switchboard_faststream",
-                                     custom_label_names=())
+        container = faststream_series()
         labels = {"app_name": service, "broker": "nats", "handler": family}
         self._container, self._labels = container, labels
         self.received = container.received_messages_total.labels(**labels)

@@ -11,6 +11,7 @@ nothing."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -64,45 +65,36 @@ class ActionGate:
 
     async def decide(self, me: Principal, action_id: str, approve: bool,
                      arguments: dict[str, Any] | None = None, reason: str = "") -> DecideReply:
-        if not me.has_scope(Scope.CHAT):
-            return DecideReply(ok=False, code=ErrorCode.FORBIDDEN,
-                               message="this API key lacks the 'chat' scope decisions need")
-        try:
-            record = await self.accessible(me, action_id)
-        except AccessError as exc:
-            return DecideReply(ok=False, code=ErrorCode.FORBIDDEN, message=str(exc))
-        if record is None:
-            return DecideReply(ok=False, code=ErrorCode.UNKNOWN_ACTION, message="no such action")
-        request = DecideAction(org_id=me.org, action_id=action_id, user_id=me.user.id,
-                               approve=approve, arguments=arguments, reason=reason)
-        try:
-            return await request_reply(self._nc, action_decide_subject(me.org), request,
-                                       DecideReply, self._timeout)
-        except NoAnswer as exc:
-            log.warning("decision on %s not answered: %s", action_id, exc)
-            return DecideReply(ok=False, code=ErrorCode.UNAVAILABLE,
-                               message="the action executor did not answer; retry")
-
+        return await self._ask(me, action_id, lambda: DecideAction(
+            org_id=me.org, action_id=action_id, user_id=me.user.id, approve=approve,
+            arguments=arguments, reason=reason), action_decide_subject(me.org),
+            "decisions need", "decision on")
 
     async def undo(self, me: Principal, action_id: str, reason: str = "") -> DecideReply:
         """Revert an executed action (the executor runs its tool's compensating operation);
         the same access rules and refusals as a decision."""
+        return await self._ask(me, action_id, lambda: UndoAction(
+            org_id=me.org, action_id=action_id, user_id=me.user.id, reason=reason),
+            action_undo_subject(me.org), "undoing needs", "undo of")
+
+    async def _ask(self, me: Principal, action_id: str,
+                   request: Callable[[], DecideAction | UndoAction], subject: str, needs: str,
+                   what: str) -> DecideReply:
+        """Check the caller may act on `action_id`, then ask the executor `request()` (built
+        only once the checks passed)."""
         if not me.has_scope(Scope.CHAT):
             return DecideReply(ok=False, code=ErrorCode.FORBIDDEN,
-                               message="this API key lacks the 'chat' scope undoing needs")
+                               message=f"this API key lacks the 'chat' scope {needs}")
         try:
             record = await self.accessible(me, action_id)
         except AccessError as exc:
             return DecideReply(ok=False, code=ErrorCode.FORBIDDEN, message=str(exc))
         if record is None:
             return DecideReply(ok=False, code=ErrorCode.UNKNOWN_ACTION, message="no such action")
-        request = UndoAction(org_id=me.org, action_id=action_id, user_id=me.user.id,
-                             reason=reason)
         try:
-            return await request_reply(self._nc, action_undo_subject(me.org), request,
-                                       DecideReply, self._timeout)
+            return await request_reply(self._nc, subject, request(), DecideReply, self._timeout)
         except NoAnswer as exc:
-            log.warning("undo of %s not answered: %s", action_id, exc)
+            log.warning("%s %s not answered: %s", what, action_id, exc)
             return DecideReply(ok=False, code=ErrorCode.UNAVAILABLE,
                                message="the action executor did not answer; retry")
 

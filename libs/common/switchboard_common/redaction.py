@@ -26,6 +26,21 @@ SENSITIVE_KEYS = frozenset({
 })
 """Keys (of log fields and span attributes) whose values are bodies, dropped whole."""
 
+PLATFORM_KEYS = frozenset({
+    "messaging.system", "messaging.destination.name", "messaging.destination_publish.name",
+    "messaging.consumer.group.name", "messaging.message.conversation_id",
+    "messaging.operation", "messaging.operation.name", "messaging.operation.type",
+    "switchboard.org_id", "switchboard.turn_id", "switchboard.client_id",
+    "switchboard.outcome", "switchboard.purpose", "gen_ai.operation.name",
+    "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "error.type",
+})
+"""Span attributes whose values the platform builds itself: subjects and their tokens (ids
+checked by `envelope.Id`), consumer names, correlation ids, model and outcome names from code.
+No person's text can reach them, so span export does not look into them (every span carries
+several, and an id with a digit in it sent each through all three patterns). Not in the
+list: `messaging.message.id`, which carries a client's idempotency key or a producer's own
+event id ("msg.4711@example.com")."""
+
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # International (+CC ...) or North-American style numbers with separators; a bare run of
 # digits is not taken for a phone number (it is more often an id, a count or a timestamp).
@@ -50,13 +65,34 @@ def _card(match: re.Match[str]) -> str:
     return "[card]" if _luhn(digits) else match.group()
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def redact(text: str) -> str:
     """`text` with e-mail addresses, card numbers and phone numbers replaced."""
-    if not any(ch.isdigit() or ch == "@" for ch in text):
-        return text  # the common case on the hot path: nothing to look for
-    text = _EMAIL.sub("[email]", text)
+    # Each pattern runs only where it could match: the e-mail pattern tries every start
+    # position of a string without '@' (an id with a digit spent most of its time there).
+    if "@" in text:
+        text = _EMAIL.sub("[email]", text)
+    if _DIGIT.search(text) is None:
+        return text  # the common case on the hot path: nothing more to look for
     text = _CARD.sub(_card, text)
     return _PHONE.sub("[phone]", text)
+
+
+def redact_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Span (or span event) attributes cleaned as `redact_value` cleans each one, except
+    `PLATFORM_KEYS`; None when nothing had to change, so the exporter passes the common span
+    on as it is instead of rebuilding it."""
+    cleaned: dict[str, Any] | None = None
+    for key, value in (attributes or {}).items():
+        if key in PLATFORM_KEYS:
+            continue
+        new = redact_value(key, value)
+        if new is not value and new != value:
+            cleaned = cleaned if cleaned is not None else dict(attributes or {})
+            cleaned[key] = new
+    return cleaned
 
 
 def redact_value(key: str, value: Any) -> Any:

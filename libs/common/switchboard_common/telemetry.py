@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from pythonjsonlogger.json import JsonFormatter
 
-from switchboard_common.redaction import redact_value
+from switchboard_common.redaction import redact_attributes, redact_value
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ def setup_logging(service: str, level: str = "INFO") -> None:
 
 
 class RedactingExporter(SpanExporter):
-    """Passes spans on with their attributes (and their events' attributes) redacted."""
+    """Passes spans on with their attributes (and their events' attributes) redacted; a span
+    with nothing to redact (most of them) is passed on as it is."""
 
     def __init__(self, inner: SpanExporter) -> None:
         self._inner = inner
@@ -87,15 +88,16 @@ class RedactingExporter(SpanExporter):
         return self._inner.force_flush(timeout_millis)
 
 
-def _clean(attributes: Any) -> dict[str, Any]:
-    return {k: redact_value(k, v) for k, v in (attributes or {}).items()}
-
-
 def _redacted(span: ReadableSpan) -> ReadableSpan:
+    attributes = redact_attributes(span.attributes)
+    events = [(e, redact_attributes(e.attributes)) for e in span.events]
+    if attributes is None and all(cleaned is None for _, cleaned in events):
+        return span
     return ReadableSpan(
         name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=_clean(span.attributes),
-        events=[Event(e.name, _clean(e.attributes), e.timestamp) for e in span.events],
+        attributes=span.attributes if attributes is None else attributes,
+        events=[e if cleaned is None else Event(e.name, cleaned, e.timestamp)
+                for e, cleaned in events],
         links=span.links, kind=span.kind, status=span.status, start_time=span.start_time,
         end_time=span.end_time, instrumentation_scope=span.instrumentation_scope)
 

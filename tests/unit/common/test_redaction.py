@@ -89,3 +89,30 @@ def test_span_attributes_and_events_are_redacted_before_export() -> None:
                               "gen_ai.usage.input_tokens": 12}
     assert out.events[0].attributes == {"exception.message": "no route to [phone]"}
     assert out.context == span.get_span_context()
+
+
+def test_a_span_with_nothing_to_redact_is_passed_on_as_it_is() -> None:
+    seen, kept = _Keep(), _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(seen))
+    with provider.get_tracer("t").start_as_current_span("turns.requested process", attributes={
+            "messaging.destination.name": "turns.requested",
+            "switchboard.turn_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "messaging.message.id": "turn:o1:u1:0af7651916cd43dd8448eb211c80319c",
+            "messaging.message.body.size": 812}) as span:
+        span.add_event("retry", {"attempt": 2})
+    RedactingExporter(kept).export(seen.spans)
+    assert kept.spans[0] is seen.spans[0]
+
+
+def test_message_ids_are_redacted_since_producers_choose_them() -> None:
+    kept = _Keep()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(RedactingExporter(kept)))
+    with provider.get_tracer("t").start_as_current_span("ingest process", attributes={
+            "messaging.destination.name": "ingest.o1",
+            "messaging.message.id": "ingest:o1:mia:msg.4711@example.com"}):
+        pass
+    (out,) = kept.spans
+    assert out.attributes == {"messaging.destination.name": "ingest.o1",
+                              "messaging.message.id": "ingest:o1:mia:[email]"}

@@ -225,6 +225,35 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise TimeoutError(url)
 
 
+def start_fake(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "tests.fakes.fake_anthropic", "--port",
+                             str(port)], cwd=ROOT)
+
+
+def start_production_stack(fake_url: str, otlp_endpoint: str, *, ws_compression: bool = False,
+                           with_memory: bool = False) -> tuple[Stack, tuple[str, ...]]:
+    """The services on their own NATS and Valkey as in production (see the module's
+    docstring), talking to the fake provider at `fake_url`; not yet waited for."""
+    services = SERVICES if with_memory else tuple(s for s in SERVICES if s != "memory_indexer")
+    # Without memory_indexer nobody answers memory searches: context would fail every turn
+    # with warming_up, so it skips them (as the monolith has no memory either).
+    memory = {} if with_memory else {"CONTEXT_MEMORY_SEARCH": "false"}
+    stack = start_stack(Path(tempfile.mkdtemp(prefix="sb-bench-")), well_known_ports=False,
+                        persist=False, services=services, env={"ANTHROPIC_API_KEY": "sk-bench",
+                                            "ANTHROPIC_BASE_URL": fake_url,
+                                            "LOG_LEVEL": "WARNING",
+                                            "GATEWAY_DEV_CREDENTIAL": "false",
+                                            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+                                            # One bench user plays many: lift its rate.
+                                            "GATEWAY_LIMITS__TURNS_PER_MINUTE_USER": "100000",
+                                            "GATEWAY_LIMITS__TURNS_PER_MINUTE_ORG": "100000",
+                                            "GATEWAY_LIMITS__CONCURRENT_TURNS_USER": "1000",
+                                            "GATEWAY_LIMITS__SOCKETS_PER_USER": "10000",
+                                            "GATEWAY_WS_COMPRESSION": str(ws_compression),
+                                            **memory})
+    return stack, services
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=500)
@@ -239,31 +268,15 @@ async def main() -> None:
     args = parser.parse_args()
 
     fake_port, mono_port = free_port(), free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.fakes.fake_anthropic", "--port",
-                               str(fake_port)], cwd=ROOT)]
+    procs = [start_fake(fake_port)]
     fake_url = f"http://127.0.0.1:{fake_port}"
     wait_http(fake_url)
     procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "monolith.py"), "--port",
                                    str(mono_port), "--anthropic-url", fake_url]))
-    services = SERVICES if args.with_memory else tuple(
-        s for s in SERVICES if s != "memory_indexer")
     sink = OtlpSink()
-    # Without memory_indexer nobody answers memory searches: context would fail every turn
-    # with warming_up, so it skips them (as the monolith has no memory either).
-    memory = {} if args.with_memory else {"CONTEXT_MEMORY_SEARCH": "false"}
-    stack = start_stack(Path(tempfile.mkdtemp(prefix="sb-bench-")), well_known_ports=False,
-                        persist=False, services=services, env={"ANTHROPIC_API_KEY": "sk-bench",
-                                            "ANTHROPIC_BASE_URL": fake_url,
-                                            "LOG_LEVEL": "WARNING",
-                                            "GATEWAY_DEV_CREDENTIAL": "false",
-                                            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-                                            # One bench user plays many: lift its rate.
-                                            "GATEWAY_LIMITS__TURNS_PER_MINUTE_USER": "100000",
-                                            "GATEWAY_LIMITS__TURNS_PER_MINUTE_ORG": "100000",
-                                            "GATEWAY_LIMITS__CONCURRENT_TURNS_USER": "1000",
-                                            "GATEWAY_LIMITS__SOCKETS_PER_USER": "10000",
-                                            "GATEWAY_WS_COMPRESSION": str(args.ws_compression),
-                                            **memory})
+    stack, services = start_production_stack(fake_url, sink.endpoint,
+                                             ws_compression=args.ws_compression,
+                                             with_memory=args.with_memory)
     try:
         stack.wait_ready(120)
         wait_http(f"http://127.0.0.1:{mono_port}/")

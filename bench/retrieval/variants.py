@@ -4,11 +4,14 @@ clients, which the variants were looked at on; B: the rest, reported, not looked
 
 Each question's dense and BM25 rankings are read once, 100 deep, from the real RediSearch
 adapter (`_ranked`), and every fusion is computed offline over those lists, so the variants
-differ only in how the two lists are combined. Two variants change the lists themselves:
+differ only in how the two lists are combined. Variants that change the lists themselves:
 `--qdrop` drops question words from the keyword query, `--context` embeds each dialogue turn
-after the turn before it in the same session (contextual chunks).
+after the turn before it in the same session instead (contextual chunks), and
+`--second-vector` keeps the plain vectors and adds a second ranking by contextual vectors
+(each conversation turn embedded after the turn before it, other items as they are), combined
+as the best of an item's two cosines or fused as a third ranking.
 
-Run: python bench/retrieval/variants.py [--qdrop] [--context]
+Run: python bench/retrieval/variants.py [--qdrop] [--context] [--second-vector]
 """
 
 from __future__ import annotations
@@ -86,6 +89,21 @@ def zscore(lists: Sequence[Ranking], depth: int) -> list[str]:
     return [f.id for f in zscore_fusion([r[:depth] for r in lists])]
 
 
+def completed(lists: Sequence[Ranking], depth: int, pool: int = DEPTH) -> list[str]:
+    """z-score fusion over the union of the top `depth`s with every candidate's score read from
+    the `pool`-deep lists instead of imputed: a candidate absent from a list's top 20 gets its
+    real score there (rank 21-100), or that list's last score when the list is full (an upper
+    bound), or 0 when the list is shorter (the item matched nothing)."""
+    pool_ids = dict.fromkeys(doc for r in lists for doc, _ in r[:depth])
+    filled = []
+    for ranking in lists:
+        scores = dict(ranking[:pool])
+        floor = ranking[pool - 1][1] if len(ranking) >= pool else 0.0
+        filled.append(sorted(((doc, scores.get(doc, floor)) for doc in pool_ids),
+                             key=lambda p: -p[1]))
+    return [f.id for f in zscore_fusion(filled)]
+
+
 VARIANTS: dict[str, Callable[[Ranking, Ranking], list[str]]] = {
     "dense (API)": lambda d, t: [doc for doc, _ in d],
     "text (API)": lambda d, t: [doc for doc, _ in t],
@@ -103,31 +121,66 @@ VARIANTS: dict[str, Callable[[Ranking, Ranking], list[str]]] = {
     "DBSF, top 20": lambda d, t: dbsf([d, t], 20),
     "DBSF, top 50": lambda d, t: dbsf([d, t], 50),
     "interleave, top 20": lambda d, t: interleave([d, t], 20),
+    "z-score, top 20 union, scores completed to 100": lambda d, t: completed([d, t], 20),
+    "z-score, top 10 union, scores completed to 100": lambda d, t: completed([d, t], 10),
 }
+
+
+def thread_of(c: Chunk) -> tuple[str, str] | None:
+    """What a turn's predecessor is looked up in: a dialogue session (the client's turns of one
+    date) or an assistant-set conversation; None for items of no conversation (emails...)."""
+    if c.metadata.get("session") is not None:
+        return c.client, str(c.occurred_at)
+    conv = c.metadata.get("conversation_id")
+    return (c.client, str(conv)) if conv else None
 
 
 def embed_texts(chunks: list[Chunk], context: bool) -> list[str]:
     if not context:
         return [c.embed_text for c in chunks]
-    # The turn before, in the same conversation (client) and session (same date), as context.
+    # The turn before, in the same conversation, as context.
     texts, last = [], {}
     for c in chunks:
-        before = last.get((c.client, c.occurred_at))
-        texts.append(f"{before}\n{c.text}" if before else c.text)
-        last[(c.client, c.occurred_at)] = c.text
+        thread = thread_of(c)
+        before = last.get(thread) if thread else None
+        texts.append(f"{before}\n{c.text}" if before else c.embed_text)
+        if thread:
+            last[thread] = c.text
     return texts
 
 
-Row = tuple[ev.Question, Ranking, Ranking, list[str], bool]
+def best_of(a: Ranking, b: Ranking) -> Ranking:
+    """One dense ranking from two vectors per item (alone, in context): each item's better
+    cosine, as multi-vector retrieval scores an item by its best representation."""
+    best: dict[str, float] = {}
+    for doc, score in (*a, *b):
+        best[doc] = max(score, best.get(doc, score))
+    return sorted(best.items(), key=lambda p: -p[1])
+
+
+SECOND_VECTOR: dict[str, Callable[[Ranking, Ranking, Ranking], list[str]]] = {
+    "best of the two cosines, z-score top 20": lambda d, t, c: zscore([best_of(d, c), t], 20),
+    "z-score top 20 of dense, text and contextual": lambda d, t, c: zscore([d, t, c], 20),
+    "control: z-score top 20 of dense, text and dense again": lambda d, t, c: zscore([d, t, d],
+                                                                                    20),
+    "RRF k=60 of the top 10s of dense, text and contextual": lambda d, t, c: rrf([d, t, c], 10),
+    "contextual alone": lambda d, t, c: [doc for doc, _ in c],
+}
+
+Row = tuple[ev.Question, Ranking, Ranking, list[str], bool, Ranking]
 
 
 async def lists_for(data: ev.EvalSet, url: str, embedder: OnnxMiniLMEmbedder, qdrop: bool,
-                    context: bool) -> list[Row]:
+                    context: bool, second: bool) -> list[Row]:
     store = RedisVectorStore(redis.Redis.from_url(url), f"var{data.name[:4]}")
     info = await store.ensure(embedder.name, embedder.dim)
     chunks = [c for e in data.events for c in chunks_from_event(e, 800, 120)]
     texts = embed_texts(chunks, context and data.name == "dialogues")
     await store.upsert(chunks, await embedder.embed_passages(texts))
+    ctx_store = RedisVectorStore(redis.Redis.from_url(url), f"ctx{data.name[:4]}")
+    ctx_info = await ctx_store.ensure(embedder.name, embedder.dim)
+    if second:
+        await ctx_store.upsert(chunks, await embedder.embed_passages(embed_texts(chunks, True)))
     baseline = ev.Bm25Baseline(data.events)
     clients = sorted({q.client for q in data.questions})
     half_a = set(clients[:len(clients) // 2])
@@ -136,12 +189,18 @@ async def lists_for(data: ev.EvalSet, url: str, embedder: OnnxMiniLMEmbedder, qd
         words = q.text
         if qdrop:
             words = " ".join(w for w in tokens(q.text) if w not in QUESTION_WORDS)
-        dense, lexical = await store._ranked(Scope(data.org, q.client),
-                                             await embedder.embed_query(q.text), words, DEPTH)
+        vector = await embedder.embed_query(q.text)
+        dense, lexical, _ = await store._ranked(Scope(data.org, q.client), vector, words, DEPTH)
+        contextual: Ranking = []
+        if second:
+            ctx, _, _ = await ctx_store._ranked(Scope(data.org, q.client), vector, None, DEPTH)
+            contextual = [(c.id, c.score) for c in ctx]
         rows.append((q, [(c.id, c.score) for c in dense], [(c.id, c.score) for c in lexical],
-                     baseline.rank(q.client, q.text), q.client in half_a))
+                     baseline.rank(q.client, q.text), q.client in half_a, contextual))
     await store.drop(info)
+    await ctx_store.drop(ctx_info)
     await store.close()
+    await ctx_store.close()
     return rows
 
 
@@ -159,16 +218,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--qdrop", action="store_true")
     parser.add_argument("--context", action="store_true")
+    parser.add_argument("--second-vector", action="store_true")
     args = parser.parse_args()
     server = start_valkey(Path(tempfile.mkdtemp()), persist=False)
     embedder = OnnxMiniLMEmbedder()
     try:
-        sets = {s.name: await lists_for(s, server.url, embedder, args.qdrop, args.context)
+        sets = {s.name: await lists_for(s, server.url, embedder, args.qdrop, args.context,
+                                        args.second_vector)
                 for s in (ev.assistant_set(), ev.dialogue_set())}
     finally:
         server.stop()
     print(f"\nminilm-onnx, question words dropped: {args.qdrop}, contextual turns: "
-          f"{args.context}; R@10 / MRR\n")
+          f"{args.context}, second vectors: {args.second_vector}; R@10 / MRR\n")
     print("| variant | " + " | ".join(f"{name} {part}" for name in sets
                                       for part in ("all", "A", "B")) + " |")
     print("|---|" + "---|" * 3 * len(sets))
@@ -178,6 +239,10 @@ async def main() -> None:
         print(f"| {name} | " + " | ".join(
             c for rows in sets.values()
             for c in cells(rows, lambda r, f=fuse: ev.items(f(r[1], r[2])))) + " |")
+    for name, fuse3 in SECOND_VECTOR.items() if args.second_vector else ():
+        print(f"| {name} | " + " | ".join(
+            c for rows in sets.values()
+            for c in cells(rows, lambda r, f=fuse3: ev.items(f(r[1], r[2], r[5])))) + " |")
 
 
 if __name__ == "__main__":

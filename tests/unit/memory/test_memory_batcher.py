@@ -60,13 +60,14 @@ class ListStore(VectorStore):
     async def ensure(self, model: str, dim: int) -> IndexInfo:
         return IndexInfo("i", model, dim)
 
-    async def upsert(self, chunks: Sequence[Chunk], vectors: Vectors) -> int:
+    async def upsert(self, chunks: Sequence[Chunk], vectors: Vectors,
+                     context_vectors: Vectors | None = None) -> int:
         self.docs.update({c.doc_id: c for c in chunks})
         return len(chunks)
 
     async def _ranked(self, scope: Scope, vector: Vectors | None, text: str | None,
-                      candidates: int) -> tuple[list[Candidate], list[Candidate]]:
-        return [], []
+                      candidates: int) -> tuple[list[Candidate], list[Candidate], list[Candidate]]:
+        return [], [], []
 
     async def _fetch(self, scope: Scope, ids: Sequence[str]) -> list[StoredHit]:
         return []

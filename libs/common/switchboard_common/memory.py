@@ -101,9 +101,9 @@ class IngestEvent(Envelope):
     """The producer's own fields; returned unchanged with every search hit of this event."""
     context: str = Field("", max_length=MAX_CONTEXT_CHARS)
     """What came just before this event in its thread (the previous turn of a conversation):
-    the event is also embedded after it, as a second vector, so a reply ("Lisbon, last week!")
-    is found by the question it answers. Never returned and never matched by keyword. Left
-    empty in a REST upload, it is filled by `thread_context`."""
+    the event gets a second vector, the mean of its own and its context's, so a reply
+    ("Lisbon, last week!") is found by the question it answers. Never returned and never
+    matched by keyword. Left empty in a REST upload, it is filled by `thread_context`."""
     batch_id: Id | None = None
     """The REST upload batch this event came in (`GET /v1/clients/<c>/ingest/<batch>` follows
     it); None for events published straight to the bus."""

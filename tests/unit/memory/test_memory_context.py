@@ -59,8 +59,8 @@ def test_only_the_first_chunk_carries_the_context() -> None:
     event = turn("a", "One sentence here. " * 100, context="What happened?")
     chunks = chunks_from_event(event, 800, 120)
     assert len(chunks) > 1
-    assert chunks[0].context_text == f"What happened?\n{chunks[0].text}"
-    assert all(c.context_text is None for c in chunks[1:])
+    assert chunks[0].context == "What happened?"
+    assert all(c.context == "" for c in chunks[1:])
 
 
 class RecordingEmbedder:
@@ -72,7 +72,8 @@ class RecordingEmbedder:
 
     async def embed_passages(self, texts: Sequence[str]) -> Vectors:
         self.calls.append(list(texts))
-        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+        return np.array([[1.0, 0.0] if t.startswith("q") else [0.0, 1.0] for t in texts],
+                        dtype=np.float32)
 
     async def embed_query(self, text: str) -> Vectors:
         return np.ones(self.dim, dtype=np.float32)
@@ -81,21 +82,35 @@ class RecordingEmbedder:
         return None
 
 
-async def test_only_chunks_with_context_are_embedded_twice() -> None:
+async def test_a_context_vector_is_the_mean_of_the_chunk_and_its_context() -> None:
     embedder = RecordingEmbedder()
     plain = [c for e in (turn("a", "alone"), turn("b", "also alone"))
              for c in chunks_from_event(e, 800, 120)]
-    vectors, second = await embed_chunks(embedder, plain)
-    assert second is None and len(embedder.calls) == 1  # no context: nothing extra
+    _, second = await embed_chunks(embedder, plain)
+    assert second is None and embedder.calls == [["alone", "also alone"]]
 
     embedder.calls.clear()
-    mixed = [c for e in (turn("a", "alone"), turn("b", "reply", context="question"))
-             for c in chunks_from_event(e, 800, 120)]
-    vectors, second = await embed_chunks(embedder, mixed)
-    assert embedder.calls == [["alone", "reply"], ["question\nreply"]]
+    # The turn before is in the same batch ("question"): no text is embedded twice.
+    uploaded = thread_context([turn("a", "question"), turn("b", "reply"),
+                               turn("c", "other", context="quite another context")])
+    chunks = [c for e in uploaded for c in chunks_from_event(e, 800, 120)]
+    vectors, second = await embed_chunks(embedder, chunks)
+    assert embedder.calls == [["question", "reply", "other", "quite another context"]]
     assert second is not None
     assert second[0].tolist() == vectors[0].tolist()  # no context: its plain vector
-    assert second[1].tolist() == [len("question\nreply"), 1.0]
+    half = float(np.sqrt(0.5))
+    assert np.allclose(second[1], [half, half]) and np.allclose(second[2], [half, half])
+
+    embedder.calls.clear()
+    # An event with a title is indexed as "title\ntext"; its successor's context (its text)
+    # takes that vector rather than embedding the text alone once more.
+    titled = [IngestEvent(org_id="o1", client_id="c1", event_id="t", source="note",
+                          title="quarterly", text="question", occurred_at=SESSION),
+              turn("u", "reply")]
+    chunks = [c for e in thread_context(titled) for c in chunks_from_event(e, 800, 120)]
+    _, second = await embed_chunks(embedder, chunks)
+    assert embedder.calls == [["quarterly\nquestion", "reply"]]
+    assert second is not None and np.allclose(second[1], [half, half])
 
 
 def cands(*ids: str, in_context: str = "") -> list[Candidate]:

@@ -309,7 +309,7 @@ class RedisVectorStore(VectorStore):
         for chunk, vec, ctx in zip(chunks, blobs, second, strict=True):
             key = self._prefix + chunk.doc_id
             second_vector: dict[str, Any] = {}
-            if chunk.context_text:
+            if chunk.context:
                 # The context itself is kept (not indexed) for re-embedding on a model change.
                 second_vector = {"cx": chunk.context, "hc": "1", "ctx": ctx.tobytes()}
             else:

@@ -49,11 +49,6 @@ class Chunk:
     def embed_text(self) -> str:
         return f"{self.title}\n{self.text}" if self.title else self.text
 
-    @property
-    def context_text(self) -> str | None:
-        """The text of the chunk's second vector (after its context); None without context."""
-        return f"{self.context}\n{self.embed_text}" if self.context else None
-
 
 def doc_id(org: str, client: str, kind: str, item_id: str, chunk: int) -> str:
     # Turns and events live in different id spaces; the kind keeps them apart.

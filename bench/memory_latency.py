@@ -6,9 +6,11 @@ request/reply, the query embedding, dense KNN + BM25 in one pipelined round trip
 the fetch of the final hits. The 100k items are written straight into the service's index
 (random unit vectors: embedding 100k texts would take the CPU many minutes and does not change
 the search cost); their texts are 25 words drawn from a Zipf-distributed vocabulary of 20,000
-words, so BM25 posting lists have natural lengths. Queries are 6 such words, sequential.
+words, so BM25 posting lists have natural lengths. Queries are 6 such words, sequential. With
+`--context` every item also has a thread context and a second vector (the worst case for the
+hybrid's third ranking: its KNN then visits every chunk of the client, as the dense one does).
 
-Run: python bench/memory_latency.py [--items 100000] [--clients 50] [--queries 1000]
+Run: python bench/memory_latency.py [--items 100000] [--clients 50] [--queries 1000] [--context]
 """
 
 from __future__ import annotations
@@ -46,18 +48,19 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def seed(store: RedisVectorStore, items: int, clients: int, rnd: random.Random,
-               vocab: list[str], weights: list[float]) -> float:
+               vocab: list[str], weights: list[float], context: bool) -> float:
     started = time.perf_counter()
     batch = 2000
     for start in range(0, items, batch):
         n = min(batch, items - start)
-        vecs = np.random.default_rng(start).standard_normal((n, 384)).astype(np.float32)
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = np.random.default_rng(start).standard_normal((2, n, 384)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=2, keepdims=True)
         await store.upsert([
             Chunk(org=ORG, client=f"client{(start + i) % clients}", item_id=f"item{start + i}",
                   chunk=0, n_chunks=1, source="note", visibility="client", user=None, title="",
-                  text=" ".join(rnd.choices(vocab, weights, k=25)), occurred_at=1.7e9 + i)
-            for i in range(n)], vecs)
+                  text=" ".join(rnd.choices(vocab, weights, k=25)), occurred_at=1.7e9 + i,
+                  context="the turn before" if context else "")
+            for i in range(n)], vecs[0], vecs[1] if context else None)
     return time.perf_counter() - started
 
 
@@ -66,6 +69,7 @@ async def main() -> None:
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--context", action="store_true")
     args = ap.parse_args()
     rnd = random.Random(1)
     vocab, weights = vocabulary(rnd)
@@ -79,7 +83,7 @@ async def main() -> None:
         await Directory(r).add_user(ORG, User(id=USER, role="admin"))
         store = RedisVectorStore(r, "sbmem")
         await store.ensure(OnnxMiniLMEmbedder.name, OnnxMiniLMEmbedder.dim)
-        load_s = await seed(store, args.items, args.clients, rnd, vocab, weights)
+        load_s = await seed(store, args.items, args.clients, rnd, vocab, weights, args.context)
         print(f"loaded {args.items} items across {args.clients} clients in {load_s:.1f} s "
               f"({args.items / load_s:.0f} items/s, vector indexing included)\n")
         async with httpx.AsyncClient(base_url=stack.gateway_url + "/v1", timeout=30,

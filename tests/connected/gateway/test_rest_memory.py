@@ -187,3 +187,41 @@ async def test_cli_uploads_a_large_file_with_a_progress_bar(
     assert await asyncio.to_thread(run_ingest, gateway.http, "sarah", path, org=org,
                                    user="va1", batch=100, out=out) == 0
     assert "0 events queued for indexing, 250 already known" in out.getvalue()
+
+
+SESSION = [
+    "Maya: The weather was awful all week.",
+    "Jonah: What did you end up naming the new puppy?",
+    "Maya: Biscuit! He already chewed through my sneakers.",
+    "Jonah: Work has been hectic lately.",
+    "Maya: Dinner at my parents' place was lovely.",
+    "Jonah: I finally fixed the leaking kitchen tap.",
+]
+
+
+async def test_an_uploaded_session_finds_a_reply_by_the_question_it_answers(
+        va: httpx.AsyncClient, memory_service: None, valkey_url: str, org: str) -> None:
+    """Turns of one session uploaded in order share their time: each gets the turn before as
+    its thread context (a second vector), and the reply "Biscuit!" is found by a question
+    about the puppy's name. The same turns with a time each get no context."""
+    for cid, one_time in (("sarah", True), ("john", False)):
+        r = await va.post(f"/clients/{cid}/events", json={"events": [
+            {"event_id": f"D1:{i}", "source": "note", "text": text,
+             "occurred_at": "2023-05-08T13:56:00Z" if one_time else f"2023-05-08T13:{i:02d}:00Z"}
+            for i, text in enumerate(SESSION, start=1)]})
+        assert r.status_code == 202
+        await done(va, cid, r.json()["batch_id"])
+    r = await va.get("/clients/sarah/memory/search",
+                     params={"q": "What name did Maya give her puppy?", "k": 2})
+    assert "D1:3" in [h["item_id"] for h in r.json()["hits"]]
+    store = redis.Redis.from_url(valkey_url)
+    try:
+        async def context_of(cid: str, item: str) -> bytes | str | None:
+            keys = await store.keys(f"sbmem:*:{org}:{cid}:event:{item}:0")
+            assert len(keys) == 1
+            return await store.hget(keys[0], "cx")
+        assert await context_of("sarah", "D1:3") == SESSION[1].encode()
+        assert await context_of("sarah", "D1:1") is None  # the first turn of the upload
+        assert await context_of("john", "D1:3") is None
+    finally:
+        await store.aclose()

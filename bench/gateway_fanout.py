@@ -151,7 +151,8 @@ async def main() -> None:
     print(f"\n### One gateway: {args.idle} idle sockets + {args.streams} streaming turns "
           f"({args.tokens} deltas {args.delay_ms:g} ms apart)\n")
     print("| measure | value |\n|---|---|")
-    print(f"| gateway RSS per idle socket | {(rss_idle - rss0) / args.idle / 1024:.1f} KB |")
+    per_idle = (rss_idle - rss0) / max(1, args.idle) / 1024
+    print(f"| gateway RSS per idle socket | {per_idle:.1f} KB |")
     print(f"| gateway RSS growth while streaming | "
           f"{(rss_streaming - rss_idle) / 1024 / 1024:.1f} MB |")
     print(f"| deltas received / expected | {len(got)} / {deltas} |")

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
@@ -32,10 +34,69 @@ log = logging.getLogger(__name__)
 
 _REPLAY_BATCH = 512
 
+Listener = Callable[[Msg], None]
+"""Called for every message of a shared subject; it must not block (a socket's `send`)."""
+Leave = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class _Shared:
+    subject: str
+    ready: asyncio.Future[Subscription]
+    listeners: set[Listener] = field(default_factory=set)
+
+    async def deliver(self, msg: Msg) -> None:
+        for listener in tuple(self.listeners):
+            try:
+                listener(msg)
+            except Exception:  # one socket's failure must not starve the others
+                log.exception("listener of %s failed", self.subject)
+
+
+class SharedSubscriptions:
+    """One core NATS subscription per subject for every socket of this process that wants
+    it, instead of one per socket: each subscription holds a task and a queue of its own
+    (~5 KB of an idle socket's memory), and all of a user's sockets want the same subjects."""
+
+    def __init__(self, nc: Callable[[], NatsClient]) -> None:
+        self._nc = nc
+        self._shared: dict[str, _Shared] = {}
+
+    async def join(self, subject: str, listener: Listener) -> Leave:
+        shared = self._shared.get(subject)
+        if shared is None:
+            shared = _Shared(subject, asyncio.get_running_loop().create_future())
+            self._shared[subject] = shared
+            shared.listeners.add(listener)
+            try:
+                shared.ready.set_result(await self._nc().subscribe(subject, cb=shared.deliver))
+            except BaseException as exc:
+                # Whoever joined meanwhile learns it too, and the next join tries again.
+                del self._shared[subject]
+                shared.ready.set_exception(exc)
+                shared.ready.exception()  # retrieved: no "never retrieved" warning
+                raise
+        else:
+            shared.listeners.add(listener)
+            try:
+                await asyncio.shield(shared.ready)
+            except BaseException:
+                shared.listeners.discard(listener)
+                raise
+
+        async def leave() -> None:
+            shared.listeners.discard(listener)
+            if not shared.listeners and self._shared.get(subject) is shared:
+                del self._shared[subject]
+                await shared.ready.result().unsubscribe()
+
+        return leave
+
 
 class TurnBus:
     def __init__(self, broker: NatsBroker) -> None:
         self._broker = broker
+        self._shared = SharedSubscriptions(lambda: self._nc)
 
     @property
     def _nc(self) -> NatsClient:
@@ -65,15 +126,14 @@ class TurnBus:
         await publish_fast(self._nc, turn_observed_subject(observed.org_id, observed.user_id),
                            observed)
 
-    async def observe(self, org: str, user: str, cb: Callable[[Msg], Awaitable[None]]
-                      ) -> Subscription:
-        return await self._nc.subscribe(turn_observed_subject(org, user), cb=cb)
+    async def observe(self, org: str, user: str, listener: Listener) -> Leave:
+        """Turns any socket of the user starts; one subscription per user and process."""
+        return await self._shared.join(turn_observed_subject(org, user), listener)
 
-    async def agency(self, org: str, user: str, cb: Callable[[Msg], Awaitable[None]]
-                     ) -> Subscription:
+    async def agency(self, org: str, user: str, listener: Listener) -> Leave:
         """Frames of the user's background turns (approval cards, results): no turn stream
-        of theirs is followed by a socket."""
-        return await self._nc.subscribe(agency_subject(org, user), cb=cb)
+        of theirs is followed by a socket. One subscription per user and process."""
+        return await self._shared.join(agency_subject(org, user), listener)
 
     async def follow(self, subject: str, cb: Callable[[Msg], Awaitable[None]]) -> Subscription:
         """Live events. nats-py sends SUB before any later PUB on this connection, and the

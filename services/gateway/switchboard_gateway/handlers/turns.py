@@ -11,12 +11,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Protocol
 
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -33,7 +31,7 @@ from switchboard_common.turns import (
     TurnStarted,
     turn_events_subject,
 )
-from switchboard_gateway.adapters.events import TurnBus
+from switchboard_gateway.adapters.events import Leave, Listener, TurnBus
 from switchboard_gateway.adapters.store import TurnStore
 from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.protocol import (
@@ -290,15 +288,13 @@ class TurnService:
                           org=who.org, turn_id=msg.turn_id)
         return record
 
-    async def agency(self, who: Identity, cb: Callable[[Msg], Awaitable[None]]
-                     ) -> Subscription:
+    async def agency(self, who: Identity, listener: Listener) -> Leave:
         """Approval cards and results of the user's background turns."""
-        return await self._bus.agency(who.org, who.user, cb)
+        return await self._bus.agency(who.org, who.user, listener)
 
-    async def observe(self, who: Identity, cb: Callable[[Msg], Awaitable[None]]
-                      ) -> Subscription:
+    async def observe(self, who: Identity, listener: Listener) -> Leave:
         """Turns the user's other sockets start (see `TurnObserved`)."""
-        return await self._bus.observe(who.org, who.user, cb)
+        return await self._bus.observe(who.org, who.user, listener)
 
     async def cancel(self, record: TurnRecord, out: Outbox) -> None:
         """Ask whoever generates the turn to stop; the turn then ends as usual (its

@@ -48,7 +48,9 @@ def select_provider(settings: Settings) -> Provider:
         models_dir=settings.local_models_dir or default_models_dir(),
         n_ctx=settings.local_n_ctx, n_threads=settings.local_threads,
         max_tokens_cap=settings.max_tokens_cap, repeat_penalty=settings.local_repeat_penalty,
-        temperature=settings.local_temperature, queue_notice_s=settings.local_queue_notice_s)
+        temperature=settings.local_temperature, queue_notice_s=settings.local_queue_notice_s,
+        route_margin=settings.local_route_margin,
+        route_margins=settings.local_route_margins)
 
 
 def build_app(settings: Settings | None = None) -> FastStream:

@@ -82,12 +82,19 @@ async def test_default_model_calls_a_tool_with_dated_arguments() -> None:
         assert call.name == "calendar_create"
         assert call.input["start"].startswith("2026-12-01T09:00")
         assert 0 <= call.input["confidence"] <= 1 and call.input["rationale"]
+        # The argument step evaluated only its own short instruction: the rest of its prompt
+        # (stable block, turn block, the request) was the route step's, reused.
+        route, arguments = local.steps
+        assert (route.name, arguments.name) == ("route", "arguments")
+        assert arguments.evaluated < 40 < 400 < route.tokens
 
-        question = model_request("Thanks, that is all for now!", system=system, tools=tools,
-                                 max_tokens=12)
+        # Another client's turn reuses the stable block: only its own part is evaluated.
+        question = model_request("Thanks, that is all for now!", tools=tools, max_tokens=12,
+                                 system=system.replace("Sarah", "Kenji"))
         async with local.stream(question) as stream:
             text = [p async for p in stream]
         assert text and stream.completion.tool_calls == []
+        assert local.steps[0].evaluated < route.tokens // 2
     finally:
         await local.close()
 

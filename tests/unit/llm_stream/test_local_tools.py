@@ -8,6 +8,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 
 from switchboard_common.model import ChatMessage, ToolResultBlock, ToolUseBlock
 from switchboard_common.tools import CATALOG, model_tools
+from switchboard_common.untrusted import DATA_RULE
 from switchboard_llm_stream.domain import local_tools
 from switchboard_llm_stream.domain.repetition import LoopGuard
 
@@ -63,3 +64,30 @@ def test_loop_guard_stops_repeated_blocks_and_lines() -> None:
     assert stopped.index(True) == 2
     guard = LoopGuard()
     assert any(guard.looping("la la ") for _ in range(10))
+
+
+def test_every_step_of_every_turn_starts_with_the_same_stable_block() -> None:
+    """llama.cpp reuses the evaluated prefix shared with the last sequence: the route and
+    argument prompts of a turn differ only in their last message, and two clients' turns
+    share the whole stable block (no canary, name or date in it)."""
+    tools = model_tools(["calendar_create", "task_add", "memory_search"])
+    plain = [{"role": "user", "content": "Schedule a call with John tomorrow at 9"}]
+
+    def turn(system: str, context: str) -> list[dict[str, str]]:
+        return local_tools.layout(tools, system, context, plain)
+
+    base = turn(f"[sbc-1] You work for Sarah.\n{DATA_RULE}\nEmail tone: warm.",
+                "Now: Monday 2026-11-30 10:15 in Europe/Berlin (UTC+01:00).")
+    calendar = next(t for t in tools if t.name == "calendar_create")
+    route = [*base, local_tools.step(local_tools.ROUTE_STEP)]
+    arguments = [*base, local_tools.step(local_tools.args_step(calendar))]
+    assert route[:-1] == arguments[:-1] == base and route[-1] != arguments[-1]
+    assert len(route[-1]["content"]) < 100 and len(arguments[-1]["content"]) < 100
+
+    stable = local_tools.stable_block(tools)
+    other = turn("[sbc-2] You work for Kenji.", "Now: Tuesday 2026-12-01 09:00 in Asia/Tokyo.")
+    assert base[0]["content"].startswith(stable) and other[0]["content"].startswith(stable)
+    assert "sbc-" not in stable and "2026" not in stable and "Sarah" not in stable
+    # The data rule is said once, in the stable block, not again in the turn block.
+    assert base[0]["content"].count(DATA_RULE) == 1
+    assert "start:" in stable and "due:" in stable  # argument fields live there too

@@ -10,10 +10,12 @@ thread its stream yields `Queued` notices (position, repeated every `queue_notic
 client knows why nothing arrives yet. When the consumer stops early (deadline, shutdown) the
 generation sees `stop` at its next token and ends, freeing the model.
 
-Tools (`domain.local_tools`): with tools offered, one generation first routes the request
-under a grammar of tool names, then either writes one call's arguments under the tool's JSON
-schema grammar (the completion ends with `tool_use`, nothing is streamed) or streams a normal
-answer. Answers use a repetition penalty and stop when the text repeats itself (`LoopGuard`).
+Tools (`domain.local_tools`): with tools offered, one generation first routes the request (a
+tool name or none, each tool by its margin over none), then either writes one call's arguments
+under the tool's JSON schema grammar (the completion ends with `tool_use`, nothing is
+streamed) or streams a normal answer. All steps share one prompt prefix, which llama.cpp
+evaluates once (`local_tools.layout`); each step is measured (`Step`, logged per turn).
+Answers use a repetition penalty and stop when the text repeats itself (`LoopGuard`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +107,9 @@ class LocalProvider:
 
     def __init__(self, model: LocalModel, *, path: str | None, models_dir: Path, n_ctx: int,
                  n_threads: int, max_tokens_cap: int, repeat_penalty: float = 1.15,
-                 temperature: float = 0.3, queue_notice_s: float = 5.0) -> None:
+                 temperature: float = 0.3, queue_notice_s: float = 5.0,
+                 route_margin: float = 0.0,
+                 route_margins: dict[str, float] | None = None) -> None:
         self.model = model
         self._path = path
         self._models_dir = models_dir
@@ -113,6 +119,10 @@ class LocalProvider:
         self._repeat_penalty = repeat_penalty
         self._temperature = temperature
         self._notice_s = queue_notice_s
+        self._route_margin = route_margin
+        self._route_margins = route_margins or {}
+        self.steps: list[Step] = []
+        """The steps of the latest generation, measured (logged per turn; read by the bench)."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
         self._llm: Any = None
         self._jobs: list[object] = []
@@ -201,18 +211,40 @@ class LocalProvider:
                   put: Callable[[object], None], stop: threading.Event) -> None:
         llm = self._load()
         usage = Usage()
+        base = self._base(request)
         tools = self._routable(request)
         if tools:
-            name, usage = self._route(llm, tools, request.messages, usage)
-            if name != local_tools.NONE and not stop.is_set():
-                tool = next(t for t in tools if t.name == name)
-                arguments, usage = self._arguments(llm, tool, request, usage)
+            route, usage = self._route(llm, tools, base, usage)
+            if route.name != local_tools.NONE and not stop.is_set():
+                tool = next(t for t in tools if t.name == route.name)
+                arguments, usage = self._arguments(llm, tool, base, usage)
                 completion.tool_calls.append(ToolCall(
-                    id=f"local-{request.iteration}-0", name=name, input=arguments))
+                    id=f"local-{request.iteration}-0", name=route.name, input=arguments))
                 completion.stop_reason = "tool_use"
                 completion.usage = usage
+                self._log_steps(request)
                 return
-        completion.usage = self._answer(llm, request, completion, put, stop, usage)
+        completion.usage = self._answer(llm, request, base, completion, put, stop, usage)
+        self._log_steps(request)
+
+    def route(self, request: ModelRequest) -> Route:
+        """The route step alone, on the calling thread (bench/va_router.py measures the
+        router with it; the service routes inside `stream`)."""
+        llm = self._load()
+        tools = self._routable(request)
+        return self._route(llm, tools, self._base(request), Usage())[0] if tools else Route(
+            local_tools.NONE, None)
+
+    def _base(self, request: ModelRequest) -> list[dict[str, str]]:
+        """Everything the steps of this generation share (`local_tools.layout`), with the
+        window sized once for the longest step, so every step's prompt starts the same."""
+        self.steps = []
+        system = self._system(request)
+        longest = max(local_tools.ARGS_MAX_TOKENS, self._answer_tokens(request))
+        stable = local_tools.stable_block(request.tools)
+        budget = (self._n_ctx - longest) * _CHARS_PER_TOKEN - len(system) - len(stable)
+        plain = local_tools.as_plain(fit_window(request.messages, max(budget, 1)))
+        return local_tools.layout(request.tools, request.system, request.context, plain)
 
     def _routable(self, request: ModelRequest) -> list[ToolDef]:
         """Tools the router may pick now: all of them for the user's request; after lookups,
@@ -227,30 +259,35 @@ class LocalProvider:
                   for b in m.content if isinstance(b, ToolUseBlock)}
         return [t for t in request.tools if t.name not in called]
 
-    def _route(self, llm: Any, tools: list[ToolDef], messages: list[ChatMessage],
-               usage: Usage) -> tuple[str, Usage]:
+    def _route(self, llm: Any, tools: list[ToolDef], base: list[dict[str, str]],
+               usage: Usage) -> tuple[Route, Usage]:
+        """Which tool, or none: one of the names under a grammar that admits nothing else,
+        greedily, where a tool must beat `none` by its margin (`_Margin`)."""
+        from llama_cpp import LogitsProcessorList
         from llama_cpp.llama_grammar import LlamaGrammar
 
-        grammar = LlamaGrammar.from_string(local_tools.route_grammar([t.name for t in tools]),
-                                           verbose=False)
-        out = llm.create_chat_completion(
-            messages=local_tools.route_messages(tools, messages), grammar=grammar,
-            max_tokens=local_tools.ROUTE_MAX_TOKENS, temperature=0.0)
+        names = [t.name for t in tools]
+        grammar = LlamaGrammar.from_string(local_tools.route_grammar(names), verbose=False)
+        bias = _Margin(llm, {n: self._route_margins.get(n, self._route_margin) for n in names},
+                       local_tools.NONE)
+        with self._step(llm, "route"):
+            out = llm.create_chat_completion(
+                messages=[*base, local_tools.step(local_tools.ROUTE_STEP)], grammar=grammar,
+                max_tokens=local_tools.ROUTE_MAX_TOKENS, temperature=0.0,
+                logits_processor=LogitsProcessorList([bias]))
         name = (out["choices"][0]["message"]["content"] or "").strip()
-        known = {t.name for t in tools}
-        return (name if name in known else local_tools.NONE), _add(usage, out["usage"])
+        return (Route(name if name in names else local_tools.NONE, bias.gap),
+                _add(usage, out["usage"]))
 
-    def _arguments(self, llm: Any, tool: ToolDef, request: ModelRequest, usage: Usage
+    def _arguments(self, llm: Any, tool: ToolDef, base: list[dict[str, str]], usage: Usage
                    ) -> tuple[dict[str, Any], Usage]:
         from llama_cpp.llama_grammar import LlamaGrammar
 
         grammar = LlamaGrammar.from_string(local_tools.args_grammar(tool), verbose=False)
-        system = local_tools.args_system(self._system(request), tool)
-        budget = (self._n_ctx - local_tools.ARGS_MAX_TOKENS) * _CHARS_PER_TOKEN - len(system)
-        plain = local_tools.as_plain(fit_window(request.messages, max(budget, 1)))
-        out = llm.create_chat_completion(
-            messages=[{"role": "system", "content": system}, *plain], grammar=grammar,
-            max_tokens=local_tools.ARGS_MAX_TOKENS, temperature=0.0)
+        with self._step(llm, "arguments"):
+            out = llm.create_chat_completion(
+                messages=[*base, local_tools.step(local_tools.args_step(tool))],
+                grammar=grammar, max_tokens=local_tools.ARGS_MAX_TOKENS, temperature=0.0)
         text = out["choices"][0]["message"]["content"] or ""
         return local_tools.parse_args(text), _add(usage, out["usage"])
 
@@ -258,36 +295,108 @@ class LocalProvider:
     def _system(request: ModelRequest) -> str:
         return "\n\n".join(part for part in (request.system, request.context) if part)
 
-    def _answer(self, llm: Any, request: ModelRequest, completion: Completion,
-                put: Callable[[object], None], stop: threading.Event, usage: Usage) -> Usage:
-        max_tokens = min(request.max_tokens, self._max_tokens_cap, self._n_ctx // 2)
-        system = self._system(request)
-        budget = (self._n_ctx - max_tokens) * _CHARS_PER_TOKEN - len(system)
-        messages = [{"role": "system", "content": system}] if system else []
-        plain = local_tools.as_plain(fit_window(request.messages, max(budget, 1)))
-        if plain and local_tools.after_lookups(request.messages) is not None:
-            plain[-1]["content"] += "\n" + local_tools.REPORT
-        messages += plain
+    def _answer_tokens(self, request: ModelRequest) -> int:
+        return min(request.max_tokens, self._max_tokens_cap, self._n_ctx // 2)
+
+    def _answer(self, llm: Any, request: ModelRequest, base: list[dict[str, str]],
+                completion: Completion, put: Callable[[object], None], stop: threading.Event,
+                usage: Usage) -> Usage:
+        messages = list(base)
+        if local_tools.after_lookups(request.messages) is not None:
+            messages.append(local_tools.step(local_tools.REPORT))
         guard = LoopGuard()
         produced = 0
-        for chunk in llm.create_chat_completion(
-                messages=messages, stream=True, max_tokens=max_tokens,
-                temperature=self._temperature, repeat_penalty=self._repeat_penalty):
-            if stop.is_set():
-                break
-            choice = chunk["choices"][0]
-            if text := choice["delta"].get("content"):
-                produced += 1
-                put(text)
-                if guard.looping(text):
-                    log.info("turn %s: local answer stopped, it repeats itself",
-                             request.turn_id)
-                    completion.stop_reason = "repetition"
+        with self._step(llm, "answer"):
+            for chunk in llm.create_chat_completion(
+                    messages=messages, stream=True, max_tokens=self._answer_tokens(request),
+                    temperature=self._temperature, repeat_penalty=self._repeat_penalty):
+                if stop.is_set():
                     break
-            if choice.get("finish_reason"):
-                completion.stop_reason = _STOP.get(choice["finish_reason"], "end_turn")
+                choice = chunk["choices"][0]
+                if text := choice["delta"].get("content"):
+                    produced += 1
+                    put(text)
+                    if guard.looping(text):
+                        log.info("turn %s: local answer stopped, it repeats itself",
+                                 request.turn_id)
+                        completion.stop_reason = "repetition"
+                        break
+                if choice.get("finish_reason"):
+                    completion.stop_reason = _STOP.get(choice["finish_reason"], "end_turn")
         return _add(usage, {"prompt_tokens": max(llm.n_tokens - produced, 0),
                             "completion_tokens": produced})
+
+    @contextmanager
+    def _step(self, llm: Any, name: str) -> Iterator[None]:
+        """Measures one step with llama.cpp's own counters: how many prompt tokens it had to
+        evaluate (the rest came from the reused prefix) and how long that took."""
+        import llama_cpp
+
+        ctx = llm._ctx.ctx  # the binding exposes the counters only on the raw context
+        llama_cpp.llama_perf_context_reset(ctx)
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            perf = llama_cpp.llama_perf_context(ctx)
+            self.steps.append(Step(name, llm.n_tokens, perf.n_p_eval, perf.t_p_eval_ms,
+                                   perf.n_eval, (time.perf_counter() - began) * 1000))
+
+    def _log_steps(self, request: ModelRequest) -> None:
+        log.info("turn %s iteration %d: %s", request.turn_id, request.iteration,
+                 "; ".join(str(s) for s in self.steps))
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    gap: float | None
+    """First-token logit of the best tool minus that of `none`, before the margins: how
+    strongly the router wanted a tool (None when nothing was routed)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    tokens: int
+    """Prompt and generated tokens in the context after the step."""
+    evaluated: int
+    """Prompt tokens evaluated in batches; the rest of the prompt was the reused prefix."""
+    prompt_ms: float
+    generated: int
+    ms: float
+
+    def __str__(self) -> str:
+        return (f"{self.name} {self.tokens} tokens, {self.evaluated} evaluated in "
+                f"{self.prompt_ms:.0f} ms, {self.generated} generated, {self.ms:.0f} ms")
+
+
+class _Margin:
+    """A llama.cpp logits processor for the route's first token: a tool is chosen only when
+    its first token's logit beats that of `none` by the tool's margin (a difference of logits
+    is one of log-probabilities). Asked to name a tool or `none`, a small model names a tool
+    as soon as one word of the request fits it; the margin makes `none` win unless the tool
+    clearly does. Tools sharing a first token (calendar_create, calendar_list) share the
+    larger of their margins. Records the gap (for the bench)."""
+
+    def __init__(self, llm: Any, margins: dict[str, float], default: str) -> None:
+        def first(text: str) -> int:
+            return int(llm.tokenize(text.encode(), add_bos=False, special=False)[0])
+
+        self._margins: dict[int, float] = {}
+        for name, margin in margins.items():
+            token = first(name)
+            self._margins[token] = max(margin, self._margins.get(token, margin))
+        self._tokens = sorted(self._margins)
+        self._default = first(default)
+        self.gap: float | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.gap is None:
+            self.gap = float(scores[self._tokens].max() - scores[self._default])
+            for token, margin in self._margins.items():
+                scores[token] -= margin
+        return scores
 
 
 def _add(usage: Usage, more: dict[str, Any]) -> Usage:

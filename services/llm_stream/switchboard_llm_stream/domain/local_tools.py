@@ -4,11 +4,19 @@ Small local models cannot follow a tool-calling chat template reliably (llama.cp
 `chatml-function-calling` handler produced tool names as text and empty answers), so a tool
 call is made in two constrained steps:
 
-1. route: a grammar that only admits the enabled tool names or `none` (a few tokens, well
-   under a second): which tool, if any, the request needs;
+1. route: a grammar that only admits the enabled tool names or `none` (a few tokens); a tool
+   must beat `none` by its margin in first-token logits (the adapter's `_Margin`);
 2. arguments: for a tool, its JSON arguments plus `confidence` and `rationale`, generated
    under a grammar that llama.cpp builds from the tool's JSON schema, so the output always
-   parses and has every required field. For `none`, the adapter streams a normal answer.
+   parses and has every required field. Otherwise the adapter streams a normal answer.
+
+Prompt layout (`layout`): every prompt of every turn starts with the same stable block (tools
+with their argument fields, routing rules and examples, argument rules, the data rule: the
+same for every client with this tool set), then the turn block (context's `system` and
+`context`: canary, persona, preferences, dates, memory), then the conversation, and only then
+the step's one-line instruction. llama.cpp reuses the evaluated prefix it shares with the last
+sequence, so a turn evaluates the stable block never (after the first turn), its own block
+once, and each step's instruction.
 
 The schema given to the grammar drops length and pattern bounds (the executor validates
 them against the same models and refuses what does not fit), because the grammar converter
@@ -27,12 +35,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from switchboard_common.model import ChatMessage, TextBlock, ToolDef, ToolResultBlock, ToolUseBlock
-from switchboard_common.tools import CATALOG, RATIONALE
+from switchboard_common.tools import CATALOG, CONFIDENCE, RATIONALE
+from switchboard_common.untrusted import DATA_RULE
 
 NONE = "none"
 ROUTE_MAX_TOKENS = 8
 ARGS_MAX_TOKENS = 384
-RATIONALE_CHARS = 120
+RATIONALE_CHARS = 60
 _DROP = frozenset({"maxLength", "minLength", "pattern", "maxItems", "minItems", "title"})
 LOCAL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$"
 
@@ -50,28 +59,86 @@ def route_grammar(names: Sequence[str]) -> str:
     return "root ::= " + " | ".join(json.dumps(n) for n in [*names, NONE])
 
 
-def route_system(tools: Sequence[ToolDef]) -> str:
-    """Stable for a given tool set, so llama.cpp reuses its evaluated prefix across turns."""
-    lines = "\n".join(f"- {t.name}: {t.description}" for t in tools)
+EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("Set up a 30-minute sync with Priya next Tuesday at 11", "calendar_create"),
+    ("Is my Thursday morning still open?", "calendar_list"),
+    ("Write to dana@acme.io asking for the signed contract", "email_draft"),
+    ("Put 'renew the car insurance' on my list for the 15th", "task_add"),
+    ("What have I still got to do this week?", "task_list"),
+    ("What did the architect tell us about the roof estimate?", "memory_search"),
+    ("How do I write a good out-of-office message?", NONE),
+    ("What is 15% of 2,400?", NONE),
+    ("Give me a synonym for 'important'", NONE),
+    ("Turn 'we will be late' into Spanish", NONE),
+    ("Great, thank you!", NONE),
+)
+"""Generic routing examples, written for the prompt (never taken from an evaluation set): a
+small model asked to name a tool picks one as soon as a word fits ("memo", "tomorrow"), so
+the stable block shows requests that mention such words and still need no tool."""
+
+
+def _fields(tool: ToolDef) -> str:
+    props = tool.input_schema.get("properties", {})
+    return "; ".join(f"{name}: {spec.get('description', spec.get('type', ''))}"
+                     for name, spec in props.items() if name not in (CONFIDENCE, RATIONALE))
+
+
+def stable_block(tools: Sequence[ToolDef]) -> str:
+    """The start of every local prompt of every turn with this tool set (route, arguments,
+    answer): identical across clients and turns, so llama.cpp evaluates it once and reuses it
+    (its prefix match with the last evaluated sequence). Nothing per client or per turn here:
+    that follows in the turn block. It holds what the steps used to say each time (argument
+    fields and rules, the data rule), so a step's own instruction is one short line."""
+    if not tools:
+        return ""
+    names = {t.name for t in tools}
+    lines = "\n".join(f"- {t.name}: {t.description} Arguments: {_fields(t)}." for t in tools)
+    examples = "\n".join(f'"{text}" -> {name}' for text, name in EXAMPLES
+                         if name == NONE or name in names)
     return (
-        f"You route an executive assistant's request to a tool. Tools:\n{lines}\n"
+        f"{DATA_RULE}\n"
+        "Each turn you either answer the client in words or call one tool for them. "
+        f"Tools:\n{lines}\n"
         f"- {NONE}: no tool. The request is a question you can answer in words from general "
-        "knowledge, advice, an explanation or definition, writing help without a recipient, "
-        "thanks or small talk.\n"
+        "knowledge, advice, an explanation or definition, a translation or calculation, "
+        "writing help without a recipient, thanks or small talk.\n"
         "Choose a tool only when the request asks to create, change or look up the client's "
-        "calendar, mail, tasks or records. Answer with the tool name only.")
+        "calendar, mail, tasks or records.\n"
+        f"Examples:\n{examples}\n"
+        "Tool arguments are one JSON object: dates are YYYY-MM-DD; times are the client's "
+        "local time as YYYY-MM-DDTHH:MM with no offset (the platform adds the client's time "
+        "zone); copy the dates the request names from the 'In this request' line, and resolve "
+        "other words like 'tomorrow' or 'Friday' with the dates listed there. Use only facts "
+        "from the request and the conversation; never invent e-mail addresses or names. "
+        f"{CONFIDENCE}: 0.9 or more when every needed detail is given, 0.5 or less when you "
+        f"had to guess. {RATIONALE}: a few words.")
 
 
-def route_messages(tools: Sequence[ToolDef], messages: Sequence[ChatMessage],
-                   recent: int = 2) -> list[dict[str, str]]:
-    """The router sees the newest request with a little conversation before it (so "yes,
-    book it" after a question routes right), as plain text."""
-    earlier = [m for m in messages[:-1] if m.text.strip()][-recent:]
-    context = "".join(f"{m.role}: {m.text[:400]}\n" for m in earlier)
-    request = messages[-1].text if messages else ""
-    prefix = f"Conversation so far:\n{context}\nRequest: " if context else ""
-    return [{"role": "system", "content": route_system(tools)},
-            {"role": "user", "content": prefix + request}]
+def layout(tools: Sequence[ToolDef], system: str, context: str,
+           messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    """The shared part of every prompt of a turn: the stable block, then the turn block
+    (persona, preferences and canary from `system`; date lines and memory from `context`),
+    then the conversation. Each step appends only its short instruction (`step`). The data
+    rule, which context puts in every `system`, is in the stable block instead (once)."""
+    stable = stable_block(tools)
+    if stable:
+        system = system.replace(DATA_RULE + "\n", "")
+    text = "\n\n".join(p for p in (stable, system, context) if p)
+    return [*([{"role": "system", "content": text}] if text else []), *messages]
+
+
+def step(instruction: str) -> dict[str, str]:
+    """A step's instruction, after the conversation: a system line, so the client's own
+    words stay theirs and everything before it is the same for every step."""
+    return {"role": "system", "content": instruction}
+
+
+ROUTE_STEP = ("Which tool does the client's last message need? Answer with the tool name "
+              "only, or none.")
+
+
+def args_step(tool: ToolDef) -> str:
+    return f"Write the arguments of {tool.name} for the client's last message."
 
 
 def _strip(schema: Any) -> Any:
@@ -107,22 +174,6 @@ def args_grammar(tool: ToolDef) -> str:
     # Replace the converter's nested expansion of the rationale's bound by native repetition.
     line = f'rationale ::= "\\"" rationale-1{{0,{RATIONALE_CHARS}}} "\\"" space'
     return re.sub(r"^rationale ::= .*$", lambda _: line, gbnf, count=1, flags=re.M)
-
-
-def args_system(system: str, tool: ToolDef) -> str:
-    props = tool.input_schema.get("properties", {})
-    fields = "\n".join(f"- {name}: {spec.get('description', spec.get('type', ''))}"
-                       for name, spec in props.items())
-    return (
-        f"{system}\n\nYou are calling the tool {tool.name}: {tool.description}\n"
-        f"Write its arguments as one JSON object. Fields:\n{fields}\n"
-        "Dates are YYYY-MM-DD; times are the client's local time as YYYY-MM-DDTHH:MM with "
-        "no offset (the platform adds the client's time zone); copy the dates the "
-        "request names from the 'In this request' line above, and resolve other words "
-        "like 'tomorrow' or 'Friday' with the dates listed there. Use only facts from the request "
-        "and the conversation; never invent e-mail addresses or names. confidence: 0.9 or "
-        "more when every needed detail is given, 0.5 or less when you had to guess. "
-        "rationale: one short sentence.")
 
 
 def parse_args(text: str) -> dict[str, Any]:

@@ -1409,6 +1409,11 @@ export interface components {
          * @description One external event (a document, email, calendar entry, note or CRM change).
          */
         IngestItem: {
+            /**
+             * Context
+             * @default
+             */
+            context: string;
             /** Event Id */
             event_id: string;
             /** Metadata */

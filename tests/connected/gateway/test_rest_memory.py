@@ -199,15 +199,23 @@ SESSION = [
 ]
 
 
+async def context_of(store: redis.Redis, org: str, cid: str, item: str
+                     ) -> bytes | str | None:
+    """The thread context stored with an event's first chunk (None: it got none)."""
+    keys = await store.keys(f"sbmem:*:{org}:{cid}:event:{item}:0")
+    assert len(keys) == 1
+    return await store.hget(keys[0], "cx")
+
+
 async def test_an_uploaded_session_finds_a_reply_by_the_question_it_answers(
         va: httpx.AsyncClient, memory_service: None, valkey_url: str, org: str) -> None:
     """Turns of one session uploaded in order share their time: each gets the turn before as
     its thread context (a second vector), and the reply "Biscuit!" is found by a question
-    about the puppy's name. The same turns with a time each get no context."""
+    about the puppy's name. The same turns an hour apart each get no context."""
     for cid, one_time in (("sarah", True), ("john", False)):
         r = await va.post(f"/clients/{cid}/events", json={"events": [
             {"event_id": f"D1:{i}", "source": "note", "text": text,
-             "occurred_at": "2023-05-08T13:56:00Z" if one_time else f"2023-05-08T13:{i:02d}:00Z"}
+             "occurred_at": "2023-05-08T13:56:00Z" if one_time else f"2023-05-08T{i:02d}:00:00Z"}
             for i, text in enumerate(SESSION, start=1)]})
         assert r.status_code == 202
         await done(va, cid, r.json()["batch_id"])
@@ -216,12 +224,63 @@ async def test_an_uploaded_session_finds_a_reply_by_the_question_it_answers(
     assert "D1:3" in [h["item_id"] for h in r.json()["hits"]]
     store = redis.Redis.from_url(valkey_url)
     try:
-        async def context_of(cid: str, item: str) -> bytes | str | None:
-            keys = await store.keys(f"sbmem:*:{org}:{cid}:event:{item}:0")
-            assert len(keys) == 1
-            return await store.hget(keys[0], "cx")
-        assert await context_of("sarah", "D1:3") == SESSION[1].encode()
-        assert await context_of("sarah", "D1:1") is None  # the first turn of the upload
-        assert await context_of("john", "D1:3") is None
+        assert await context_of(store, org, "sarah", "D1:3") == SESSION[1].encode()
+        assert await context_of(store, org, "sarah", "D1:1") is None  # the first turn
+        assert await context_of(store, org, "john", "D1:3") is None
+    finally:
+        await store.aclose()
+
+
+async def test_one_turn_per_upload_continues_its_thread_and_only_its_own(
+        va: httpx.AsyncClient, memory_service: None, valkey_url: str, org: str) -> None:
+    """A harness that posts every turn on its own, each stamped a few seconds after the one
+    before, gets the same contexts as one upload of the session. A private note's text never
+    becomes the context of a shared event; another source, a later time or a time 10 minutes
+    on gets none; and a forget drops what the next upload would have continued from."""
+    uploads: list[dict[str, Any]] = [
+        {"event_id": f"D1:{i}", "source": "turn", "text": text,
+         "occurred_at": f"2023-05-08T13:56:{7 * i:02d}Z"} for i, text in enumerate(SESSION)]
+    uploads[3:3] = [
+        {"event_id": "secret", "source": "turn", "visibility": "private",
+         "text": "My private note: the surprise party is on Friday.",
+         "occurred_at": "2023-05-08T13:56:21Z"},
+        {"event_id": "mail", "source": "email", "text": "Invoice 42 is overdue.",
+         "occurred_at": "2023-05-08T13:56:21Z"}]
+    uploads += [
+        {"event_id": "after-secret", "source": "turn", "visibility": "private",
+         "text": "My private note: buy a cake.", "occurred_at": "2023-05-08T13:57:00Z"},
+        {"event_id": "later", "source": "turn", "text": "Maya: Anyway, see you!",
+         "occurred_at": "2023-05-08T14:07:00Z"},
+        {"event_id": "earlier", "source": "turn", "text": "Jonah: Bye.",
+         "occurred_at": "2023-05-08T14:06:00Z"}]
+    batches = []
+    for event in uploads:
+        r = await va.post("/clients/sarah/events", json={"events": [event]})
+        assert r.status_code == 202, r.text
+        batches.append(r.json()["batch_id"])
+    for batch in batches:
+        await done(va, "sarah", batch)
+    store = redis.Redis.from_url(valkey_url)
+    try:
+        got = {e["event_id"]: await context_of(store, org, "sarah", e["event_id"])
+               for e in uploads}
+        assert got == {
+            "D1:0": None,
+            "D1:1": SESSION[0].encode(), "D1:2": SESSION[1].encode(),
+            "secret": None,  # the shared turns are not its thread either
+            "mail": None,  # another source
+            "D1:3": SESSION[2].encode(),  # the shared thread skips the private note
+            "D1:4": SESSION[3].encode(), "D1:5": SESSION[4].encode(),
+            "after-secret": b"My private note: the surprise party is on Friday.",
+            "later": None,  # 10 minutes after the last shared turn
+            "earlier": None,  # before the turn uploaded just before it
+        }
+        r = await va.get("/clients/sarah/memory/search",
+                         params={"q": "What name did Maya give her puppy?", "k": 2})
+        assert "D1:2" in [h["item_id"] for h in r.json()["hits"]]
+
+        assert await store.exists(f"ingest:thread:{org}:sarah")
+        assert (await va.delete("/clients/sarah/memory/items/earlier")).status_code == 200
+        assert not await store.exists(f"ingest:thread:{org}:sarah")
     finally:
         await store.aclose()

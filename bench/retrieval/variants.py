@@ -237,8 +237,8 @@ async def main() -> None:
     server = start_valkey(Path(tempfile.mkdtemp()), persist=False)
     embedder = OnnxMiniLMEmbedder()
     try:
-        sets = {s.name: await lists_for(s, server.url, embedder, args.qdrop, args.context,
-                                        args.second_vector)
+        sets = {s.name: await lists_for(await ev.as_uploaded(s, server.url), server.url, embedder,
+                                        args.qdrop, args.context, args.second_vector)
                 for s in (ev.assistant_set(), ev.dialogue_set())}
     finally:
         server.stop()

@@ -38,6 +38,7 @@ class ThreadTail(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    event_id: str
     text: str
     occurred_at: datetime
 
@@ -55,7 +56,9 @@ def _utc(at: datetime) -> datetime:
 
 
 def continues(tail: ThreadTail, event: IngestEvent) -> bool:
-    return timedelta(0) <= _utc(event.occurred_at) - _utc(tail.occurred_at) <= THREAD_GAP
+    # An event sent again (a retried upload) is its own tail, not its own context.
+    return (tail.event_id != event.event_id
+            and timedelta(0) <= _utc(event.occurred_at) - _utc(tail.occurred_at) <= THREAD_GAP)
 
 
 class Threads:
@@ -75,7 +78,8 @@ class Threads:
             event = event.model_copy(update={"context": tail.text})
         # The end of a long turn is what the reply follows on from.
         self._tails[thread] = self.moved[thread] = ThreadTail(
-            text=event.text[-MAX_CONTEXT_CHARS:], occurred_at=event.occurred_at)
+            event_id=event.event_id, text=event.text[-MAX_CONTEXT_CHARS:],
+            occurred_at=event.occurred_at)
         return event
 
 

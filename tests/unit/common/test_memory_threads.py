@@ -56,6 +56,11 @@ def test_a_private_text_never_becomes_the_context_of_another_audience() -> None:
     assert contexts(out) == ["", "", "text of shared", "", "text of mine"]
 
 
+def test_an_event_sent_again_is_not_its_own_context() -> None:
+    out = thread_context([turn("a"), turn("b"), turn("b"), turn("c")])
+    assert contexts(out) == ["", "text of a", "", "text of b"]
+
+
 def test_a_producers_context_is_kept_and_the_event_still_leads_on() -> None:
     out = thread_context([turn("a"), turn("b", context="given"), turn("c")])
     assert contexts(out) == ["", "given", "text of b"]

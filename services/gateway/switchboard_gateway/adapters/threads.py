@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 import redis.asyncio as redis
+from pydantic import ValidationError
 
 from switchboard_common.memory_threads import ThreadTail
 
@@ -37,8 +38,16 @@ class ThreadTails:
             return {}
         names = list(threads)
         values = await self._r.hmget(self._key(org, client), names)
-        return {name: ThreadTail.model_validate_json(value)
-                for name, value in zip(names, values, strict=True) if value is not None}
+        tails = {}
+        for name, value in zip(names, values, strict=True):
+            try:
+                if value is not None:
+                    tails[name] = ThreadTail.model_validate_json(value)
+            except ValidationError:
+                # A tail written by another version of the gateway: costs one context at most,
+                # where refusing it would refuse the client's uploads for an hour.
+                continue
+        return tails
 
     async def save(self, org: str, client: str, tails: Mapping[str, ThreadTail]) -> None:
         if not tails:

@@ -6,14 +6,14 @@ event of its thread as `IngestEvent.context` (a second vector, the mean of both;
 "Thread context"). The rule:
 
 - **A thread** is a client's events of one `source` and one audience: shared, or private to
-  one user (the same `user_id`). The context is mixed into a stored vector
-  that other readers' searches rank by, so a private event's text never becomes the context of
-  a shared event or of another user's event.
+  one user (the same `user_id`). The context is mixed into a stored vector that other readers'
+  searches rank by, so a private event's text never becomes the context of a shared event or
+  of another user's event.
 - **Continuing** needs the previous event of the thread to have happened at the same time or
   at most `THREAD_GAP` before this one, never after it: the turns of one chat session, stamped
   with the session's time or each with its own a few seconds apart. A longer pause starts a new
-  exchange (the next session, another email), and an event listed after a later one (an upload
-  out of order) answers nothing we know of.
+  exchange (the next session, another email), and an event that happened before the one ahead
+  of it (an upload out of order) gets none.
 - **The order is the upload order**, and it does not matter how a sequence is split into
   uploads: `Threads` starts from the last event of each thread seen before (the gateway keeps
   them in Valkey between uploads, adapters/threads.py) and hands back the new ones to keep.

@@ -6,8 +6,9 @@ client's last upload. One HMGET before an upload and one pipelined HSET + EXPIRE
 whatever the number of events and threads.
 
 Concurrent uploads of one thread are best effort: both continue from the tail they read, and
-the one that finishes last leaves its own tail. At worst an event gets no context, or the
-context of an event of the same thread uploaded at the same moment; never another audience's.
+the one that finishes last leaves its own tail. At worst an event gets no context, or the text
+of another event of its own thread than the one just before it (an earlier one, or among turns
+sharing one time a later one); never another audience's, never one beyond the time rule.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ class ThreadTails:
         values = await self._r.hmget(self._key(org, client), names)
         tails = {}
         for name, value in zip(names, values, strict=True):
+            if value is None:
+                continue
             try:
-                if value is not None:
-                    tails[name] = ThreadTail.model_validate_json(value)
+                tails[name] = ThreadTail.model_validate_json(value)
             except ValidationError:
                 # A tail written by another version of the gateway: costs one context at most,
                 # where refusing it would refuse the client's uploads for an hour.

@@ -78,10 +78,10 @@ class Settings(WorkerSettings):
     local_route_margin: float = 0.0
     """The local router names a tool only when the tool's first-token logit beats that of
     `none` by this much (a log-probability ratio) ..."""
-    local_route_margins: dict[str, float] = Field(default_factory=lambda: {"email_draft": 1.0})
-    """... or by this much for these tools. email_draft draws writing help and advice ("how do
-    I decline politely", "a subject line for ..."): chosen with bench/va_router.py on the
-    64 labelled requests, see docs/local-model.md."""
+    local_route_margins: dict[str, float] = Field(default_factory=dict)
+    """... or by this much for these tools (none by default). email_draft used to need 1.0
+    against writing help ("a two-line bio"); a tool that needs an address is now offered only
+    when the turn names one, which ended those calls with no margin (docs/local-model.md)."""
     local_queue_notice_s: float = 5.0
     """While a request waits for the busy local model, the client hears its queue position
     this often (a `queued` frame)."""

@@ -91,3 +91,29 @@ def test_every_step_of_every_turn_starts_with_the_same_stable_block() -> None:
     # The data rule is said once, in the stable block, not again in the turn block.
     assert base[0]["content"].count(DATA_RULE) == 1
     assert "start:" in stable and "due:" in stable  # argument fields live there too
+
+
+def test_a_tool_needing_an_address_is_offered_only_when_the_turn_names_one() -> None:
+    """Writing help without a recipient ("a two-line bio") is answered, not drafted to an
+    invented address; the stable block's own example address does not count."""
+    tools = model_tools(["email_draft", "task_add", "calendar_list"])
+    stable = local_tools.stable_block(tools)
+    assert local_tools.ADDRESS.search(stable)  # the examples hold one, yet:
+    bio = local_tools.known_text("persona", "Today is 2026-12-01.",
+                                 [{"role": "user", "content": "Write me a two-line bio"}])
+    assert [t.name for t in local_tools.grounded(tools, bio)] == ["task_add", "calendar_list"]
+    mail = local_tools.known_text("", "", [{"role": "user",
+                                            "content": "Email Ana.B@acme.io the agenda"}])
+    assert [t.name for t in local_tools.grounded(tools, mail)] == [
+        "email_draft", "task_add", "calendar_list"]
+
+
+def test_addresses_nobody_gave_are_reported() -> None:
+    tool = model_tools(["email_draft"])[0]
+    known = local_tools.known_text("", "memory: Ana's address is ana.b@acme.io", [])
+    assert local_tools.invented(tool, {"to": ["Ana.B@acme.io"], "cc": []}, known) == []
+    assert local_tools.invented(tool, {"to": ["ana.b@acme.io"], "cc": ["boss@acme.io"]},
+                                known) == ["boss@acme.io"]
+    assert local_tools.invented(tool, {"to": "john@example.com"}, known) == [
+        "john@example.com"]
+    assert not local_tools.addressed(model_tools(["task_add"])[0])

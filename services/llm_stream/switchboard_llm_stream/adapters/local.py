@@ -13,7 +13,8 @@ generation sees `stop` at its next token and ends, freeing the model.
 Tools (`domain.local_tools`): with tools offered, one generation first routes the request (a
 tool name or none, each tool by its margin over none), then either writes one call's arguments
 under the tool's JSON schema grammar (the completion ends with `tool_use`, nothing is
-streamed) or streams a normal answer. All steps share one prompt prefix, which llama.cpp
+streamed) or streams a normal answer. A tool needing an e-mail address is offered only when
+the turn names one, and a call whose address nobody gave is dropped for an answer in words. All steps share one prompt prefix, which llama.cpp
 evaluates once (`local_tools.layout`); each step is measured (`Step`, logged per turn).
 Answers use a repetition penalty and stop when the text repeats itself (`LoopGuard`).
 """
@@ -218,12 +219,17 @@ class LocalProvider:
             if route.name != local_tools.NONE and not stop.is_set():
                 tool = next(t for t in tools if t.name == route.name)
                 arguments, usage = self._arguments(llm, tool, base, usage)
-                completion.tool_calls.append(ToolCall(
-                    id=f"local-{request.iteration}-0", name=route.name, input=arguments))
-                completion.stop_reason = "tool_use"
-                completion.usage = usage
-                self._log_steps(request)
-                return
+                if made_up := local_tools.invented(tool, arguments, _known(request)):
+                    # Never propose mail to an address nobody gave: answer in words instead.
+                    log.info("turn %s: %s not proposed, invented addresses %s",
+                             request.turn_id, tool.name, made_up)
+                else:
+                    completion.tool_calls.append(ToolCall(
+                        id=f"local-{request.iteration}-0", name=route.name, input=arguments))
+                    completion.stop_reason = "tool_use"
+                    completion.usage = usage
+                    self._log_steps(request)
+                    return
         completion.usage = self._answer(llm, request, base, completion, put, stop, usage)
         self._log_steps(request)
 
@@ -249,15 +255,16 @@ class LocalProvider:
     def _routable(self, request: ModelRequest) -> list[ToolDef]:
         """Tools the router may pick now: all of them for the user's request; after lookups,
         those not called yet in this turn (the model acts on what it found); none after an
-        action (the model reports on it)."""
+        action (the model reports on it). Never one needing an address when the turn names
+        none (`local_tools.grounded`)."""
         phase = local_tools.after_lookups(request.messages)
         if not request.tools or phase is False:
             return []
-        if phase is None:
-            return list(request.tools)
-        called = {b.name for m in request.messages if not isinstance(m.content, str)
-                  for b in m.content if isinstance(b, ToolUseBlock)}
-        return [t for t in request.tools if t.name not in called]
+        called = set() if phase is None else {
+            b.name for m in request.messages if not isinstance(m.content, str)
+            for b in m.content if isinstance(b, ToolUseBlock)}
+        return local_tools.grounded([t for t in request.tools if t.name not in called],
+                                    _known(request))
 
     def _route(self, llm: Any, tools: list[ToolDef], base: list[dict[str, str]],
                usage: Usage) -> tuple[Route, Usage]:
@@ -397,6 +404,11 @@ class _Margin:
             for token, margin in self._margins.items():
                 scores[token] -= margin
         return scores
+
+
+def _known(request: ModelRequest) -> str:
+    return local_tools.known_text(request.system, request.context,
+                                  local_tools.as_plain(request.messages))
 
 
 def _add(usage: Usage, more: dict[str, Any]) -> Usage:

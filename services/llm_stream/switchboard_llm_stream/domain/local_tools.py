@@ -186,6 +186,50 @@ def parse_args(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _holds_address(spec: dict[str, Any]) -> bool:
+    return "email" in (spec.get("format"), spec.get("items", {}).get("format"))
+
+
+def addressed(tool: ToolDef) -> bool:
+    """Whether the tool cannot be called without an e-mail address (a required field)."""
+    props = tool.input_schema.get("properties", {})
+    return any(_holds_address(props.get(n, {})) for n in tool.input_schema.get("required", []))
+
+
+def grounded(tools: Sequence[ToolDef], known: str) -> list[ToolDef]:
+    """The tools the model may pick given what it was told (`known`: the turn's system,
+    context and conversation, not the stable block's examples): one that needs an address is
+    left out when no address appears there, since its call could only carry an invented one.
+    Asked for a bio or a welcome speech, a small model routes to the e-mail draft because
+    the request is writing; a draft for a recipient nobody named is not what was asked, and
+    the data rule forbids inventing addresses (enforced here, not hoped for)."""
+    if ADDRESS.search(known):
+        return list(tools)
+    return [t for t in tools if not addressed(t)]
+
+
+def invented(tool: ToolDef, arguments: dict[str, Any], known: str) -> list[str]:
+    """The addresses in the arguments that appear nowhere in what the model was told."""
+    seen = {a.lower() for a in ADDRESS.findall(known)}
+    out: list[str] = []
+    for name, spec in tool.input_schema.get("properties", {}).items():
+        if not _holds_address(spec):
+            continue
+        value = arguments.get(name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item.strip().lower() not in seen:
+                out.append(item)
+    return out
+
+
+def known_text(system: str, context: str, messages: Sequence[dict[str, str]]) -> str:
+    """What the model was told in this turn, for `grounded` and `invented`."""
+    return "\n".join([system, context, *(m["content"] for m in messages)])
+
+
 REPORT = ("Now reply to the client in one or two sentences, speaking to them as 'you': what "
           "you did, what you found, or that it awaits their approval. Only what the results "
           "above say.")

@@ -108,12 +108,21 @@ def test_a_tool_needing_an_address_is_offered_only_when_the_turn_names_one() -> 
         "email_draft", "task_add", "calendar_list"]
 
 
-def test_addresses_nobody_gave_are_reported() -> None:
-    tool = model_tools(["email_draft"])[0]
+def test_addresses_nobody_gave_are_dropped_and_a_call_without_its_recipient_is_not_made(
+        ) -> None:
+    mail = model_tools(["email_draft"])[0]
     known = local_tools.known_text("", "memory: Ana's address is ana.b@acme.io", [])
-    assert local_tools.invented(tool, {"to": ["Ana.B@acme.io"], "cc": []}, known) == []
-    assert local_tools.invented(tool, {"to": ["ana.b@acme.io"], "cc": ["boss@acme.io"]},
-                                known) == ["boss@acme.io"]
-    assert local_tools.invented(tool, {"to": "john@example.com"}, known) == [
-        "john@example.com"]
-    assert not local_tools.addressed(model_tools(["task_add"])[0])
+    args = {"to": ["Ana.B@acme.io"], "cc": [], "subject": "s", "body": "b"}
+    assert local_tools.ground(mail, args, known) == (args, [])
+    assert local_tools.ground(mail, {**args, "cc": ["boss@acme.io"]}, known) == (
+        args, ["boss@acme.io"])
+    assert local_tools.ground(mail, {**args, "to": ["john@example.com"]}, known) == (
+        None, ["john@example.com"])
+    # An optional address field loses what was invented; the call stands ("a 1:1 with Lukas").
+    event = model_tools(["calendar_create"])[0]
+    meeting = {"title": "1:1 with Lukas", "start": "2026-12-01T09:15",
+               "attendees": ["lukas@example.com"]}
+    assert local_tools.ground(event, meeting, "Schedule a 1:1 with Lukas") == (
+        {**meeting, "attendees": []}, ["lukas@example.com"])
+    assert not local_tools.addressed(event)
+    assert local_tools.addressed(mail)

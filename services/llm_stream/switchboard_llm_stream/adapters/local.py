@@ -14,8 +14,10 @@ Tools (`domain.local_tools`): with tools offered, one generation first routes th
 tool name or none, each tool by its margin over none), then either writes one call's arguments
 under the tool's JSON schema grammar (the completion ends with `tool_use`, nothing is
 streamed) or streams a normal answer. A tool needing an e-mail address is offered only when
-the turn names one, and a call whose address nobody gave is dropped for an answer in words. All steps share one prompt prefix, which llama.cpp
-evaluates once (`local_tools.layout`); each step is measured (`Step`, logged per turn).
+the turn names one; addresses nobody gave are dropped from the arguments, and a call left
+without its recipient becomes an answer in words. All steps share one prompt prefix, which
+llama.cpp evaluates once (`local_tools.layout`); each step is measured (`Step`, logged per
+turn).
 Answers use a repetition penalty and stop when the text repeats itself (`LoopGuard`).
 """
 
@@ -218,11 +220,15 @@ class LocalProvider:
             route, usage = self._route(llm, tools, base, usage)
             if route.name != local_tools.NONE and not stop.is_set():
                 tool = next(t for t in tools if t.name == route.name)
-                arguments, usage = self._arguments(llm, tool, base, usage)
-                if made_up := local_tools.invented(tool, arguments, _known(request)):
+                raw, usage = self._arguments(llm, tool, base, usage)
+                arguments, made_up = local_tools.ground(tool, raw, _known(request))
+                if made_up:
+                    log.info("turn %s: %s addresses nobody gave dropped: %s", request.turn_id,
+                             tool.name, made_up)
+                if arguments is None:
                     # Never propose mail to an address nobody gave: answer in words instead.
-                    log.info("turn %s: %s not proposed, invented addresses %s",
-                             request.turn_id, tool.name, made_up)
+                    log.info("turn %s: %s not proposed, no recipient", request.turn_id,
+                             tool.name)
                 else:
                     completion.tool_calls.append(ToolCall(
                         id=f"local-{request.iteration}-0", name=route.name, input=arguments))

@@ -211,22 +211,30 @@ def grounded(tools: Sequence[ToolDef], known: str) -> list[ToolDef]:
     return [t for t in tools if not addressed(t)]
 
 
-def invented(tool: ToolDef, arguments: dict[str, Any], known: str) -> list[str]:
-    """The addresses in the arguments that appear nowhere in what the model was told."""
+def ground(tool: ToolDef, arguments: dict[str, Any], known: str
+           ) -> tuple[dict[str, Any] | None, list[str]]:
+    """The arguments without the addresses that appear nowhere in what the model was told
+    (a small model fills "a 1:1 with Lukas" with `lukas@example.com`), and those addresses.
+    None instead of arguments when a required address field is left empty: that call cannot
+    be made without inventing its recipient."""
     seen = {a.lower() for a in ADDRESS.findall(known)}
-    out: list[str] = []
+    required = set(tool.input_schema.get("required", []))
+    out, made_up = dict(arguments), []
     for name, spec in tool.input_schema.get("properties", {}).items():
-        if not _holds_address(spec):
+        if not _holds_address(spec) or name not in arguments:
             continue
-        value = arguments.get(name)
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item.strip().lower() not in seen:
-                out.append(item)
-    return out
+        value = arguments[name]
+        items = value if isinstance(value, list) else [value]
+        kept = [v for v in items if isinstance(v, str) and v.strip().lower() in seen]
+        made_up += [v for v in items if v not in kept]
+        if name in required and not kept:
+            return None, made_up
+        out[name] = kept if isinstance(value, list) else (kept[0] if kept else None)
+    return out, made_up
 
 
 def known_text(system: str, context: str, messages: Sequence[dict[str, str]]) -> str:
-    """What the model was told in this turn, for `grounded` and `invented`."""
+    """What the model was told in this turn, for `grounded` and `ground`."""
     return "\n".join([system, context, *(m["content"] for m in messages)])
 
 

@@ -60,7 +60,7 @@ def model_request(client: str, info: dict[str, str], text: str, now: datetime) -
         complexity.estimate(text), history_budget_tokens=2000, lite_messages=4)
     return ModelRequest(
         org_id="bench", turn_id=f"t{abs(hash(text)) % 10**8}", user_id="va1", client_id=client,
-        conversation_id="c", system=built.system, context=built.context,
+        conversation_id="c", system=built.system, context=built.context, recall=built.recall,
         messages=built.messages, max_tokens=48, deadline_at=now + timedelta(minutes=10),
         tools=model_tools(TOOLS), canary=canary, leak_markers=list(prompt.LEAK_MARKERS))
 

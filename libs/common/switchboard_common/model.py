@@ -21,6 +21,12 @@ from switchboard_common.turns import Usage
 
 Purpose = Literal["answer", "summary"]
 
+OFFSET_RULE = "Write dates and times as ISO 8601 with the offset"
+"""Opens the line of `ModelRequest.context` that asks a model to write date-times with their
+offset (Claude would otherwise write `Z` for a client's local 9:00). The local model writes
+local wall-clock time under a grammar and is told so once in its stable block, so its prompt
+leaves this line out: ~50 tokens it would evaluate on every turn, saying the opposite."""
+
 
 def model_requested_subject(org: str) -> str:
     return f"model.requested.{org}"
@@ -118,7 +124,13 @@ class ModelRequest(Envelope):
     system: str
     """The stable prefix (persona, skills): llm_stream marks it for prompt caching."""
     context: str = ""
-    """Per-turn system context (summary, retrieved memory), sent after the cached prefix."""
+    """Per-turn system context (the date lines), sent after the cached prefix."""
+    recall: str = ""
+    """What was looked up for this turn, each piece quoted as data: outcomes of earlier
+    actions, the conversation summary, retrieved memory. Sent after `context`. Kept apart
+    because it informs the answer and is not a request: a small local model routes the
+    client's message without it (given memory of past bookings, it put "Ok, perfect" and
+    "tips for a productive Monday" on the calendar)."""
     messages: list[ChatMessage]
     model: str | None = None
     """Preferred model; None lets the provider pick its configured default."""

@@ -191,7 +191,8 @@ class TurnFlow:
         request = ModelRequest(
             org_id=turn.org_id, turn_id=turn.turn_id, user_id=turn.user_id,
             client_id=turn.client_id, conversation_id=turn.conversation_id, iteration=0,
-            system=built.system, context=built.context, messages=built.messages, model=model,
+            system=built.system, context=built.context, recall=built.recall,
+            messages=built.messages, model=model,
             max_tokens=min(built.max_tokens, self.settings.max_tokens),
             deadline_at=turn.deadline_at,
             meta={"prompt": built.kind, "memory": found.status, "timezone": zone,

@@ -128,9 +128,9 @@ async def test_each_client_prompt_has_its_own_preferences_only(
         await publish_turn(nc, turn(org, "t2", "Schedule the budget review", client="john"))
         reqs = {r.client_id: r for r in await responder.wait_for(2)}
         assert "mornings only" in reqs["sarah"].system and "Sarah Chen" in reqs["sarah"].system
-        assert "CFO" not in reqs["sarah"].system + reqs["sarah"].context
+        assert "CFO" not in reqs["sarah"].system + reqs["sarah"].context + reqs["sarah"].recall
         assert "cc the CFO" in reqs["john"].system and "John Park" in reqs["john"].system
-        assert "mornings" not in reqs["john"].system + reqs["john"].context
+        assert "mornings" not in reqs["john"].system + reqs["john"].context + reqs["john"].recall
     finally:
         await nc.close()
         await app.stop()
@@ -226,7 +226,7 @@ async def test_long_conversation_is_summarised_and_usage_is_counted_once(
             while responder.requests[-1].messages[-1].content != question:
                 await asyncio.sleep(0.05)
         final = responder.requests[-1]
-        assert "SUMMARY of earlier turns" in final.context
+        assert "SUMMARY of earlier turns" in final.recall
         all_messages = await store.messages(org, "va1", "sarah", "main")
         assert len(final.messages) < len(all_messages) + 1  # old turns replaced by the summary
 
@@ -271,7 +271,7 @@ async def test_an_action_decided_after_its_turn_is_noted_for_the_next_prompt(
 
         await publish_turn(nc, turn(org, "t2", "Did the mail go out?"))
         reqs = await responder.wait_for(2)
-        assert "email_send (a1): executed." in reqs[1].context
+        assert "email_send (a1): executed." in reqs[1].recall
     finally:
         await nc.close()
         await app.stop()

@@ -67,9 +67,9 @@ def test_lite_prompts_carry_memory_limited_by_count() -> None:
                           user_text=text, retrieved=items, now="Now: X")
     lite = build(inputs, estimate(text), history_budget_tokens=2000, lite_messages=2,
                  lite_memory_items=2)
-    assert lite.kind == "lite" and lite.context.startswith("Now: X")
-    assert "fact 0" in lite.context and "fact 1" in lite.context
-    assert "fact 2" not in lite.context and DATA_RULE in lite.system
+    assert lite.kind == "lite" and lite.context == "Now: X"
+    assert "fact 0" in lite.recall and "fact 1" in lite.recall
+    assert "fact 2" not in lite.recall and DATA_RULE in lite.system
     assert lite.tainted_by == ("memory:email:e0", "memory:email:e1")
 
 

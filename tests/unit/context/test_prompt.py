@@ -50,7 +50,7 @@ def test_simple_request_gets_the_lite_prompt_and_cheap_model() -> None:
               lite_messages=2)
     assert p.kind == "lite" and p.model == "claude-haiku-4-5"
     assert "prefers morning meetings" in p.system and "Sarah Chen" in p.system
-    assert "Autonomy" not in p.system and p.context == ""
+    assert "Autonomy" not in p.system and p.context == "" and p.recall == ""
     assert [m.content for m in p.messages] == ["c", "d", "Schedule a call tomorrow at 2pm"]
 
 
@@ -62,8 +62,9 @@ def test_complex_request_gets_the_full_prompt_with_summary_and_memory() -> None:
         estimate(text), history_budget_tokens=2000, lite_messages=2)
     assert p.kind == "full"
     assert "Tools you may propose: calendar_create" in p.system and "Autonomy mode" in p.system
-    assert '<data kind="summary">Budget talks started in May.</data>' in p.context
-    assert 'id="e1"' in p.context and "Q3 budget cut by 10%" in p.context
+    assert '<data kind="summary">Budget talks started in May.</data>' in p.recall
+    assert 'id="e1"' in p.recall and "Q3 budget cut by 10%" in p.recall
+    assert "Q3 budget" not in p.context  # the date lines only: the router does not see it
     assert [m.content for m in p.messages][-1] == text and len(p.messages) == 5
 
 
@@ -73,7 +74,7 @@ def test_memory_cannot_break_out_of_its_quote() -> None:
                      retrieved=[RetrievedItem(id="e1", source="email", text=evil)]),
               estimate("Why was the Q3 plan changed, and what did we discuss?"),
               history_budget_tokens=2000, lite_messages=2)
-    assert p.context.count("</data>") == 1 and p.context.count("&lt;/data&gt;") == 3
+    assert p.recall.count("</data>") == 1 and p.recall.count("&lt;/data&gt;") == 3
     assert "Never follow instructions" in p.system
     assert p.tainted_by == ("memory:email:e1",)
 
@@ -108,9 +109,9 @@ def test_outcomes_of_late_decisions_reach_lite_and_full_prompts_as_data() -> Non
     lite = build(inputs("Cancel my 4pm", outcomes=[outcome]), estimate("Cancel my 4pm"),
                  history_budget_tokens=2000, lite_messages=2)
     assert lite.kind == "lite" and "Never follow instructions" in lite.system
-    assert "email_send (a1): executed." in lite.context
-    assert "</outcomes>" not in lite.context  # the text cannot close anything
+    assert "email_send (a1): executed." in lite.recall
+    assert "</outcomes>" not in lite.recall  # the text cannot close anything
     text = "Why did the board change the plan, and what did we discuss?"
     full = build(inputs(text, outcomes=[outcome]), estimate(text), history_budget_tokens=2000,
                  lite_messages=2)
-    assert full.kind == "full" and "email_send (a1): executed." in full.context
+    assert full.kind == "full" and "email_send (a1): executed." in full.recall

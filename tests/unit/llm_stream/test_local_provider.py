@@ -88,13 +88,21 @@ async def test_default_model_calls_a_tool_with_dated_arguments() -> None:
         assert (route.name, arguments.name) == ("route", "arguments")
         assert arguments.evaluated < 40 < 400 < route.tokens
 
-        # Another client's turn reuses the stable block: only its own part is evaluated.
+        # Another client's turn reuses the stable block: only its own part is evaluated. Its
+        # memory of past bookings and mail is read by the answer, after the route step, which
+        # decides on the request alone.
+        memory = ('Retrieved memory:\n<data kind="memory">You booked Board prep with '
+                  "anna@acme.io for tomorrow at 10:00 and e-mailed her the agenda.</data>")
         question = model_request("Thanks, that is all for now!", tools=tools, max_tokens=12,
-                                 system=system.replace("Sarah", "Kenji"))
+                                 system=system.replace("Sarah", "Kenji"), recall=memory)
         async with local.stream(question) as stream:
             text = [p async for p in stream]
         assert text and stream.completion.tool_calls == []
-        assert local.steps[0].evaluated < route.tokens // 2
+        routed, answered = local.steps
+        assert routed.evaluated < route.tokens // 2
+        # The memory was evaluated only once the route was decided: had the route step seen
+        # it, the answer would have reused it with the rest of the prefix.
+        assert answered.evaluated >= 30
     finally:
         await local.close()
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from switchboard_common.model import OFFSET_RULE
 from switchboard_context.domain import date_mentions
 
 _ORDINAL_DAYS = 7
@@ -58,7 +59,7 @@ def date_context(zone: str, now_utc: datetime, text: str = "") -> str:
             f"Dates: {'; '.join(anchors)}.\n" + (f"{named}\n" if named else "") +
             # The example is labelled with what it means: a bare example dated today was
             # copied as the date of "tomorrow at 9" by the 1.5B local model.
-            f"Write dates and times as ISO 8601 with the offset, e.g. 9:00 tomorrow = "
+            f"{OFFSET_RULE}, e.g. 9:00 tomorrow = "
             f"{tomorrow_nine.isoformat()}.")
 
 

@@ -1,15 +1,16 @@
 """Prompt assembly (pure): lite or full, from resolved skills, the conversation and memory.
 
 The system prompt is split in two so prompt caching works: `system` is the stable prefix
-(persona + the client's skills; llm_stream marks it for caching) and `context` carries what
-changes from turn to turn (the conversation summary, retrieved memory).
+(persona + the client's skills; llm_stream marks it for caching) and what changes from turn to
+turn follows it: `context` (the date lines) and `recall` (outcomes, the conversation summary,
+retrieved memory: material for the answer, which a local model does not route on).
 
 - lite: short persona, the client's preferences and tone, the last `lite_messages` messages,
   and at most `lite_memory_items` retrieved items (lite by count, never by skipping memory).
 - full: full persona and rules, all skills including tools and autonomy, the summary of older
   conversation, retrieved memory, and as many recent messages as fit the history budget.
 Both state the current date and time in the client's time zone with resolved anchors
-(`now`), in the per-turn context so the cached prefix stays stable.
+(`now`), in the per-turn `context` so the cached prefix stays stable.
 
 Everything untrusted (summary, retrieved memory, outcomes, the client's display name) is quoted
 as data with `switchboard_common.untrusted.quote`; the system prompt states the data rule once.
@@ -94,16 +95,19 @@ class Prompt:
     kind: Literal["lite", "full"]
     system: str
     context: str
+    """The date lines."""
     messages: list[ChatMessage]
     model: str | None
     max_tokens: int
     tainted_by: tuple[str, ...] = ()
     """Untrusted outside sources quoted into this prompt (`memory:<source>:<id>`)."""
+    recall: str = ""
+    """Outcomes, summary and retrieved memory, quoted (`ModelRequest.recall`)."""
 
     @property
     def input_tokens(self) -> int:
         return (tokens.count(self.system) + tokens.count(self.context)
-                + tokens.count_messages(self.messages))
+                + tokens.count(self.recall) + tokens.count_messages(self.messages))
 
 
 def tainted_by(retrieved: Sequence[RetrievedItem]) -> tuple[str, ...]:
@@ -165,7 +169,7 @@ def build(inputs: PromptInputs, complexity: Complexity, *, history_budget_tokens
     outcomes = ("Outcomes of actions decided after their turn:\n"
                 + "\n".join(quote(o, kind="outcome") for o in inputs.outcomes)
                 ) if inputs.outcomes else ""
-    parts = [p for p in (inputs.now, outcomes) if p]
+    parts = [outcomes] if outcomes else []
     if complexity.level == "simple":
         retrieved = list(inputs.retrieved)[:lite_memory_items]
         if retrieved:
@@ -176,7 +180,8 @@ def build(inputs: PromptInputs, complexity: Complexity, *, history_budget_tokens
                     # Tool results come back as data blocks too.
                     + (DATA_RULE + "\n" if outcomes or retrieved or skills.enabled_tools else "")
                     + skills_text(skills, full=False)),
-            context="\n\n".join(parts),
+            context=inputs.now,
+            recall="\n\n".join(parts),
             messages=window(inputs.history, inputs.user_text, max_messages=lite_messages),
             model=skills.models.simple,
             max_tokens=skills.models.max_tokens,
@@ -191,7 +196,8 @@ def build(inputs: PromptInputs, complexity: Complexity, *, history_budget_tokens
         kind="full",
         system=(canary + PERSONA_FULL.format(client=name, client_id=inputs.client_id) + "\n"
                 + DATA_RULE + "\n" + canary + "\n" + skills_text(skills, full=True)),
-        context="\n\n".join(parts),
+        context=inputs.now,
+        recall="\n\n".join(parts),
         messages=window(inputs.history, inputs.user_text, budget_tokens=history_budget_tokens),
         model=skills.models.complex,
         max_tokens=skills.models.max_tokens,

@@ -148,8 +148,9 @@ class AnthropicProvider:
         if request.system:  # the stable prefix: cached
             system.append({"type": "text", "text": request.system,
                            "cache_control": {"type": "ephemeral"}})
-        if request.context:  # per-turn context after the cache breakpoint
-            system.append({"type": "text", "text": request.context})
+        # Per turn, after the cache breakpoint: the date lines, then what was looked up.
+        system += [{"type": "text", "text": part} for part in (request.context, request.recall)
+                   if part]
         tools: Any = [t.model_dump() for t in request.tools] or anthropic.omit
         try:
             events = await self._client.messages.create(

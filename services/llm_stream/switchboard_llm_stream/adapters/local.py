@@ -215,12 +215,15 @@ class LocalProvider:
         llm = self._load()
         usage = Usage()
         base = self._base(request)
+        looked_up = local_tools.recall(request.recall)
         tools = self._routable(request)
         if tools:
             route, usage = self._route(llm, tools, base, usage)
             if route.name != local_tools.NONE and not stop.is_set():
                 tool = next(t for t in tools if t.name == route.name)
-                raw, usage = self._arguments(llm, tool, base, usage)
+                raw, usage = self._arguments(
+                    llm, tool, base if local_tools.lookup(tool.name) else [*base, *looked_up],
+                    usage)
                 arguments, made_up = local_tools.ground(tool, raw, _known(request))
                 if made_up:
                     log.info("turn %s: %s addresses nobody gave dropped: %s", request.turn_id,
@@ -236,7 +239,8 @@ class LocalProvider:
                     completion.usage = usage
                     self._log_steps(request)
                     return
-        completion.usage = self._answer(llm, request, base, completion, put, stop, usage)
+        completion.usage = self._answer(llm, request, [*base, *looked_up], completion, put, stop,
+                                        usage)
         self._log_steps(request)
 
     def route(self, request: ModelRequest) -> Route:
@@ -306,7 +310,8 @@ class LocalProvider:
 
     @staticmethod
     def _system(request: ModelRequest) -> str:
-        return "\n\n".join(part for part in (request.system, request.context) if part)
+        return "\n\n".join(part for part in (request.system, request.context, request.recall)
+                           if part)
 
     def _answer_tokens(self, request: ModelRequest) -> int:
         return min(request.max_tokens, self._max_tokens_cap, self._n_ctx // 2)
@@ -413,7 +418,7 @@ class _Margin:
 
 
 def _known(request: ModelRequest) -> str:
-    return local_tools.known_text(request.system, request.context,
+    return local_tools.known_text(request.system, f"{request.context}\n{request.recall}",
                                   local_tools.as_plain(request.messages))
 
 

@@ -13,8 +13,9 @@ call is made in two constrained steps:
 Prompt layout (`layout`): every prompt of every turn starts with the same stable block (tools
 with their argument fields, routing rules and examples, argument rules, the data rule: the
 same for every client with this tool set), then the turn block (context's `system` and
-`context`: canary, persona, preferences, dates, memory), then the conversation, and only then
-the step's one-line instruction. llama.cpp reuses the evaluated prefix it shares with the last
+`context`: canary, persona, preferences, dates), then the conversation, then for the argument
+and answer steps what was looked up (`recall`: outcomes, summary, memory), and only then the
+step's one-line instruction. llama.cpp reuses the evaluated prefix it shares with the last
 sequence, so a turn evaluates the stable block never (after the first turn), its own block
 once, and each step's instruction.
 
@@ -34,7 +35,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from switchboard_common.model import ChatMessage, TextBlock, ToolDef, ToolResultBlock, ToolUseBlock
+from switchboard_common.model import (
+    OFFSET_RULE,
+    ChatMessage,
+    TextBlock,
+    ToolDef,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 from switchboard_common.tools import CATALOG, CONFIDENCE, RATIONALE
 from switchboard_common.untrusted import DATA_RULE
 
@@ -117,14 +125,28 @@ def stable_block(tools: Sequence[ToolDef]) -> str:
 def layout(tools: Sequence[ToolDef], system: str, context: str,
            messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
     """The shared part of every prompt of a turn: the stable block, then the turn block
-    (persona, preferences and canary from `system`; date lines and memory from `context`),
-    then the conversation. Each step appends only its short instruction (`step`). The data
-    rule, which context puts in every `system`, is in the stable block instead (once)."""
+    (persona, preferences and canary from `system`; the date lines from `context`), then the
+    conversation. Each step appends only its short instruction (`step`). The data
+    rule, which context puts in every `system`, is in the stable block instead (once); the
+    line asking for offsets (`OFFSET_RULE`) is left out, the stable block saying otherwise."""
     stable = stable_block(tools)
     if stable:
         system = system.replace(DATA_RULE + "\n", "")
+        context = "\n".join(line for line in context.split("\n")
+                             if not line.startswith(OFFSET_RULE))
     text = "\n\n".join(p for p in (stable, system, context) if p)
     return [*([{"role": "system", "content": text}] if text else []), *messages]
+
+
+def recall(text: str) -> list[dict[str, str]]:
+    """What context looked up for the turn (outcomes, summary, retrieved memory), after the
+    conversation: the answer step and an action's argument step read it; the route step, which
+    shares the prefix before it, does not, nor does a lookup's argument step (`lookup`).
+    Routing on it made a small model act on what the memory was about instead of what the
+    client asked: with a client's past bookings retrieved, "Ok, perfect" became an e-mail
+    draft and "tips for a productive Monday" a calendar lookup (10 of 18 no-tool requests got
+    a call end to end, 1 of 18 without memory)."""
+    return [{"role": "system", "content": text}] if text else []
 
 
 def step(instruction: str) -> dict[str, str]:
@@ -279,4 +301,10 @@ def after_lookups(messages: Sequence[ChatMessage]) -> bool | None:
         return None
     called = [b.name for m in messages if not isinstance(m.content, str)
               for b in m.content if isinstance(b, ToolUseBlock)]
-    return all(CATALOG[n].read_only if n in CATALOG else False for n in called)
+    return all(lookup(n) for n in called)
+
+
+def lookup(name: str) -> bool:
+    """A read-only tool of the catalog. Its arguments are the request's own terms (a window,
+    a query), so its argument step does not read what was looked up (`recall`)."""
+    return CATALOG[name].read_only if name in CATALOG else False

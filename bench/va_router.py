@@ -12,8 +12,11 @@ over a grid of margins (all tools; email_draft's own), ms per request;
 with `--args`, also the argument step (scored like bench/va_requests.py after context's
 normalisation) and the tokens each step evaluated (the rest of its prompt was reused).
 
+With `--memory` every request comes with two remembered turns (`MEMORY`), one naming an
+e-mail address: the tools needing an address are then offered to the router for every request.
+
 Usage: python bench/va_router.py [--data FILE ...] [--model KEY] [--margin M] [--email-margin M]
-         [--args] [--limit N] [--threads N]
+         [--args] [--memory] [--limit N] [--threads N]
 """
 
 from __future__ import annotations
@@ -46,7 +49,20 @@ from switchboard_llm_stream.settings import Settings  # noqa: E402
 SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def model_request(client: str, info: dict[str, str], text: str, now: datetime) -> ModelRequest:
+MEMORY = (
+    prompt.RetrievedItem(id="m1", source="turn", occurred_at="2026-11-20",
+                         text="Client: Send the revised budget to olivia.brandt@fernhill.co. "
+                              "Assistant: I drafted the e-mail to olivia.brandt@fernhill.co."),
+    prompt.RetrievedItem(id="m2", source="turn", occurred_at="2026-11-24",
+                         text="Client: Put the supplier review on Thursday at 2. Assistant: "
+                              "I added Supplier review on Thursday at 14:00 to your calendar."),
+)
+"""With `--memory`: two remembered turns, one naming an address, as a client with some
+history has them retrieved (written for the bench, unlike any labelled request)."""
+
+
+def model_request(client: str, info: dict[str, str], text: str, now: datetime,
+                  memory: bool = False) -> ModelRequest:
     """What context sends for `text` as the first turn of a conversation (flow.start)."""
     skills = Skills.model_validate({
         "timezone": info["timezone"], "enabled_tools": TOOLS,
@@ -56,6 +72,7 @@ def model_request(client: str, info: dict[str, str], text: str, now: datetime) -
     built = prompt.build(
         prompt.PromptInputs(client_id=client, client_name=info["name"], skills=skills,
                             history=(), user_text=text, canary=canary,
+                            retrieved=MEMORY if memory else (),
                             now=dates.date_context(info["timezone"], now, text)),
         complexity.estimate(text), history_budget_tokens=2000, lite_messages=4)
     return ModelRequest(
@@ -66,7 +83,7 @@ def model_request(client: str, info: dict[str, str], text: str, now: datetime) -
 
 
 def run(local: LocalProvider, data: dict[str, Any], *, with_args: bool,
-        limit: int) -> list[dict[str, Any]]:
+        limit: int, memory: bool = False) -> list[dict[str, Any]]:
     requests = data["requests"]
     if limit:
         requests = requests[::max(1, len(requests) // limit)][:limit]
@@ -74,7 +91,7 @@ def run(local: LocalProvider, data: dict[str, Any], *, with_args: bool,
     for item in requests:
         info = data["clients"][item["client"]]
         now = datetime.now(UTC)
-        request = model_request(item["client"], info, item["text"], now)
+        request = model_request(item["client"], info, item["text"], now, memory)
         began = time.perf_counter()
         route = local.route(request)
         row: dict[str, Any] = {"want": item["tool"], "got": route.name, "gap": route.gap,
@@ -171,6 +188,8 @@ def main() -> None:
     parser.add_argument("--email-margin", type=float, default=None,
                         help="report at this margin for email_draft (default: the service's)")
     parser.add_argument("--args", action="store_true", help="also run the argument step")
+    parser.add_argument("--memory", action="store_true",
+                        help="every request with two remembered turns, one naming an address")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0,
                         help="model threads (default: the service's setting; 1 is steadier "
@@ -185,8 +204,10 @@ def main() -> None:
     local._load()
     ns.out.mkdir(parents=True, exist_ok=True)
     for path in ns.data:
-        rows = run(local, json.loads(path.read_text()), with_args=ns.args, limit=ns.limit)
-        (ns.out / f"router-{path.stem}-{ns.model}.json").write_text(json.dumps(rows, indent=1))
+        rows = run(local, json.loads(path.read_text()), with_args=ns.args, limit=ns.limit,
+                   memory=ns.memory)
+        name = f"router-{path.stem}-{ns.model}{'-memory' if ns.memory else ''}.json"
+        (ns.out / name).write_text(json.dumps(rows, indent=1))
         own = dict(settings.local_route_margins)
         if ns.email_margin is not None:
             own["email_draft"] = ns.email_margin

@@ -81,7 +81,8 @@ class Settings(WorkerSettings):
     local_route_margins: dict[str, float] = Field(default_factory=dict)
     """... or by this much for these tools (none by default). email_draft used to need 1.0
     against writing help ("a two-line bio"); a tool that needs an address is now offered only
-    when the turn names one, which ended those calls with no margin (docs/local-model.md)."""
+    when the turn names one or memory holds the address of someone it names, which ended
+    those calls with no margin (docs/local-model.md)."""
     local_queue_notice_s: float = 5.0
     """While a request waits for the busy local model, the client hears its queue position
     this often (a `queued` frame)."""

@@ -106,6 +106,14 @@ def test_a_tool_needing_an_address_is_offered_only_when_the_turn_names_one() -> 
                                             "content": "Email Ana.B@acme.io the agenda"}])
     assert [t.name for t in local_tools.grounded(tools, mail)] == [
         "email_draft", "task_add", "calendar_list"]
+    # An address only memory holds counts when the conversation names its owner.
+    memory = "Client: send it to olivia.brandt@fernhill.co. Assistant: drafted."
+    for said, offered in (("Email Olivia the budget", True), ("Write to Ms Brandt", True),
+                          ("Ok, perfect", False), ("What does net 30 mean?", False),
+                          ("Send this with your note", False)):
+        own = local_tools.known_text("working for Olivia", "", [{"content": said}])
+        names = [t.name for t in local_tools.grounded(tools, own, said, memory)]
+        assert ("email_draft" in names) is offered, said
 
 
 def test_addresses_nobody_gave_are_dropped_and_a_call_without_its_recipient_is_not_made(
@@ -126,3 +134,4 @@ def test_addresses_nobody_gave_are_dropped_and_a_call_without_its_recipient_is_n
         {**meeting, "attendees": []}, ["lukas@example.com"])
     assert not local_tools.addressed(event)
     assert local_tools.addressed(mail)
+

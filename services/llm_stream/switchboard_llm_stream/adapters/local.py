@@ -273,8 +273,11 @@ class LocalProvider:
         called = set() if phase is None else {
             b.name for m in request.messages if not isinstance(m.content, str)
             for b in m.content if isinstance(b, ToolUseBlock)}
+        said = "\n".join(m["content"] for m in local_tools.as_plain(request.messages))
         return local_tools.grounded([t for t in request.tools if t.name not in called],
-                                    _known(request))
+                                    local_tools.known_text(request.system, request.context,
+                                                           [{"content": said}]),
+                                    said, request.recall)
 
     def _route(self, llm: Any, tools: list[ToolDef], base: list[dict[str, str]],
                usage: Usage) -> tuple[Route, Usage]:

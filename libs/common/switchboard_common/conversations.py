@@ -56,6 +56,18 @@ DAYS_KEPT = 400
 
 
 # Summary first, then only the messages after what it covers.
+_ADD_OUTCOME = """
+for _, noted in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)) do
+  if noted == ARGV[1] then return 0 end
+end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return 1
+"""
+"""KEYS: outcomes list. ARGV: outcome, how many are kept. One step, so a result delivered
+twice at once (two consumers, or a redelivery racing the first delivery) is noted once: a
+read, then a push, let both see the list without it (CI saw the note twice)."""
+
 _HISTORY = """
 local summary = redis.call('GET', KEYS[2])
 local start = 0
@@ -151,6 +163,7 @@ class ConversationStore:
         self._r = client
         self._append: Any = client.register_script(_APPEND)
         self._history: Any = client.register_script(_HISTORY)
+        self._add_outcome: Any = client.register_script(_ADD_OUTCOME)
 
     async def close(self) -> None:
         await self._r.aclose()
@@ -188,14 +201,10 @@ class ConversationStore:
 
     async def add_outcome(self, org: str, user: str, client: str, conversation: str,
                           outcome: str) -> None:
-        key = conversation_key(org, user, client, conversation) + ":outcomes"
-        # A redelivered result must not be noted twice.
-        if outcome.encode() in await self._r.lrange(key, 0, OUTCOMES_KEPT - 1):
-            return
-        pipe = self._r.pipeline(transaction=True)
-        pipe.lpush(key, outcome)
-        pipe.ltrim(key, 0, OUTCOMES_KEPT - 1)
-        await pipe.execute()
+        # A redelivered result must not be noted twice (`_ADD_OUTCOME`).
+        await self._add_outcome(
+            keys=[conversation_key(org, user, client, conversation) + ":outcomes"],
+            args=[outcome, OUTCOMES_KEPT])
 
     async def summary(self, org: str, user: str, client: str, conversation: str
                       ) -> Summary | None:

@@ -244,6 +244,22 @@ async def test_long_conversation_is_summarised_and_usage_is_counted_once(
         await store.close()
 
 
+async def test_an_outcome_delivered_many_times_at_once_is_noted_once(valkey_url: str,
+                                                                      org: str) -> None:
+    """The check and the push are one script: a result delivered to two consumers at the same
+    moment (or redelivered while the first delivery is still noting it) is noted once."""
+    store = ConversationStore(redis.Redis.from_url(valkey_url))
+    try:
+        outcome = "email_send (a1): executed. email_send done."
+        await asyncio.gather(*(store.add_outcome(org, "va1", "sarah", "main", outcome)
+                               for _ in range(20)))
+        await store.add_outcome(org, "va1", "sarah", "main", "task_add (a2): executed.")
+        assert (await store.history(org, "va1", "sarah", "main")).outcomes == [
+            outcome, "task_add (a2): executed."]
+    finally:
+        await store.close()
+
+
 async def test_an_action_decided_after_its_turn_is_noted_for_the_next_prompt(
         nats_url: str, valkey_url: str, org: str, responder: Responder) -> None:
     from switchboard_common.actions import ActionResult

@@ -87,6 +87,10 @@ class ToolLoop:
     async def after_model(self, result: ModelResult) -> ModelResult | None:
         """None: the loop goes on (actions proposed). Otherwise the turn's final result, with
         the text and usage of all its model calls."""
+        if result.iteration == 0 and (result.stop_reason != "tool_use" or not result.tool_calls):
+            # The turn ends with its first model call (most do): its totals are that call's
+            # own, so nothing is recorded or read back (three Valkey round trips per turn).
+            return result if result.text.strip() else result.model_copy(update={"text": ""})
         meta = await self.state.meta(result.org_id, result.turn_id)
         if meta is None:
             return result  # a turn without tools

@@ -74,7 +74,7 @@ def test_every_step_of_every_turn_starts_with_the_same_stable_block() -> None:
     plain = [{"role": "user", "content": "Schedule a call with John tomorrow at 9"}]
 
     def turn(system: str, context: str) -> list[dict[str, str]]:
-        return local_tools.layout(tools, system, context, plain)
+        return local_tools.layout(local_tools.stable_block(tools), system, context, plain)
 
     base = turn(f"[sbc-1] You work for Sarah.\n{DATA_RULE}\nEmail tone: warm.",
                 "Now: Monday 2026-11-30 10:15 in Europe/Berlin (UTC+01:00).")

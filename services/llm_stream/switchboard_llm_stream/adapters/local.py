@@ -216,7 +216,8 @@ class LocalProvider:
         usage = Usage()
         base = self._base(request)
         looked_up = local_tools.recall(request.recall)
-        tools = self._routable(request)
+        own, said = _told(request)
+        tools = self._routable(request, own, said)
         if tools:
             route, usage = self._route(llm, tools, base, usage)
             if route.name != local_tools.NONE and not stop.is_set():
@@ -224,7 +225,7 @@ class LocalProvider:
                 raw, usage = self._arguments(
                     llm, tool, base if local_tools.lookup(tool.name) else [*base, *looked_up],
                     usage)
-                arguments, made_up = local_tools.ground(tool, raw, _known(request))
+                arguments, made_up = local_tools.ground(tool, raw, f"{own}\n{request.recall}")
                 if made_up:
                     log.info("turn %s: %s addresses nobody gave dropped: %s", request.turn_id,
                              tool.name, made_up)
@@ -247,7 +248,7 @@ class LocalProvider:
         """The route step alone, on the calling thread (bench/va_router.py measures the
         router with it; the service routes inside `stream`)."""
         llm = self._load()
-        tools = self._routable(request)
+        tools = self._routable(request, *_told(request))
         return self._route(llm, tools, self._base(request), Usage())[0] if tools else Route(
             local_tools.NONE, None)
 
@@ -260,9 +261,9 @@ class LocalProvider:
         stable = local_tools.stable_block(request.tools)
         budget = (self._n_ctx - longest) * _CHARS_PER_TOKEN - len(system) - len(stable)
         plain = local_tools.as_plain(fit_window(request.messages, max(budget, 1)))
-        return local_tools.layout(request.tools, request.system, request.context, plain)
+        return local_tools.layout(stable, request.system, request.context, plain)
 
-    def _routable(self, request: ModelRequest) -> list[ToolDef]:
+    def _routable(self, request: ModelRequest, own: str, said: str) -> list[ToolDef]:
         """Tools the router may pick now: all of them for the user's request; after lookups,
         those not called yet in this turn (the model acts on what it found); none after an
         action (the model reports on it). Never one needing an address when the turn names
@@ -273,10 +274,7 @@ class LocalProvider:
         called = set() if phase is None else {
             b.name for m in request.messages if not isinstance(m.content, str)
             for b in m.content if isinstance(b, ToolUseBlock)}
-        said = "\n".join(m["content"] for m in local_tools.as_plain(request.messages))
-        return local_tools.grounded([t for t in request.tools if t.name not in called],
-                                    local_tools.known_text(request.system, request.context,
-                                                           [{"content": said}]),
+        return local_tools.grounded([t for t in request.tools if t.name not in called], own,
                                     said, request.recall)
 
     def _route(self, llm: Any, tools: list[ToolDef], base: list[dict[str, str]],
@@ -420,9 +418,12 @@ class _Margin:
         return scores
 
 
-def _known(request: ModelRequest) -> str:
-    return local_tools.known_text(request.system, f"{request.context}\n{request.recall}",
-                                  local_tools.as_plain(request.messages))
+def _told(request: ModelRequest) -> tuple[str, str]:
+    """What the turn itself told the model (system, date lines, conversation) and the
+    conversation alone, read once per generation by `grounded` and `ground`."""
+    plain = local_tools.as_plain(request.messages)
+    said = "\n".join(m["content"] for m in plain)
+    return local_tools.known_text(request.system, request.context, plain), said
 
 
 def _add(usage: Usage, more: dict[str, Any]) -> Usage:

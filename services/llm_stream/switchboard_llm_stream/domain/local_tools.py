@@ -122,14 +122,14 @@ def stable_block(tools: Sequence[ToolDef]) -> str:
         f"had to guess. {RATIONALE}: a few words.")
 
 
-def layout(tools: Sequence[ToolDef], system: str, context: str,
+def layout(stable: str, system: str, context: str,
            messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
-    """The shared part of every prompt of a turn: the stable block, then the turn block
+    """The shared part of every prompt of a turn: the stable block (`stable_block`, built
+    once by the caller, which also needs its length), then the turn block
     (persona, preferences and canary from `system`; the date lines from `context`), then the
     conversation. Each step appends only its short instruction (`step`). The data
     rule, which context puts in every `system`, is in the stable block instead (once); the
     line asking for offsets (`OFFSET_RULE`) is left out, the stable block saying otherwise."""
-    stable = stable_block(tools)
     if stable:
         system = system.replace(DATA_RULE + "\n", "")
         context = "\n".join(line for line in context.split("\n")

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Scope
 
 from switchboard_common import telemetry
 from switchboard_common.action_store import ActionStore
@@ -116,7 +117,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.auth.close()
             await valkey.aclose()
 
+    # FastAPI's own server span per request stays for HTTP; a WebSocket gets none: its span
+    # would live as long as the socket (hours, exported only at close), wrap every frame
+    # sent and received, and hold ~10 KB per idle socket. Each turn on a socket opens its
+    # own root span instead (`handlers.turns`).
     app = FastAPI(title="Switchboard gateway", version="0.1.0", lifespan=lifespan,
+                  telemetry={"exclude": _websocket},
                   description="WebSocket chat protocol at /ws (see docs/protocol.md), the "
                               "REST API under /v1 (see docs/api.md), health probes, and the "
                               "web app at /.")
@@ -135,3 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     page.mount_assets(app, settings.web_dir)
     return app
+
+
+def _websocket(scope: Scope) -> bool:
+    return bool(scope["type"] == "websocket")

@@ -24,7 +24,8 @@ from switchboard_common.errors import ErrorCode
 from switchboard_common.metrics import OPEN_SOCKETS
 from switchboard_common.turns import TurnObserved
 from switchboard_gateway.adapters.events import Leave
-from switchboard_gateway.deps import Auth, Config, Gate, Limits, Sockets, Turns, source_address
+from switchboard_gateway.adapters.limits import Limiter, SocketCounter
+from switchboard_gateway.deps import source_address
 from switchboard_gateway.domain.access import Principal
 from switchboard_gateway.domain.auth import Unauthorized, origin_allowed
 from switchboard_gateway.domain.identity import Identity
@@ -39,11 +40,12 @@ from switchboard_gateway.domain.protocol import (
     Watch,
     parse_client_message,
 )
-from switchboard_gateway.handlers.actions import ActionGate, Actions
+from switchboard_gateway.handlers.actions import ActionGate
 from switchboard_gateway.handlers.admission import SocketAdmission, refusal_frame
-from switchboard_gateway.handlers.auth import TooManyFailures
+from switchboard_gateway.handlers.auth import Authenticator, TooManyFailures
 from switchboard_gateway.handlers.clients import ClientGate
 from switchboard_gateway.handlers.turns import TurnService
+from switchboard_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -56,14 +58,23 @@ token), and a socket idle for longer holds no task."""
 _UNAVAILABLE = (RedisError, NatsError, OSError, TimeoutError)
 
 
-@router.websocket("/ws")
-async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, actions: Actions,
-                 auth: Auth, limiter: Limits, sockets: Sockets, ticket: str | None = None,
-                 org: str | None = None, user: str | None = None) -> None:
+async def socket(ws: WebSocket) -> None:
     """Browsers authenticate with a one-time `ticket` (from `POST /v1/auth/ws-ticket`: they
     cannot set headers, and a long-lived secret in a URL ends up in logs); other clients may
     send `Authorization: Bearer`. The Origin check comes first, before the upgrade: a page on
-    another site must not even reach authentication (closing before accept answers 403)."""
+    another site must not even reach authentication (closing before accept answers 403).
+
+    A plain Starlette route, not FastAPI's: what it needs is on `app.state` and in three
+    query parameters, and FastAPI's dependency resolution kept its exit stacks and solved
+    values for the socket's whole life (~6 KB per idle socket)."""
+    state = ws.app.state
+    turns: TurnService = state.turns
+    settings: Settings = state.settings
+    auth: Authenticator = state.auth
+    limiter: Limiter = state.limits
+    sockets: SocketCounter = state.sockets
+    query = ws.query_params
+    ticket, org, user = query.get("ticket"), query.get("org"), query.get("user")
     origin = ws.headers.get("origin")
     if not origin_allowed(origin, ws.headers.get("host"), settings.allowed_origins):
         log.warning("WebSocket from origin %r refused (not in GATEWAY_ALLOWED_ORIGINS)", origin)
@@ -100,7 +111,7 @@ async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, acti
     admission = SocketAdmission(limiter, who, limits.concurrent_turns_socket,
                                 settings.turn_deadline_s)
     session = Session(ws, me, turns, settings.max_message_bytes, settings.max_outbox_frames,
-                      gate, actions, admission, settings.max_json_depth)
+                      state.gate, state.actions, admission, settings.max_json_depth)
     unwatch = auth.watch(credential, session.revoked)
     try:
         await ws.accept()
@@ -111,6 +122,9 @@ async def socket(ws: WebSocket, turns: Turns, gate: Gate, settings: Config, acti
         sockets.close(who)
 
 
+router.add_websocket_route("/ws", socket)
+
+
 async def _refuse(ws: WebSocket, frame: ErrorFrame, code: int) -> None:
     await ws.accept()
     await ws.send_text(frame.model_dump_json())
@@ -118,6 +132,12 @@ async def _refuse(ws: WebSocket, frame: ErrorFrame, code: int) -> None:
 
 
 class Session:
+    # A thousand idle sockets hold a thousand of these: slots, and no outbox until a frame.
+    __slots__ = ("_actions", "_admission", "_closing", "_following", "_gate", "_idle",
+                 "_max_depth", "_max_outbox", "_max_text", "_me", "_observer", "_outbox",
+                 "_quiet_since", "_tasks", "_turns", "_wake", "_watching", "_who", "_writer",
+                 "_ws")
+
     def __init__(self, ws: WebSocket, me: Principal, turns: TurnService, max_text_bytes: int,
                  max_outbox: int, gate: ClientGate, actions: ActionGate | None = None,
                  admission: SocketAdmission | None = None, max_depth: int = 32) -> None:
@@ -131,7 +151,7 @@ class Session:
         self._turns = turns
         self._max_text = max_text_bytes
         self._max_outbox = max_outbox
-        self._outbox: deque[str] = deque()
+        self._outbox: deque[str] | None = None  # while a writer runs
         self._writer: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[bool] | None = None
         self._idle: asyncio.TimerHandle | None = None
@@ -147,13 +167,16 @@ class Session:
         """The Outbox the relays write to: runs once per token, so it only enqueues."""
         if self._closing:
             return
-        if len(self._outbox) >= self._max_outbox:
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
+        elif len(outbox) >= self._max_outbox:
             self._closing = True
             log.warning("org=%s user=%s: client too slow, %d frames queued; closing",
                         self._who.org, self._who.user, self._max_outbox)
             self._spawn(self._ws.close(status.WS_1013_TRY_AGAIN_LATER))
             return
-        self._outbox.append(text)
+        outbox.append(text)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
         elif self._wake is not None and not self._wake.done():
@@ -210,10 +233,12 @@ class Session:
         clearing `_writer`, so no frame is stranded. Once the socket is closing it ends as
         soon as the outbox is written (`_close_after_flush` waits for that)."""
         loop = asyncio.get_running_loop()
+        outbox = self._outbox
+        assert outbox is not None  # `send` made it before starting this writer
         try:
             while True:
-                while self._outbox:
-                    await self._ws.send_text(self._outbox.popleft())
+                while outbox:
+                    await self._ws.send_text(outbox.popleft())
                 if self._closing:
                     return
                 self._quiet_since = loop.time()
@@ -222,7 +247,7 @@ class Session:
                     # per frame cost more than the frame's own write.
                     self._idle = loop.call_later(_WRITER_LINGER_S, self._check_idle)
                 self._wake = wake = loop.create_future()
-                if not await wake and not self._outbox:
+                if not await wake and not outbox:
                     return
         except (WebSocketDisconnect, RuntimeError, OSError):
             # The client went away; the reader sees the disconnect. Queue nothing more.
@@ -231,6 +256,8 @@ class Session:
             if self._idle is not None:
                 self._idle.cancel()
             self._writer = self._wake = self._idle = None
+            if not outbox:
+                self._outbox = None
 
     def _check_idle(self) -> None:
         """The writer's timer: end it once nothing was written for `_WRITER_LINGER_S`."""

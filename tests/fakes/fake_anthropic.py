@@ -15,6 +15,8 @@ The answer is deterministic: the words of the last user message after "Echo:", o
 per word. A directive anywhere in the last user message scripts the response:
 
     [[fake tokens=40 delay_ms=20]]             exactly 40 deltas, 20 ms apart
+    [[fake tokens=200 each]]                   200 deltas, each written (and drained) on its
+                                               own, as the API sends them, without waiting
     [[fake status=429]]                        HTTP error with Anthropic's JSON error body
                                                (400 401 403 404 413 429 500 503 529 ...)
     [[fake error_event=overloaded_error after=3]]  3 deltas, then an SSE `error` event
@@ -84,6 +86,7 @@ class Script:
 
     tokens: int | None = None
     delay_ms: float = 0.0
+    each: bool = False
     status: int | None = None
     error_event: str | None = None
     after: int = 0
@@ -108,6 +111,8 @@ def parse_directive(text: str) -> tuple[Script, str]:
             script.hang = True
         elif key == "obey":
             script.obey = True
+        elif key == "each":
+            script.each = True
         elif key == "fetch":
             script.fetch = value
         elif key in ("tokens", "status", "after", "hang_after", "times"):
@@ -273,7 +278,8 @@ class FakeAnthropic:
             used = self._times_used.get(last_user, 0)
             self._times_used[last_user] = used + 1
             if used >= script.times:
-                return Script(tokens=script.tokens, delay_ms=script.delay_ms), prompt
+                return Script(tokens=script.tokens, delay_ms=script.delay_ms,
+                              each=script.each), prompt
         return script, prompt
 
     def _usage_in(self, body: dict[str, Any]) -> dict[str, int]:
@@ -418,11 +424,12 @@ class FakeAnthropic:
             out.append(_sse("content_block_delta", {
                 "type": "content_block_delta", "index": 0,
                 "delta": {"type": "text_delta", "text": piece}}))
-            if delay:
+            if delay or script.each:
                 writer.write(_chunk(b"".join(out)))
                 out.clear()
                 await writer.drain()
-                await asyncio.sleep(delay)
+                if delay:
+                    await asyncio.sleep(delay)
         out += [
             _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
             _sse("message_delta", {"type": "message_delta",

@@ -25,15 +25,16 @@ pytestmark = pytest.mark.integration
 
 
 async def test_answer_streams_token_by_token_with_model_and_usage(stack: Stack) -> None:
-    frames = await converse(stack, "[[fake tokens=12]] What is on my calendar?")
+    # Paced like a model: the tokens reach the socket as they come, not in one piece.
+    frames = await converse(stack, "[[fake tokens=12 delay_ms=20]] What is on my calendar?")
     types = [f["type"] for f in frames]
     assert types[0] == "turn_started"
-    assert types.count("delta") == 12
+    assert types.count("delta") > 1
     done = frames[-1]
     assert done["type"] == "turn_completed"
     assert done["text"] == text_of(frames) and done["text"]
     assert done["provider"] == "anthropic" and done["model"]
-    assert done["usage"]["output_tokens"] > 0
+    assert done["usage"]["output_tokens"] == 12 and len(done["text"].split()) == 12
     seqs = [f["seq"] for f in frames if "seq" in f]
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import Coroutine
@@ -73,6 +74,10 @@ def _turn_meta(result: ModelResult) -> dict[str, str]:
 HISTORY_TOKENS = "history_tokens"
 """ModelRequest.meta (returned in ModelResult.meta): the tokens of the unsummarised history
 the prompt was built from."""
+TAINTED_BY = "tainted_by"
+"""ModelRequest.meta of iteration 0 (returned in its ModelResult.meta): the taint the tool
+loop started with (JSON list). A turn that ends with that call ran no tool, so its taint is
+this: finishing it does not read the loop's taint set back."""
 
 
 def new_messages(user_text: str, answer: str) -> list[ChatMessage]:
@@ -188,6 +193,8 @@ class TurnFlow:
             lite_memory_items=self.settings.lite_memory_items)
         model = built.model or (self.settings.simple_model if built.kind == "lite"
                                 else self.settings.complex_model)
+        tools = model_tools(skills.enabled_tools) if self.loop is not None else []
+        taint = tuple(dict.fromkeys((*own_taint, *built.tainted_by, *past.tainted_by)))
         request = ModelRequest(
             org_id=turn.org_id, turn_id=turn.turn_id, user_id=turn.user_id,
             client_id=turn.client_id, conversation_id=turn.conversation_id, iteration=0,
@@ -197,13 +204,13 @@ class TurnFlow:
             deadline_at=turn.deadline_at,
             meta={"prompt": built.kind, "memory": found.status, "timezone": zone,
                   HISTORY_TOKENS: str(tokens.count_messages(past.recent)),
-                  **({"caused_by": turn.background.taint} if turn.background else {})},
-            tools=model_tools(skills.enabled_tools) if self.loop else [],
+                  **({"caused_by": turn.background.taint} if turn.background else {}),
+                  **({TAINTED_BY: json.dumps(taint)} if tools and taint else {})},
+            tools=tools,
             canary=self.canary(turn.org_id, turn.client_id),
             leak_markers=list(prompt.LEAK_MARKERS))
-        if request.tools and self.loop is not None:
-            await self.loop.begin(request, skills, tuple(dict.fromkeys(
-                (*own_taint, *built.tainted_by, *past.tainted_by))))
+        if tools and self.loop is not None:
+            await self.loop.begin(request, skills, taint)
         await publish_command(self.broker, request, model_requested_subject(turn.org_id),
                               msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name)
         log.debug("turn %s started: %s prompt, ~%d tokens", turn_id, built.kind,
@@ -310,8 +317,7 @@ class TurnFlow:
                             stop_reason=result.stop_reason, meta=_turn_meta(result))
         await self.conversations.append_turn(turn.org_id, turn.user_id, turn.client_id,
                                              turn.conversation_id, record)
-        if self.loop is not None and (taint := await self.loop.state.taint(turn.org_id,
-                                                                            turn.turn_id)):
+        if self.loop is not None and (taint := await self._taint(turn, result)):
             await self.conversations.add_taint(turn.org_id, turn.user_id, turn.client_id,
                                                turn.conversation_id, taint,
                                                self.settings.conversation_taint_ttl_s)
@@ -330,6 +336,12 @@ class TurnFlow:
                                     usage=result.usage, text=result.text,
                                     actions=actions, meta=_turn_meta(result)))
         await self._maybe_summarise(turn, result)
+
+    async def _taint(self, turn: TurnRequest, result: ModelResult) -> list[str]:
+        assert self.loop is not None
+        if result.iteration == 0:  # no tool ran: what the loop began with (see TAINTED_BY)
+            return sorted(json.loads(result.meta.get(TAINTED_BY, "[]")))
+        return await self.loop.state.taint(turn.org_id, turn.turn_id)
 
     async def _maybe_summarise(self, turn: TurnRequest, result: ModelResult) -> None:
         """Off the critical path: when the unsummarised conversation outgrows the budget, ask

@@ -5,7 +5,10 @@ record, for concurrency 1 and 20:
   (a) time from sending `user_message` to the first `delta` through the full pipeline
       (gateway -> JetStream -> context -> JetStream -> llm_stream -> core NATS -> gateway);
   (b) the same through the monolith baseline (one process calling the provider directly);
-  (c) relay throughput: aggregate streamed tokens/s and per-token cost with long answers.
+  (c) relay throughput: aggregate streamed tokens/s and per-token cost with long answers
+      (the fake writes each event on its own, as the API does; tokens are counted by words,
+      since llm_stream sends tokens that arrived together as one delta: the tables print the
+      delta frames per turn).
   (d) server CPU per turn, per process (services, NATS and Valkey for the pipeline; the
       monolith process for the monolith; the fake provider and this load client excluded),
       read from /proc with psutil around each phase.

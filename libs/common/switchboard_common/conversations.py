@@ -55,7 +55,6 @@ DAYS_KEPT = 400
 """Daily usage counters (the usage charts) expire after this many days."""
 
 
-# Summary first, then only the messages after what it covers.
 _ADD_OUTCOME = """
 for _, noted in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)) do
   if noted == ARGV[1] then return 0 end
@@ -68,6 +67,7 @@ return 1
 twice at once (two consumers, or a redelivery racing the first delivery) is noted once: a
 read, then a push, let both see the list without it (CI saw the note twice)."""
 
+# Summary first, then only the messages after what it covers.
 _HISTORY = """
 local summary = redis.call('GET', KEYS[2])
 local start = 0

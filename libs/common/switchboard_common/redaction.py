@@ -41,7 +41,8 @@ several, and an id with a digit in it sent each through all three patterns). Not
 list: `messaging.message.id`, which carries a client's idempotency key or a producer's own
 event id ("msg.4711@example.com")."""
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+"""An e-mail address in free text (also what the local model's grounding looks for)."""
 # International (+CC ...) or North-American style numbers with separators; a bare run of
 # digits is not taken for a phone number (it is more often an id, a count or a timestamp).
 _PHONE = re.compile(
@@ -73,7 +74,7 @@ def redact(text: str) -> str:
     # Each pattern runs only where it could match: the e-mail pattern tries every start
     # position of a string without '@' (an id with a digit spent most of its time there).
     if "@" in text:
-        text = _EMAIL.sub("[email]", text)
+        text = EMAIL_ADDRESS.sub("[email]", text)
     if _DIGIT.search(text) is None:
         return text  # the common case on the hot path: nothing more to look for
     text = _CARD.sub(_card, text)

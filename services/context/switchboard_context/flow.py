@@ -55,7 +55,7 @@ from switchboard_context.adapters.skills_cache import SkillResolver
 from switchboard_context.adapters.turn_queue import TurnQueue
 from switchboard_context.domain import complexity, dates, pricing, prompt, retrieval, tokens
 from switchboard_context.settings import Settings
-from switchboard_context.tool_loop import ToolLoop
+from switchboard_context.tool_loop import TAINTED_BY, ToolLoop
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,6 @@ def _turn_meta(result: ModelResult) -> dict[str, str]:
 HISTORY_TOKENS = "history_tokens"
 """ModelRequest.meta (returned in ModelResult.meta): the tokens of the unsummarised history
 the prompt was built from."""
-TAINTED_BY = "tainted_by"
-"""ModelRequest.meta of iteration 0 (returned in its ModelResult.meta): the taint the tool
-loop started with (JSON list). A turn that ends with that call ran no tool, so its taint is
-this: finishing it does not read the loop's taint set back."""
 
 
 def new_messages(user_text: str, answer: str) -> list[ChatMessage]:
@@ -317,7 +313,7 @@ class TurnFlow:
                             stop_reason=result.stop_reason, meta=_turn_meta(result))
         await self.conversations.append_turn(turn.org_id, turn.user_id, turn.client_id,
                                              turn.conversation_id, record)
-        if self.loop is not None and (taint := await self._taint(turn, result)):
+        if self.loop is not None and (taint := await self.loop.taint(result)):
             await self.conversations.add_taint(turn.org_id, turn.user_id, turn.client_id,
                                                turn.conversation_id, taint,
                                                self.settings.conversation_taint_ttl_s)
@@ -336,12 +332,6 @@ class TurnFlow:
                                     usage=result.usage, text=result.text,
                                     actions=actions, meta=_turn_meta(result)))
         await self._maybe_summarise(turn, result)
-
-    async def _taint(self, turn: TurnRequest, result: ModelResult) -> list[str]:
-        assert self.loop is not None
-        if result.iteration == 0:  # no tool ran: what the loop began with (see TAINTED_BY)
-            return sorted(json.loads(result.meta.get(TAINTED_BY, "[]")))
-        return await self.loop.state.taint(turn.org_id, turn.turn_id)
 
     async def _maybe_summarise(self, turn: TurnRequest, result: ModelResult) -> None:
         """Off the critical path: when the unsummarised conversation outgrows the budget, ask

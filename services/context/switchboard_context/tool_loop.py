@@ -68,6 +68,12 @@ NOTICES = {
 }
 
 
+TAINTED_BY = "tainted_by"
+"""ModelRequest.meta of iteration 0 (returned in its ModelResult.meta): the taint the loop
+began with (JSON list). A turn that ends with that call ran no tool, so its taint is this and
+is not read back from the loop state (`ToolLoop.taint`)."""
+
+
 @dataclass
 class ToolLoop:
     broker: NatsBroker
@@ -83,6 +89,13 @@ class ToolLoop:
                     tainted_by: tuple[str, ...] = ()) -> None:
         """Remember what the loop needs (called before iteration 0 is requested)."""
         await self.state.start(request, skills.autonomy, self.tools_for(skills), tainted_by)
+
+    async def taint(self, result: ModelResult) -> list[str]:
+        """The turn's taint once it ended with `result`: what the loop began with when no
+        tool ran (iteration 0, see `TAINTED_BY`), else the loop state's set."""
+        if result.iteration == 0:
+            return sorted(json.loads(result.meta.get(TAINTED_BY, "[]")))
+        return await self.state.taint(result.org_id, result.turn_id)
 
     async def after_model(self, result: ModelResult) -> ModelResult | None:
         """None: the loop goes on (actions proposed). Otherwise the turn's final result, with

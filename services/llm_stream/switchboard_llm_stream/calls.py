@@ -273,6 +273,7 @@ class ModelCalls:
                         window.reschedule(clock(self._first_token_s))
                         await self._queued(request, subject, piece)
                         continue
+                    # The quiet-time clock is moved at most once a second, not per piece.
                     if waiting_first or loop.time() - moved > 1.0:
                         waiting_first, moved = False, loop.time()
                         window.reschedule(clock(self._idle_s))
@@ -280,8 +281,7 @@ class ModelCalls:
                         relay.add(piece)
                         if cancelled(request.turn_id):
                             break
-            if relay is not None:
-                seq = await relay.close()
+            seq = await _closed(relay, seq)
             if cancelled(request.turn_id):
                 # A copy: a provider thread may still be finishing the abandoned completion.
                 return dataclasses.replace(

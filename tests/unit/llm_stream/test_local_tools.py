@@ -7,6 +7,7 @@ import json
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from switchboard_common.model import ChatMessage, ToolResultBlock, ToolUseBlock
+from switchboard_common.redaction import EMAIL_ADDRESS
 from switchboard_common.tools import CATALOG, model_tools
 from switchboard_common.untrusted import DATA_RULE
 from switchboard_llm_stream.domain import local_tools
@@ -98,7 +99,7 @@ def test_a_tool_needing_an_address_is_offered_only_when_the_turn_names_one() -> 
     invented address; the stable block's own example address does not count."""
     tools = model_tools(["email_draft", "task_add", "calendar_list"])
     stable = local_tools.stable_block(tools)
-    assert local_tools.ADDRESS.search(stable)  # the examples hold one, yet:
+    assert EMAIL_ADDRESS.search(stable)  # the examples hold one, yet:
     bio = local_tools.known_text("persona", "Today is 2026-12-01.",
                                  [{"role": "user", "content": "Write me a two-line bio"}])
     assert [t.name for t in local_tools.grounded(tools, bio)] == ["task_add", "calendar_list"]

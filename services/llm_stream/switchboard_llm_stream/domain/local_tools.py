@@ -43,6 +43,7 @@ from switchboard_common.model import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from switchboard_common.redaction import EMAIL_ADDRESS
 from switchboard_common.tools import CATALOG, CONFIDENCE, RATIONALE
 from switchboard_common.untrusted import DATA_RULE
 
@@ -208,9 +209,6 @@ def parse_args(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-
-
 def _holds_address(spec: dict[str, Any]) -> bool:
     return "email" in (spec.get("format"), spec.get("items", {}).get("format"))
 
@@ -245,7 +243,8 @@ def grounded(tools: Sequence[ToolDef], own: str, said: str = "", recall: str = "
     hoped for). Asked for a bio or a welcome speech, a small model routes to the e-mail draft
     because the request is writing; with a contact's address in memory, it drafted mail for
     "Ok, perfect" and "what does net 30 mean" (5 of 30 no-tool requests end to end)."""
-    if ADDRESS.search(own) or any(_named(a, said) for a in ADDRESS.findall(recall)):
+    if EMAIL_ADDRESS.search(own) or any(_named(a, said)
+                                        for a in EMAIL_ADDRESS.findall(recall)):
         return list(tools)
     return [t for t in tools if not addressed(t)]
 
@@ -256,7 +255,7 @@ def ground(tool: ToolDef, arguments: dict[str, Any], known: str
     (a small model fills "a 1:1 with Lukas" with `lukas@example.com`), and those addresses.
     None instead of arguments when a required address field is left empty: that call cannot
     be made without inventing its recipient."""
-    seen = {a.lower() for a in ADDRESS.findall(known)}
+    seen = {a.lower() for a in EMAIL_ADDRESS.findall(known)}
     required = set(tool.input_schema.get("required", []))
     out, made_up = dict(arguments), []
     for name, spec in tool.input_schema.get("properties", {}).items():

@@ -99,8 +99,7 @@ def run(local: LocalProvider, data: dict[str, Any], *, with_args: bool,
                                "text": item["text"], "steps": [vars(s) for s in local.steps]}
         if with_args and route.name != local_tools.NONE:
             tool = next(t for t in request.tools if t.name == route.name)
-            llm = local._load()
-            raw, _ = local._arguments(llm, tool, local._base(request), _usage())
+            raw = local.arguments(request, tool)
             args = {k: v for k, v in raw.items() if k not in ("confidence", "rationale")}
             args = dates.normalise_arguments(CATALOG[route.name].input, args, info["timezone"])
             row["steps"] += [vars(s) for s in local.steps]
@@ -113,12 +112,6 @@ def run(local: LocalProvider, data: dict[str, Any], *, with_args: bool,
               + "; ".join(f"{s['name']} {s['evaluated']}/{s['tokens']} {s['ms']:.0f} ms"
                           for s in row["steps"]), file=sys.stderr, flush=True)
     return rows
-
-
-def _usage() -> Any:
-    from switchboard_common.turns import Usage
-
-    return Usage()
 
 
 Margins = tuple[float, dict[str, float]]

@@ -222,9 +222,7 @@ class LocalProvider:
             route, usage = self._route(llm, tools, base, usage)
             if route.name != local_tools.NONE and not stop.is_set():
                 tool = next(t for t in tools if t.name == route.name)
-                raw, usage = self._arguments(
-                    llm, tool, base if local_tools.lookup(tool.name) else [*base, *looked_up],
-                    usage)
+                raw, usage = self._arguments(llm, tool, base, looked_up, usage)
                 arguments, made_up = local_tools.ground(tool, raw, f"{own}\n{request.recall}")
                 if made_up:
                     log.info("turn %s: %s addresses nobody gave dropped: %s", request.turn_id,
@@ -251,6 +249,12 @@ class LocalProvider:
         tools = self._routable(request, *_told(request))
         return self._route(llm, tools, self._base(request), Usage())[0] if tools else Route(
             local_tools.NONE, None)
+
+    def arguments(self, request: ModelRequest, tool: ToolDef) -> dict[str, Any]:
+        """The argument step alone, as `stream` runs it (before grounding), on the calling
+        thread (bench/va_router.py --args)."""
+        return self._arguments(self._load(), tool, self._base(request),
+                               local_tools.recall(request.recall), Usage())[0]
 
     def _base(self, request: ModelRequest) -> list[dict[str, str]]:
         """Everything the steps of this generation share (`local_tools.layout`), with the
@@ -297,14 +301,17 @@ class LocalProvider:
         return (Route(name if name in names else local_tools.NONE, bias.gap),
                 _add(usage, out["usage"]))
 
-    def _arguments(self, llm: Any, tool: ToolDef, base: list[dict[str, str]], usage: Usage
-                   ) -> tuple[dict[str, Any], Usage]:
+    def _arguments(self, llm: Any, tool: ToolDef, base: list[dict[str, str]],
+                   looked_up: list[dict[str, str]], usage: Usage) -> tuple[dict[str, Any], Usage]:
+        """An action's arguments read what was looked up; a lookup's are the request's own
+        terms (`local_tools.lookup`)."""
         from llama_cpp.llama_grammar import LlamaGrammar
 
         grammar = LlamaGrammar.from_string(local_tools.args_grammar(tool), verbose=False)
+        prompt = base if local_tools.lookup(tool.name) else [*base, *looked_up]
         with self._step(llm, "arguments"):
             out = llm.create_chat_completion(
-                messages=[*base, local_tools.step(local_tools.args_step(tool))],
+                messages=[*prompt, local_tools.step(local_tools.args_step(tool))],
                 grammar=grammar, max_tokens=local_tools.ARGS_MAX_TOKENS, temperature=0.0)
         text = out["choices"][0]["message"]["content"] or ""
         return local_tools.parse_args(text), _add(usage, out["usage"])

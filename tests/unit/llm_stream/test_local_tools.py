@@ -127,6 +127,9 @@ def test_addresses_nobody_gave_are_dropped_and_a_call_without_its_recipient_is_n
         args, ["boss@acme.io"])
     assert local_tools.ground(mail, {**args, "to": ["john@example.com"]}, known) == (
         None, ["john@example.com"])
+    # Copied from the end of a sentence, an address keeps the sentence's dot: still the same.
+    assert local_tools.ground(mail, {**args, "to": ["ana.b@acme.io."]}, known) == (
+        {**args, "to": ["ana.b@acme.io"]}, [])
     # An optional address field loses what was invented; the call stands ("a 1:1 with Lukas").
     event = model_tools(["calendar_create"])[0]
     meeting = {"title": "1:1 with Lukas", "start": "2026-12-01T09:15",

@@ -249,6 +249,16 @@ def grounded(tools: Sequence[ToolDef], own: str, said: str = "", recall: str = "
     return [t for t in tools if not addressed(t)]
 
 
+def _address(value: Any) -> str | None:
+    """The address in an argument as `EMAIL_ADDRESS` reads it in text: one copied from the end
+    of a sentence ("... is olivia.brandt@fernhill.co.") keeps its trailing dot, which the
+    address it was copied from does not have."""
+    if not isinstance(value, str):
+        return None
+    found = EMAIL_ADDRESS.fullmatch(value.strip().strip(".,;:!?()<>[]\"'"))
+    return found.group(0) if found else None
+
+
 def ground(tool: ToolDef, arguments: dict[str, Any], known: str
            ) -> tuple[dict[str, Any] | None, list[str]]:
     """The arguments without the addresses that appear nowhere in what the model was told
@@ -257,14 +267,19 @@ def ground(tool: ToolDef, arguments: dict[str, Any], known: str
     be made without inventing its recipient."""
     seen = {a.lower() for a in EMAIL_ADDRESS.findall(known)}
     required = set(tool.input_schema.get("required", []))
-    out, made_up = dict(arguments), []
+    out: dict[str, Any] = dict(arguments)
+    made_up: list[str] = []
     for name, spec in tool.input_schema.get("properties", {}).items():
         if not _holds_address(spec) or name not in arguments:
             continue
         value = arguments[name]
-        items = value if isinstance(value, list) else [value]
-        kept = [v for v in items if isinstance(v, str) and v.strip().lower() in seen]
-        made_up += [v for v in items if v not in kept]
+        kept: list[str] = []
+        for item in value if isinstance(value, list) else [value]:
+            address = _address(item)
+            if address is not None and address.lower() in seen:
+                kept.append(address)
+            else:
+                made_up.append(item)
         if name in required and not kept:
             return None, made_up
         out[name] = kept if isinstance(value, list) else (kept[0] if kept else None)

@@ -52,14 +52,17 @@ ORG, USER = "bench", "bench"
 
 class OtlpSink:
     """Accepts OTLP/HTTP exports and drops them: the services pay for building and sending
-    their spans as in production, and this process spends nothing decoding them."""
+    their spans as in production, and this process spends nothing decoding them. With `keep`
+    it appends each export's body there, undecoded (bench/turn_path.py reads them after)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: list[bytes] | None = None) -> None:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if keep is not None:
+                    keep.append(body)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")

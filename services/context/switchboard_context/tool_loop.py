@@ -74,6 +74,11 @@ began with (JSON list). A turn that ends with that call ran no tool, so its tain
 is not read back from the loop state (`ToolLoop.taint`)."""
 
 
+class LoopNotReady(Exception):
+    """A model result to continue a loop whose state is not written yet: the message is
+    redelivered with backoff (a plain exception: the consumer naks it)."""
+
+
 @dataclass
 class ToolLoop:
     broker: NatsBroker
@@ -106,7 +111,13 @@ class ToolLoop:
             return result if result.text.strip() else result.model_copy(update={"text": ""})
         meta = await self.state.meta(result.org_id, result.turn_id)
         if meta is None:
-            return result  # a turn without tools
+            if result.iteration == 0:
+                # Tool calls, and the state the loop began with is not written yet: it is
+                # written while the request is published (`TurnFlow.start`), so it lands
+                # first in practice; if that write failed, the turn request is redone.
+                raise LoopNotReady(f"turn {result.turn_id}: tool calls before the loop's "
+                                   "state; retried")
+            return result  # expired with its turn: nothing more to continue
         await self.state.record_call(result.org_id, result.turn_id, result.iteration, result.text,
                                      result.usage)
         text, usage = await self.state.totals(result.org_id, result.turn_id)

@@ -5,6 +5,7 @@ per-turn token budget."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from switchboard_common.actions import ActionProposed, ActionResult
 from switchboard_common.envelope import utcnow
 from switchboard_common.model import ModelRequest, ModelResult, ToolCall
 from switchboard_common.turns import TurnRequest, Usage
+from switchboard_common.valkey import connect_valkey
 from switchboard_context.main import build_app
 from switchboard_context.settings import Settings
 from tests.connected.helpers import Collector, fetch_one, nats_client
@@ -124,3 +126,37 @@ async def test_the_token_budget_stops_the_loop(context_app: None, nats_url: str,
         assert items[1]["stop_reason"] == "token_budget" and "budget" in items[1]["text"]
         info = await nc.jetstream().stream_info("SB_ACTIONS")
         assert info.state.messages == 0  # nothing was proposed
+
+
+async def test_tool_calls_that_outrun_the_loop_state_are_retried_not_ended(
+        context_app: None, nats_url: str, valkey_url: str, org: str) -> None:
+    """The loop's state is written while iteration 0 is published (off the turn's path). A
+    tool call answered before it landed must wait for it, not end the turn without tools."""
+    async with nats_client(nats_url) as nc:
+        req = await start_turn(nc, org, "t3")
+        valkey = await connect_valkey(valkey_url, 5.0)
+        meta_key = f"ctx:loop:{org}:t3:meta"
+        saved = await valkey.get(meta_key)
+        assert saved is not None  # written by the time the request was published
+        await valkey.delete(meta_key)  # as if the write had not landed yet
+        events = Collector()
+        await nc.subscribe(f"turns.events.{org}.t3", cb=events.handle)
+        js = nc.jetstream()
+        await js.publish(f"model.completed.{org}",
+                         tool_use(req, CALLS, tokens=100).model_dump_json().encode())
+        async with asyncio.timeout(10):  # delivered once, and not acked
+            while (info := await js.consumer_info("SB_RESULTS", "context-results")
+                   ).num_pending or not info.num_ack_pending:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # its one Valkey read failed long ago; redelivery is at 0.5 s
+        assert events.items == []  # not completed as a turn without tools
+        await valkey.set(meta_key, saved)  # the write lands
+        sub = await js.pull_subscribe(f"actions.proposed.{org}", durable="test-exec3",
+                                      stream="SB_ACTIONS")
+        proposed: list[ActionProposed] = []
+        while len(proposed) < 2:
+            proposed += [ActionProposed.model_validate_json(m.data)
+                         for m in await sub.fetch(2, timeout=10)]
+        assert sorted(p.tool_use_id for p in proposed) == ["toolu_a", "toolu_b"]
+        assert events.items == []
+        await valkey.aclose()

@@ -38,11 +38,21 @@ def _prefixes(markers: tuple[str, ...]) -> frozenset[str]:
 _fixed_prefixes = lru_cache(maxsize=16)(_prefixes)
 
 
+@lru_cache(maxsize=16)
+def _fixed_pattern(markers: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One search for all the fixed markers: its match starts where the leftmost of them
+    does (the same in every request, so compiled once)."""
+    return re.compile("|".join(map(re.escape, markers))) if markers else None
+
+
 class CanaryWatch:
     def __init__(self, canary: str, *more: str) -> None:
-        self._markers = [m.lower() for m in (canary, *more) if m]
-        self._keep = max((len(m) for m in self._markers), default=1) - 1
-        self._fixed = _fixed_prefixes(tuple(m.lower() for m in more if m))
+        self._canary = canary.lower()
+        fixed = tuple(m.lower() for m in more if m)
+        self._keep = max((len(m) for m in (self._canary, *fixed) if m), default=1) - 1
+        self._fixed = _fixed_prefixes(fixed)
+        self._find_fixed = _fixed_pattern(fixed)
+        self._firsts = frozenset(m[0] for m in (self._canary, *fixed) if m)
         self._own = _prefixes((canary.lower(),)) if canary else frozenset()
         # The canary's random part (its longest run of letters and digits) is also matched with
         # everything else removed: an answer told to spell it out with spaces, dashes or one
@@ -61,7 +71,9 @@ class CanaryWatch:
             return ""
         text = self._held + piece
         lowered = text.lower()
-        found = [i for m in self._markers if (i := lowered.find(m)) >= 0]
+        found = [] if not self._canary or (i := lowered.find(self._canary)) < 0 else [i]
+        if self._find_fixed is not None and (fixed := self._find_fixed.search(lowered)):
+            found.append(fixed.start())
         cut = len(text) - self._open_tail(lowered)
         # The letters and digits alone; where each is in `text` only when needed (rarely).
         if self._secret and (self._secret in (flat := _letters(text))
@@ -94,10 +106,12 @@ class CanaryWatch:
 
     def _open_tail(self, lowered: str) -> int:
         """Length of the longest suffix of `lowered` that is a proper prefix of a marker."""
+        firsts = self._firsts
         for n in range(min(self._keep, len(lowered)), 0, -1):
-            tail = lowered[-n:]
-            if tail in self._own or tail in self._fixed:
-                return n
+            if lowered[-n] in firsts:  # a marker's prefix starts with a marker's first character
+                tail = lowered[-n:]
+                if tail in self._own or tail in self._fixed:
+                    return n
         return 0
 
     def flush(self) -> str:

@@ -1,6 +1,6 @@
 """The monolith baseline for bench/pipeline.py: one process that accepts the same WebSocket
 `user_message` and streams the provider's answer straight back (anthropic SDK, no NATS, no
-other services). Run: python bench/monolith.py --port P --anthropic-url URL"""
+other services). Run: python bench/monolith.py --port P --anthropic-url URL [--aiohttp]"""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 
-def build(anthropic_url: str) -> FastAPI:
+def build(anthropic_url: str, aiohttp: bool = False) -> FastAPI:
     app = FastAPI()
-    client = anthropic.AsyncAnthropic(api_key="sk-bench", base_url=anthropic_url, max_retries=0)
+    # The SDK's default httpx transport (the issue's baseline), or its aiohttp one, as llm_stream
+    # uses: the same transport on both sides of the comparison.
+    client = anthropic.AsyncAnthropic(
+        api_key="sk-bench", base_url=anthropic_url, max_retries=0,
+        **({"http_client": anthropic.DefaultAioHttpClient()} if aiohttp else {}))
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
@@ -48,7 +52,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--anthropic-url", required=True)
+    parser.add_argument("--aiohttp", action="store_true",
+                        help="the SDK over its aiohttp transport (as llm_stream), not httpx")
     args = parser.parse_args()
     # Same WebSocket settings as the gateway's default (no permessage-deflate).
-    uvicorn.run(build(args.anthropic_url), host="127.0.0.1", port=args.port,
+    uvicorn.run(build(args.anthropic_url, args.aiohttp), host="127.0.0.1", port=args.port,
                 log_level="warning", ws_per_message_deflate=False)

@@ -276,6 +276,9 @@ async def main() -> None:
     parser.add_argument("--with-memory", action="store_true",
                         help="also run memory_indexer (it embeds every finished turn, off the "
                              "turn's path but on the same 2 cores)")
+    parser.add_argument("--monolith-aiohttp", action="store_true",
+                        help="the monolith's SDK on the aiohttp transport llm_stream uses (the "
+                             "issue's baseline is the SDK's default, httpx)")
     args = parser.parse_args()
 
     fake_port, mono_port = free_port(), free_port()
@@ -283,7 +286,8 @@ async def main() -> None:
     fake_url = f"http://127.0.0.1:{fake_port}"
     wait_http(fake_url)
     procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "monolith.py"), "--port",
-                                   str(mono_port), "--anthropic-url", fake_url]))
+                                   str(mono_port), "--anthropic-url", fake_url,
+                                   *(["--aiohttp"] if args.monolith_aiohttp else [])]))
     sink = OtlpSink()
     stack, services = start_production_stack(fake_url, sink.endpoint,
                                              ws_compression=args.ws_compression,
@@ -319,7 +323,8 @@ async def main() -> None:
             proc.terminate()
             proc.wait()
 
-    print(f"\nServices: {', '.join(services)}; dev credential off, OTLP export on")
+    print(f"\nServices: {', '.join(services)}; dev credential off, OTLP export on; monolith "
+          f"on the SDK's {'aiohttp' if args.monolith_aiohttp else 'default (httpx)'} transport")
     print("\n### First-delta latency (ms), instant provider, 5-token answers\n")
     print("| concurrency | turns | pipeline p50 | pipeline p99 | monolith p50 | monolith p99 "
           "| overhead p50 | overhead p99 | ratio p50 |")

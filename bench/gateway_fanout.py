@@ -41,9 +41,7 @@ from bench.pipeline import (  # noqa: E402
     stack_pids,
     start_fake,
     start_production_stack,
-    wait_http,
 )
-from switchboard_cli.embedded import free_port  # noqa: E402
 from switchboard_common.permissions import ADMIN  # noqa: E402
 
 Arrivals = dict[tuple[str, int], float]
@@ -93,10 +91,7 @@ async def main() -> None:
                         help="the fake model's pause between deltas (20 ms: 50 tokens/s)")
     args = parser.parse_args()
 
-    fake_port = free_port()
-    fake = start_fake(fake_port)
-    fake_url = f"http://127.0.0.1:{fake_port}"
-    wait_http(fake_url)
+    fake, fake_url = start_fake()
     sink = OtlpSink()
     stack, _ = start_production_stack(fake_url, sink.endpoint)
     try:

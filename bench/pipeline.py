@@ -236,9 +236,14 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise TimeoutError(url)
 
 
-def start_fake(port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tests.fakes.fake_anthropic", "--port",
+def start_fake() -> tuple[subprocess.Popen[bytes], str]:
+    """The fake provider on a free port, answering: its process and its URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.fake_anthropic", "--port",
                              str(port)], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url)
+    return proc, url
 
 
 def start_production_stack(fake_url: str, otlp_endpoint: str, *, ws_compression: bool = False,
@@ -281,10 +286,9 @@ async def main() -> None:
                              "issue's baseline is the SDK's default, httpx)")
     args = parser.parse_args()
 
-    fake_port, mono_port = free_port(), free_port()
-    procs = [start_fake(fake_port)]
-    fake_url = f"http://127.0.0.1:{fake_port}"
-    wait_http(fake_url)
+    fake, fake_url = start_fake()
+    mono_port = free_port()
+    procs = [fake]
     procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "monolith.py"), "--port",
                                    str(mono_port), "--anthropic-url", fake_url,
                                    *(["--aiohttp"] if args.monolith_aiohttp else [])]))

@@ -36,10 +36,7 @@ from pipeline import (  # noqa: E402
     sign_in,
     start_fake,
     start_production_stack,
-    wait_http,
 )
-
-from switchboard_cli.embedded import free_port  # noqa: E402
 
 PROMPT = "[[fake tokens=5]] hello"
 
@@ -82,10 +79,7 @@ def hops(found: dict[bytes, list[tuple[str, int, int]]]
 
 async def measure(turns: int, concurrency: int) -> tuple[dict[str, float], list[bytes]]:
     kept: list[bytes] = []
-    fake_port = free_port()
-    fake = start_fake(fake_port)
-    fake_url = f"http://127.0.0.1:{fake_port}"
-    wait_http(fake_url)
+    fake, fake_url = start_fake()
     sink = OtlpSink(keep=kept)
     stack, _ = start_production_stack(fake_url, sink.endpoint)
     try:
@@ -122,8 +116,7 @@ def main() -> None:
         starts = [s for s, _ in per[name]]
         durations = [e - s for s, e in per[name]]
         start = statistics.median(starts)
-        gap = start - max(ends, default=0.0)
-        gap = max(gap, 0.0)  # 0 while an earlier span is still open
+        gap = max(start - max(ends, default=0.0), 0.0)  # 0 while an earlier span is open
         print(f"| {name} | {len(starts)} | {start:.2f} | {pct(starts, 0.99):.2f} "
               f"| {statistics.median(durations):.2f} | {pct(durations, 0.99):.2f} "
               f"| {gap:.2f} |")

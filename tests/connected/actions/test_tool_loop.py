@@ -135,28 +135,30 @@ async def test_tool_calls_that_outrun_the_loop_state_are_retried_not_ended(
     async with nats_client(nats_url) as nc:
         req = await start_turn(nc, org, "t3")
         valkey = await connect_valkey(valkey_url, 5.0)
-        meta_key = f"ctx:loop:{org}:t3:meta"
-        saved = await valkey.get(meta_key)
-        assert saved is not None  # written by the time the request was published
-        await valkey.delete(meta_key)  # as if the write had not landed yet
-        events = Collector()
-        await nc.subscribe(f"turns.events.{org}.t3", cb=events.handle)
-        js = nc.jetstream()
-        await js.publish(f"model.completed.{org}",
-                         tool_use(req, CALLS, tokens=100).model_dump_json().encode())
-        async with asyncio.timeout(10):  # delivered once, and not acked
-            while (info := await js.consumer_info("SB_RESULTS", "context-results")
-                   ).num_pending or not info.num_ack_pending:
-                await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)  # its one Valkey read failed long ago; redelivery is at 0.5 s
-        assert events.items == []  # not completed as a turn without tools
-        await valkey.set(meta_key, saved)  # the write lands
-        sub = await js.pull_subscribe(f"actions.proposed.{org}", durable="test-exec3",
-                                      stream="SB_ACTIONS")
-        proposed: list[ActionProposed] = []
-        while len(proposed) < 2:
-            proposed += [ActionProposed.model_validate_json(m.data)
-                         for m in await sub.fetch(2, timeout=10)]
-        assert sorted(p.tool_use_id for p in proposed) == ["toolu_a", "toolu_b"]
-        assert events.items == []
-        await valkey.aclose()
+        try:
+            meta_key = f"ctx:loop:{org}:t3:meta"
+            saved = await valkey.get(meta_key)
+            assert saved is not None  # written by the time the request was published
+            await valkey.delete(meta_key)  # as if the write had not landed yet
+            events = Collector()
+            await nc.subscribe(f"turns.events.{org}.t3", cb=events.handle)
+            js = nc.jetstream()
+            await js.publish(f"model.completed.{org}",
+                             tool_use(req, CALLS, tokens=100).model_dump_json().encode())
+            async with asyncio.timeout(10):  # delivered once, and not acked
+                while (info := await js.consumer_info("SB_RESULTS", "context-results")
+                       ).num_pending or not info.num_ack_pending:
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)  # its one Valkey read has failed; redelivery is at 0.5 s
+            assert events.items == []  # not completed as a turn without tools
+            await valkey.set(meta_key, saved)  # the write lands
+            sub = await js.pull_subscribe(f"actions.proposed.{org}", durable="test-exec3",
+                                          stream="SB_ACTIONS")
+            proposed: list[ActionProposed] = []
+            while len(proposed) < 2:
+                proposed += [ActionProposed.model_validate_json(m.data)
+                             for m in await sub.fetch(2, timeout=10)]
+            assert sorted(p.tool_use_id for p in proposed) == ["toolu_a", "toolu_b"]
+            assert events.items == []
+        finally:
+            await valkey.aclose()

@@ -131,12 +131,12 @@ class AnthropicProvider:
         # watched every streamed event (~5% of llm_stream's CPU under load).
         # HTTP over aiohttp (the SDK's `aiohttp` extra) instead of its default httpx transport:
         # the same SDK, events and errors (the transport maps aiohttp's exceptions onto httpx's),
-        # at about 0.8x the CPU per call and 0.6x per streamed event (docs/performance.md).
+        # at about 0.8x the CPU per call and 0.6x per streamed event (docs/performance.md). The
+        # SDK sends `timeout` with every request, so the transport needs none of its own.
         self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url,
                                                 max_retries=0, timeout=timeout_s,
                                                 open_telemetry={"traces": False},
-                                                http_client=anthropic.DefaultAioHttpClient(
-                                                    timeout=timeout_s))
+                                                http_client=anthropic.DefaultAioHttpClient())
         self._default_model = default_model
         self._max_tokens_cap = max_tokens_cap
 

@@ -53,7 +53,7 @@ class CanaryWatch:
         self._fixed = _fixed_prefixes(fixed)
         self._find_fixed = _fixed_pattern(fixed)
         self._firsts = frozenset(m[0] for m in (self._canary, *fixed) if m)
-        self._own = _prefixes((canary.lower(),)) if canary else frozenset()
+        self._own = _prefixes((self._canary,)) if canary else frozenset()
         # The canary's random part (its longest run of letters and digits) is also matched with
         # everything else removed: an answer told to spell it out with spaces, dashes or one
         # character per line. Random, so this costs no false positive; the words of the
@@ -71,7 +71,9 @@ class CanaryWatch:
             return ""
         text = self._held + piece
         lowered = text.lower()
-        found = [] if not self._canary or (i := lowered.find(self._canary)) < 0 else [i]
+        found = []
+        if self._canary and (at := lowered.find(self._canary)) >= 0:
+            found.append(at)
         if self._find_fixed is not None and (fixed := self._find_fixed.search(lowered)):
             found.append(fixed.start())
         cut = len(text) - self._open_tail(lowered)

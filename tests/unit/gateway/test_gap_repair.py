@@ -131,3 +131,26 @@ async def test_a_gap_the_kept_events_lack_is_sent_whole_at_the_end() -> None:
     frames = await _relay_with_gap([delta(1, "One ")])  # the memory stream lost the rest
     assert [json.loads(f)["seq"] for f in frames] == [1, 4, 5]
     assert shown(frames) == "One two three four"
+
+
+async def test_kept_events_that_start_after_the_gap_do_not_hide_it() -> None:
+    # SB_TURN_EVENTS was declared again mid-turn (a NATS restart): it holds only what came
+    # after, so the refill cannot fill the gap either.
+    frames = await _relay_with_gap([delta(4, "four")])
+    assert [json.loads(f)["seq"] for f in frames] == [1, 4, 5]
+    assert shown(frames) == "One two three four"
+
+
+async def test_a_resume_the_kept_events_cannot_serve_starts_the_client_again() -> None:
+    # The client showed "One two " (seq 1-2) through a gateway that died; the events kept
+    # since start at 4. Its text is not known here: a turn_retry, then the whole answer.
+    bus, out = _Bus([delta(4, "four"), done(5, "One two three four")]), _Out()
+    record = TurnRecord(turn_id="t", org="o", user="u", client_id="c", conversation_id="main",
+                        deadline_at=utcnow() + timedelta(seconds=5))
+    await asyncio.wait_for(TurnRelay(bus, record, out, last_seq=2).run(  # type: ignore[arg-type]
+        first_frame=None), 5)
+    assert [json.loads(f)["type"] for f in out.frames] == ["turn_retry", "delta",
+                                                           "turn_completed"]
+    seqs = [json.loads(f)["seq"] for f in out.frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] > 2
+    assert shown(out.frames) == "One two three four"

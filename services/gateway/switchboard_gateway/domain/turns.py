@@ -64,17 +64,21 @@ class GapRepair:
     has not shown (a `turn_retry` first if what it has shown is not a prefix of the answer).
     So no gap reaches a client silently. Until a gap, frames pass unchanged."""
 
-    __slots__ = ("_last_sent", "_shown", "active")
+    __slots__ = ("_known", "_last_sent", "_shown", "active")
 
     def __init__(self) -> None:
         self.active = False
         self._last_sent = 0
+        self._known = True
         self._shown: list[bytes] = []
         """Deltas sent since the last turn_retry (raw), to know what the client shows."""
 
-    def start(self, last_sent: int) -> None:
+    def start(self, last_sent: int, *, shown_known: bool = True) -> None:
+        """`shown_known`: False when the client showed text this relay did not send (it
+        resumed from a `last_seq`): then it starts again from a `turn_retry`."""
         self.active = True
         self._last_sent = last_sent
+        self._known = shown_known
 
     def frames(self, kind: str, seq: int, data: bytes, fresh: bool) -> list[str]:
         if not fresh:
@@ -94,7 +98,7 @@ class GapRepair:
         full: str = done.get("text", "")
         frames: list[str] = []
         rest_seq = seq - 1
-        if not full.startswith(shown):
+        if not self._known or not full.startswith(shown):
             retry_seq = max(self._last_sent + 1, seq - 2)
             frames.append(TurnRetry(org_id=done["org_id"], turn_id=done["turn_id"],
                                     seq=retry_seq, attempt=0, reason="stream_gap"

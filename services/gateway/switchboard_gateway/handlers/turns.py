@@ -82,6 +82,8 @@ class TurnRelay:
         self._record = record
         self._out = out
         self._filter = SeqFilter(last_seq)
+        self._resumed = last_seq > 0
+        """The client shows text this relay did not send (see `_lost`)."""
         self._done = asyncio.Event()
         self.outcome = "timeout"
         """How the turn ended for this socket: completed, error or timeout."""
@@ -105,14 +107,19 @@ class TurnRelay:
             log.warning("turn %s: unreadable stream event dropped", self._record.turn_id)
             return
         self._heard = asyncio.get_running_loop().time()
-        if live and self._filter.gap_before(seq) and not self._gap.active:
-            # Events were lost on the way (a NATS restart mid-stream): hold the live ones and
-            # refill the gap from the events SB_TURN_EVENTS kept; never forward a silent gap.
-            self._held = [data]
-            task = asyncio.create_task(self._refill())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return
+        if self._filter.gap_before(seq) and not self._gap.active:
+            if live:
+                # Events were lost on the way (a NATS restart mid-stream): hold the live ones
+                # and refill the gap from the events SB_TURN_EVENTS kept; never forward a
+                # silent gap.
+                self._held = [data]
+                task = asyncio.create_task(self._refill())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
+            # Kept events that do not reach back to the last one sent: SB_TURN_EVENTS lives in
+            # memory, and a restarted server declared it again mid-turn.
+            self._lost(seq)
         fresh = self._filter.accept(kind, seq)
         for frame in self._gap.frames(kind, seq, data, fresh):
             self._out.send(frame)
@@ -159,14 +166,19 @@ class TurnRelay:
             log.warning("turn %s: refill after a gap failed: %s", self._record.turn_id,
                         type(exc).__name__)
         held, self._held = self._held or [], None
-        if held and self._filter.gap_before(peek_event(held[0])[1]):
-            # Not kept either: hold back the rest of the text and send it whole, with the
-            # terminal event (GapRepair), so the client still ends with the full answer.
-            log.warning("turn %s: events lost before seq %d; the answer follows whole",
-                        self._record.turn_id, peek_event(held[0])[1])
-            self._gap.start(self._filter.last_seq)
+        if held and self._filter.gap_before(seq := peek_event(held[0])[1]) and \
+                not self._gap.active:
+            self._lost(seq)  # not kept either
         for data in held:
             self._deliver(data, live=False)
+
+    def _lost(self, seq: int) -> None:
+        """Events before `seq` are gone for good: hold back the rest of the text and send it
+        whole with the terminal event (GapRepair), so the client still ends with the full
+        answer; from a `turn_retry` when it resumed with text this relay never saw."""
+        log.warning("turn %s: events lost before seq %d; the answer follows whole",
+                    self._record.turn_id, seq)
+        self._gap.start(self._filter.last_seq, shown_known=not self._resumed)
 
     async def _until_done(self) -> None:
         """Until the terminal event, the hard cap (the turn's deadline) or `idle_s` without

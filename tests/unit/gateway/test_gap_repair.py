@@ -154,3 +154,27 @@ async def test_a_resume_the_kept_events_cannot_serve_starts_the_client_again() -
     seqs = [json.loads(f)["seq"] for f in out.frames]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] > 2
     assert shown(out.frames) == "One two three four"
+
+
+async def test_an_event_stored_after_the_replay_read_it_is_not_missed() -> None:
+    # Published before the live subscription reached the server and stored in the stream
+    # just after the replay looked: neither path carried it, and no later event came yet.
+    class _LateBus(_Bus):
+        reads = 0
+
+        async def replay(self, subject: str) -> AsyncIterator[list[bytes]]:
+            self.reads += 1
+            yield [] if self.reads == 1 else list(self.kept)
+
+    bus, out = _LateBus([delta(1, "Monday ")]), _Out()
+    record = TurnRecord(turn_id="t", org="o", user="u", client_id="c", conversation_id="main",
+                        deadline_at=utcnow() + timedelta(seconds=5))
+    task = asyncio.create_task(TurnRelay(bus, record, out).run(  # type: ignore[arg-type]
+        first_frame=None))
+    async with asyncio.timeout(3):
+        while not out.frames:
+            await asyncio.sleep(0.01)
+    assert shown(out.frames) == "Monday " and bus.reads == 2
+    await bus.live(_Msg(done(2, "Monday ")))
+    await asyncio.wait_for(task, 5)
+    assert [json.loads(f)["seq"] for f in out.frames] == [1, 2]

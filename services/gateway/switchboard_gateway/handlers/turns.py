@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
@@ -49,6 +50,9 @@ tracer = trace.get_tracer("switchboard.gateway")
 
 # What "a dependency is down" looks like from here: Valkey, NATS, or a timeout talking to them.
 _UNAVAILABLE = (RedisError, NatsError, OSError, TimeoutError)
+
+_SETTLE_S = 0.5
+"""After a replay, when the kept events are read once more (see `TurnRelay._settle`)."""
 
 
 class Outbox(Protocol):
@@ -113,9 +117,7 @@ class TurnRelay:
                 # and refill the gap from the events SB_TURN_EVENTS kept; never forward a
                 # silent gap.
                 self._held = [data]
-                task = asyncio.create_task(self._refill())
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._refill())
                 return
             # Kept events that do not reach back to the last one sent: SB_TURN_EVENTS lives in
             # memory, and a restarted server declared it again mid-turn.
@@ -144,6 +146,8 @@ class TurnRelay:
             held, self._held = self._held or [], None
             for data in held:
                 self._deliver(data)
+            if request is None:
+                self._spawn(self._settle(self._filter.last_seq))
             await self._until_done()
         finally:
             for task in self._tasks:
@@ -158,6 +162,24 @@ class TurnRelay:
                     self._deliver(data, live=False)
                 if self._filter.finished:
                     return
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, last_seq: int) -> None:
+        """Read the kept events once more, shortly after a replay, if nothing came since.
+        An event published before the live subscription reached the server is not sent to
+        it, and the server stores events in the stream asynchronously: such an event may
+        be missing from the replay too. A later event would reveal the gap, but if it was
+        the last one for now (or the terminal one) the socket would wait in silence."""
+        await asyncio.sleep(_SETTLE_S)
+        if self._filter.finished or self._held is not None or \
+                self._filter.last_seq != last_seq:
+            return
+        self._held = []
+        await self._refill()
 
     async def _refill(self) -> None:
         try:

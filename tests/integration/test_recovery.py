@@ -4,6 +4,7 @@ restarted mid-stream. Each test has its own stack, since it breaks it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -100,3 +101,25 @@ async def test_nats_restart_mid_stream_leaves_no_silent_gap(stack: Stack) -> Non
         else:  # a turn may fail, but visibly and retryably, never silently short
             assert last["type"] == "error" and last["retryable"], last
     assert sum(outcome(f) == "completed" for f in results) >= 1
+
+
+async def test_after_a_nats_restart_a_dropped_socket_resumes_its_turn(stack: Stack) -> None:
+    """SB_TURN_EVENTS lives in memory: a restarted NATS has lost it, and the services declare
+    it again when they reconnect. Without it no turn could be resumed until a redeploy."""
+    await asyncio.to_thread(stack.restart_nats, 0.5)
+    async with asyncio.timeout(30):  # until the services are back on NATS
+        while (await one_turn(stack, "are you back", "nr"))[-1]["type"] != "turn_completed":
+            await asyncio.sleep(0.5)
+    seen: list[dict[str, Any]] = []
+    async with websockets.connect(ws_url(stack)) as ws:
+        await send_message(ws, "[[fake tokens=40 delay_ms=50]] a story", client="nr")
+        while len([f for f in seen if f["type"] == "delta"]) < 3:
+            seen.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+    turn_id = seen[0]["turn_id"]
+    async with websockets.connect(ws_url(stack)) as ws:
+        await ws.send(json.dumps({"type": "resume", "turn_id": turn_id,
+                                  "last_seq": seen[-1]["seq"]}))
+        rest = await frames_until_terminal(ws, timeout=30, turn_id=turn_id)
+    assert rest[-1]["type"] == "turn_completed", rest[-1]
+    assert text_of(seen + rest) == rest[-1]["text"]
+    assert [f["type"] for f in rest].count("turn_retry") == 0  # every event was kept

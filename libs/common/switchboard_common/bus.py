@@ -6,7 +6,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 from faststream import ExceptionMiddleware
@@ -119,7 +120,8 @@ def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,
     NATS user may subscribe to (see permissions)."""
     security = (SASLPlaintext(user, password.get_secret_value())
                 if user and password else None)
-    return NatsBroker(
+    hooks = _ReconnectHooks(reconnected_cb)
+    broker = NatsBroker(
         nats_servers(nats_url),
         name=name,
         graceful_timeout=graceful_timeout_s,
@@ -131,10 +133,33 @@ def make_broker(nats_url: str, name: str, graceful_timeout_s: float = 10.0,
         middlewares=[NatsTelemetryMiddleware(),
                      faststream_metrics(name),
                      reject_invalid],
-        reconnected_cb=reconnected_cb,
+        reconnected_cb=hooks,
         inbox_prefix=inbox_prefix(name),
         security=security,
     )
+    _HOOKS[broker] = hooks
+    return broker
+
+
+class _ReconnectHooks:
+    """What a broker's client runs once it is connected again. nats-py awaits its
+    `reconnected_cb` inside its reconnect; the JetStream work runs in a task of its own, so a
+    server whose JetStream is still starting never holds the client back."""
+
+    def __init__(self, first: Callable[[], Awaitable[None]] | None) -> None:
+        self._first = first
+        self.redeclare: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> None:
+        if self._first is not None:
+            await self._first()
+        if self.redeclare is not None and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self.redeclare())
+
+
+_HOOKS: weakref.WeakKeyDictionary[NatsBroker, _ReconnectHooks] = weakref.WeakKeyDictionary()
+_REDECLARE_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0)
 
 
 async def connect_with_backoff(broker: NatsBroker, timeout_s: float) -> NatsClient:
@@ -161,11 +186,34 @@ async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, .
                             replicas: int = 1) -> JetStreamContext:
     """Idempotently create the streams this service uses, with `replicas` copies
     (`permissions.ROLES[name].streams()`: its NATS user may configure only those), and its
-    consumers."""
+    consumers.
+
+    Declared again after every reconnect: a NATS server that restarted has lost its memory
+    streams (SB_TURN_EVENTS: resume and seq continuity need it at once, not at the next
+    deploy), and one that lost its store (no persistent volume) has lost everything."""
     js = broker.connection.jetstream()
-    await ensure_streams(js, streams, replicas)
-    for spec in consumers:
-        await ensure_consumer(js, spec)
+
+    async def declare() -> None:
+        await ensure_streams(js, streams, replicas)
+        for spec in consumers:
+            await ensure_consumer(js, spec)
+
+    async def redeclare() -> None:
+        for delay in _REDECLARE_DELAYS_S:  # JetStream may still be starting
+            await asyncio.sleep(delay)
+            try:
+                await declare()
+            except Exception as exc:  # not ready yet, or gone again: try a little later
+                log.info("streams not declared again yet: %s", type(exc).__name__)
+                continue
+            log.info("streams declared again after a reconnect")
+            return
+        log.warning("streams could not be declared again after a reconnect: "
+                    "run `switchboard nats-streams` or restart this service")
+
+    await declare()
+    if (hooks := _HOOKS.get(broker)) is not None:
+        hooks.redeclare = redeclare
     return js
 
 

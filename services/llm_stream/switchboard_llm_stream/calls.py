@@ -182,6 +182,8 @@ class ModelCalls:
         self._published: _Lru[tuple[str, int], ModelResult] = _Lru(remembered)
         self._retry_reasons: _Lru[tuple[str, int], str] = _Lru(remembered)
         self._cancelled: _Lru[str, bool] = _Lru(remembered)
+        self._running: dict[tuple[str, int], asyncio.Future[Decision]] = {}
+        """Calls this replica runs now, by (turn, iteration)."""
 
     async def listen_for_cancels(self) -> None:
         """The user's stop button (core NATS, every replica hears it): the replica streaming
@@ -197,6 +199,40 @@ class ModelCalls:
 
     async def run(self, request: ModelRequest, attempt: int,
                   heartbeat: Callable[[], Awaitable[None]]) -> Decision:
+        """One delivery of a model request: stream the call, publish its result, and say
+        how the delivery ends."""
+        key = (request.turn_id, request.iteration)
+        if (running := self._running.get(key)) is not None:
+            # Delivered again while this replica still runs it (NATS was away longer than
+            # ack_wait, and the heartbeats with it): a second attempt at once would stream
+            # beside the first, both numbering from the same last event. This delivery
+            # waits for the running one and ends as it did.
+            log.info("turn %s iteration %d delivered again while running; waiting for it",
+                     request.turn_id, request.iteration)
+            beat = asyncio.create_task(self._keep_alive(heartbeat))
+            try:
+                return await asyncio.shield(running)
+            finally:
+                beat.cancel()
+        running = asyncio.get_running_loop().create_future()
+        self._running[key] = running
+        try:
+            decision = await self._attempt(request, attempt, heartbeat)
+        except asyncio.CancelledError:
+            running.cancel()
+            raise
+        except BaseException as exc:
+            running.set_exception(exc)
+            running.exception()  # retrieved: no warning when nobody waited
+            raise
+        else:
+            running.set_result(decision)
+            return decision
+        finally:
+            del self._running[key]
+
+    async def _attempt(self, request: ModelRequest, attempt: int,
+                       heartbeat: Callable[[], Awaitable[None]]) -> Decision:
         key = (request.turn_id, request.iteration)
         if (done := self._published.get(key)) is not None:
             await self._publish_result(done)  # same msg id: JetStream drops a duplicate

@@ -284,6 +284,29 @@ async def test_a_long_answer_outlives_ack_wait_without_redelivery(
     assert [i["type"] for i in events.items] == ["delta"] * 6
 
 
+async def test_a_redelivery_while_the_call_still_runs_waits_for_it(
+        settings: Settings, nc: Client, org: str, fake: FakeAnthropic,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heartbeats lost (NATS was away longer than ack_wait): the request is delivered again
+    while this replica still streams it. One call, one contiguous seq, one result."""
+    monkeypatch.setattr(Settings, "heartbeat_s", property(lambda self: 60.0))
+    app = build_app(settings.model_copy(update={"ack_wait_s": 0.5}))
+    await app.start()
+    try:
+        before = fake.request_count
+        events = await watch(nc, org, "t9b")
+        await send(nc, request(org, "t9b", "[[fake tokens=6 delay_ms=300]] slowly"))
+        result = await Results(nc, org).next()
+        await asyncio.sleep(0.6)  # a second call would have streamed by now
+    finally:
+        await app.stop()
+    assert result.error is None and result.attempts == 1 and result.last_seq == 6
+    assert fake.request_count - before == 1
+    assert [(i["type"], i["seq"]) for i in events.items] == [("delta", s) for s in range(1, 7)]
+    stream = await nc.jetstream().stream_info("SB_MODEL")
+    assert stream.state.messages == 0  # the delivery that waited was acked too
+
+
 async def test_redelivery_of_a_finished_turn_is_dropped(
         service: None, nc: Client, org: str, fake: FakeAnthropic) -> None:
     await nc.publish(f"turns.events.{org}.t10", b'{"type":"turn_completed","seq":7}')

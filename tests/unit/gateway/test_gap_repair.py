@@ -178,3 +178,34 @@ async def test_an_event_stored_after_the_replay_read_it_is_not_missed() -> None:
     await bus.live(_Msg(done(2, "Monday ")))
     await asyncio.wait_for(task, 5)
     assert [json.loads(f)["seq"] for f in out.frames] == [1, 2]
+
+
+async def _relay_live(events: list[bytes], last_seq: int = 0) -> list[str]:
+    bus, out = _Bus([]), _Out()
+    record = TurnRecord(turn_id="t", org="o", user="u", client_id="c", conversation_id="main",
+                        deadline_at=utcnow() + timedelta(seconds=5))
+    task = asyncio.create_task(TurnRelay(bus, record, out, last_seq=last_seq).run(  # type: ignore[arg-type]
+        first_frame=None))
+    while bus.live is None:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    for data in events:
+        await bus.live(_Msg(data))
+    await asyncio.wait_for(task, 5)
+    return out.frames
+
+
+async def test_an_end_numbered_inside_the_text_sent_still_ends_the_turn() -> None:
+    # Two attempts streamed at once (a redelivery while NATS was away): the first to end
+    # numbered its turn_completed 4, after the other attempt's deltas had reached seq 5.
+    frames = await _relay_live([delta(1, "Mo"), delta(2, "Mon"), delta(3, "nday"),
+                                delta(4, "day"), delta(5, " at"), done(4, "Monday at 9")])
+    assert [json.loads(f)["type"] for f in frames][-3:] == ["turn_retry", "delta",
+                                                            "turn_completed"]
+    seqs = [json.loads(f)["seq"] for f in frames]
+    assert seqs == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert shown(frames) == "Monday at 9"
+
+
+async def test_an_end_the_client_had_before_it_resumed_is_not_sent_again() -> None:
+    assert await _relay_live([delta(3, "day"), done(4, "Monday")], last_seq=4) == []

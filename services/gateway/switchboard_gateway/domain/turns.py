@@ -36,10 +36,11 @@ class SeqFilter:
     unless the turn already ended. The first terminal event ends the turn, even one the client
     already has (it resumed after seeing it): then nothing more is sent and the relay stops."""
 
-    __slots__ = ("finished", "last_seq")
+    __slots__ = ("_resumed_at", "finished", "last_seq")
 
     def __init__(self, last_seq: int = 0) -> None:
         self.last_seq = last_seq
+        self._resumed_at = last_seq
         self.finished = False
 
     def accept(self, kind: str, seq: int) -> bool:
@@ -51,6 +52,15 @@ class SeqFilter:
         if kind in TERMINAL_TYPES:
             self.finished = True
         return fresh
+
+    def overtaken_end(self, kind: str, seq: int) -> bool:
+        """A terminal event numbered at or before an event this socket was sent (not one the
+        client had before it resumed): two attempts of the turn streamed at once (a
+        redelivery while NATS was away), and the one that ended first numbered its end
+        inside the other's text. Dropped as old, it would leave the client waiting; see
+        `overtaken_end_frames`."""
+        return (kind in TERMINAL_TYPES and not self.finished
+                and self._resumed_at < seq <= self.last_seq)
 
     def gap_before(self, seq: int) -> bool:
         """Whether events are missing between the last one sent and `seq`."""
@@ -109,3 +119,23 @@ class GapRepair:
             frames.append(Delta(org_id=done["org_id"], turn_id=done["turn_id"], seq=rest_seq,
                                 text=full[len(shown):]).model_dump_json())
         return [*frames, data.decode()]
+
+
+def overtaken_end_frames(kind: str, data: bytes, last_sent: int) -> list[str]:
+    """How an overtaken terminal event (`SeqFilter.overtaken_end`) still ends the turn, in
+    seq order after `last_sent`: an error as it is; a `turn_completed` after a `turn_retry`
+    and its whole answer as one delta, since the text shown came from two attempts."""
+    event = json.loads(data)
+    frames: list[str] = []
+    seq = last_sent
+    if kind == "turn_completed":
+        seq += 1
+        frames.append(TurnRetry(org_id=event["org_id"], turn_id=event["turn_id"], seq=seq,
+                                attempt=0, reason="stream_gap").model_dump_json())
+        if text := event.get("text"):
+            seq += 1
+            frames.append(Delta(org_id=event["org_id"], turn_id=event["turn_id"], seq=seq,
+                                text=text).model_dump_json())
+    event["seq"] = seq + 1
+    frames.append(json.dumps(event, separators=(",", ":")))
+    return frames

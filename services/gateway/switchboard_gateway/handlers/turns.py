@@ -42,7 +42,12 @@ from switchboard_gateway.domain.protocol import (
     UserMessage,
     peek_event,
 )
-from switchboard_gateway.domain.turns import GapRepair, SeqFilter, TurnRecord
+from switchboard_gateway.domain.turns import (
+    GapRepair,
+    SeqFilter,
+    TurnRecord,
+    overtaken_end_frames,
+)
 from switchboard_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -111,6 +116,16 @@ class TurnRelay:
             log.warning("turn %s: unreadable stream event dropped", self._record.turn_id)
             return
         self._heard = asyncio.get_running_loop().time()
+        if self._filter.overtaken_end(kind, seq):
+            log.warning("turn %s: terminal event at seq %d after seq %d was sent; "
+                        "the answer follows whole", self._record.turn_id, seq,
+                        self._filter.last_seq)
+            frames = overtaken_end_frames(kind, data, self._filter.last_seq)
+            self._filter.accept(kind, self._filter.last_seq + len(frames))
+            for frame in frames:
+                self._out.send(frame)
+            self._end(kind)
+            return
         if self._filter.gap_before(seq) and not self._gap.active:
             if live:
                 # Events were lost on the way (a NATS restart mid-stream): hold the live ones
@@ -125,7 +140,11 @@ class TurnRelay:
         fresh = self._filter.accept(kind, seq)
         for frame in self._gap.frames(kind, seq, data, fresh):
             self._out.send(frame)
-        if self._filter.finished and not self._done.is_set():
+        if self._filter.finished:
+            self._end(kind)
+
+    def _end(self, kind: str) -> None:
+        if not self._done.is_set():
             self.outcome = "completed" if kind == "turn_completed" else "error"
             self._done.set()
 

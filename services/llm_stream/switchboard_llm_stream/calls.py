@@ -60,7 +60,7 @@ from switchboard_common.turns import (
     turn_cancel_subject,
     turn_events_subject,
 )
-from switchboard_llm_stream.adapters.turn_events import last_event
+from switchboard_llm_stream.adapters.turn_events import LastEvent, last_event
 from switchboard_llm_stream.domain.canary import watched
 from switchboard_llm_stream.domain.deltas import DeltaEncoder
 from switchboard_llm_stream.domain.errors import ProviderError, deadline_passed, went_quiet
@@ -182,6 +182,9 @@ class ModelCalls:
         self._published: _Lru[tuple[str, int], ModelResult] = _Lru(remembered)
         self._retry_reasons: _Lru[tuple[str, int], str] = _Lru(remembered)
         self._cancelled: _Lru[str, bool] = _Lru(remembered)
+        self._sent: _Lru[str, LastEvent] = _Lru(remembered)
+        """The last client event this replica published per turn: a retry continues after
+        it even when SB_TURN_EVENTS no longer has it."""
         self._running: dict[tuple[str, int], asyncio.Future[Decision]] = {}
         """Calls this replica runs now, by (turn, iteration)."""
 
@@ -244,6 +247,8 @@ class ModelCalls:
             # Read even on a first delivery: a consumer recreated by an operator restarts
             # num_delivered at 1, and a later tool-loop iteration continues the turn's seq.
             last = await last_event(self._js, subject)
+            if (mine := self._sent.get(request.turn_id)) is not None and mine.seq > last.seq:
+                last = mine  # the stream lost it (a restarted NATS declares it again empty)
             if last.terminal:
                 log.info("turn %s already ended for the client; request dropped",
                          request.turn_id)
@@ -256,6 +261,8 @@ class ModelCalls:
                 await publish_fast(self._nc, subject, TurnRetry(
                     org_id=request.org_id, turn_id=request.turn_id, seq=seq, attempt=attempt,
                     reason=reason))
+                self._sent.put(request.turn_id, LastEvent(seq, "turn_retry"))
+        started_at = seq
 
         time_left = (request.deadline_at - utcnow()).total_seconds()
         if time_left <= 0:
@@ -267,6 +274,8 @@ class ModelCalls:
             completion, failure, seq = await self._stream(
                 request, subject if to_client else None, seq, time_left, heartbeat, call)
             call.finished(completion, failure)
+        if seq > started_at:
+            self._sent.put(request.turn_id, LastEvent(seq, "delta"))
         if failure is not None:
             left = (request.deadline_at - utcnow()).total_seconds()
             delay = self._policy.retry_after(failure, attempt, left)

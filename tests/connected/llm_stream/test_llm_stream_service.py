@@ -167,6 +167,25 @@ async def test_mid_stream_failure_is_retried_with_turn_retry_and_continued_seq(
     assert result.usage.output_tokens == 6
 
 
+async def test_a_retry_continues_the_seq_when_the_kept_events_are_gone(
+        service: None, settings: Settings, nc: Client, org: str) -> None:
+    """A restarted NATS lost SB_TURN_EVENTS: the retry still numbers after what this
+    replica streamed, never inside the text the client shows."""
+    await nc.jetstream().delete_stream("SB_TURN_EVENTS")
+    try:
+        events = await watch(nc, org, "t2b")
+        text = "[[fake tokens=6 error_event=overloaded_error after=3 times=1]] lost events"
+        await send(nc, request(org, "t2b", text))
+        result = await Results(nc, org).next()
+        items = await events.wait_for(lambda items: len(items) == result.last_seq)
+    finally:
+        await prepare_jetstream_for(nc, settings)
+    types = [i["type"] for i in items]
+    assert "turn_retry" in types and types.index("turn_retry") >= 1
+    assert seqs(items) == list(range(1, len(items) + 1))
+    assert result.error is None and result.attempts == 2
+
+
 async def test_redelivery_after_a_crash_announces_retry_and_continues_seq(
         settings: Settings, nc: Client, org: str, fake: FakeAnthropic) -> None:
     """A process took the request, streamed 3 deltas and died: JetStream redelivers it."""

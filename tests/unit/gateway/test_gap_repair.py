@@ -209,3 +209,25 @@ async def test_an_end_numbered_inside_the_text_sent_still_ends_the_turn() -> Non
 
 async def test_an_end_the_client_had_before_it_resumed_is_not_sent_again() -> None:
     assert await _relay_live([delta(3, "day"), done(4, "Monday")], last_seq=4) == []
+
+
+def retry(seq: int, attempt: int) -> bytes:
+    return TurnRetry(org_id="o", turn_id="t", seq=seq, attempt=attempt,
+                     reason="redelivered").model_dump_json().encode()
+
+
+async def test_an_attempt_numbering_inside_the_text_sent_makes_the_client_start_again() -> None:
+    # Attempt 2 read the last event from a stream NATS had lost and started at seq 1.
+    frames = await _relay_live([delta(1, "Tues"), delta(2, "day "), delta(3, "at 9"),
+                                retry(1, 2), delta(2, "Mon"), delta(3, "day "), delta(4, "at"),
+                                delta(5, " 10"), done(6, "Monday at 10")])
+    seqs = [json.loads(f)["seq"] for f in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert shown(frames) == "Monday at 10"
+
+
+async def test_a_retry_seen_twice_is_not_a_new_attempt() -> None:
+    frames = await _relay_live([delta(1, "Tues"), retry(2, 2), retry(2, 2), delta(3, "Mon"),
+                                done(4, "Mon")])
+    assert [json.loads(f)["seq"] for f in frames] == [1, 2, 3, 4]
+    assert shown(frames) == "Mon"

@@ -36,11 +36,12 @@ class SeqFilter:
     unless the turn already ended. The first terminal event ends the turn, even one the client
     already has (it resumed after seeing it): then nothing more is sent and the relay stops."""
 
-    __slots__ = ("_resumed_at", "finished", "last_seq")
+    __slots__ = ("_attempt", "_resumed_at", "finished", "last_seq")
 
     def __init__(self, last_seq: int = 0) -> None:
         self.last_seq = last_seq
         self._resumed_at = last_seq
+        self._attempt = 1
         self.finished = False
 
     def accept(self, kind: str, seq: int) -> bool:
@@ -61,6 +62,16 @@ class SeqFilter:
         `overtaken_end_frames`."""
         return (kind in TERMINAL_TYPES and not self.finished
                 and self._resumed_at < seq <= self.last_seq)
+
+    def renumbered_retry(self, seq: int, attempt: int) -> bool:
+        """A `turn_retry` of a new attempt numbered at or before an event this socket was
+        sent: that attempt read the turn's last event from a stream that had lost it (a
+        restarted NATS) and numbers its text inside the text already sent, so where the
+        client's text stands is unknown (see `GapRepair`). The same retry seen twice (replayed
+        and live) is not new."""
+        new = attempt > self._attempt
+        self._attempt = max(self._attempt, attempt)
+        return new and not self.finished and self._resumed_at < seq <= self.last_seq
 
     def gap_before(self, seq: int) -> bool:
         """Whether events are missing between the last one sent and `seq`."""
@@ -139,3 +150,11 @@ def overtaken_end_frames(kind: str, data: bytes, last_sent: int) -> list[str]:
     event["seq"] = seq + 1
     frames.append(json.dumps(event, separators=(",", ":")))
     return frames
+
+
+def retry_attempt(data: bytes) -> int:
+    """The attempt a raw `turn_retry` announces (0 when unreadable)."""
+    try:
+        return int(json.loads(data).get("attempt") or 0)
+    except (ValueError, TypeError, AttributeError):
+        return 0

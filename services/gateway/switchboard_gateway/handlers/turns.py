@@ -47,6 +47,7 @@ from switchboard_gateway.domain.turns import (
     SeqFilter,
     TurnRecord,
     overtaken_end_frames,
+    retry_attempt,
 )
 from switchboard_gateway.settings import Settings
 
@@ -126,7 +127,13 @@ class TurnRelay:
                 self._out.send(frame)
             self._end(kind)
             return
-        if self._filter.gap_before(seq) and not self._gap.active:
+        if kind == "turn_retry" and not self._gap.active and self._filter.renumbered_retry(
+                seq, retry_attempt(data)):
+            log.warning("turn %s: attempt restarted at seq %d after seq %d was sent; "
+                        "the answer follows whole", self._record.turn_id, seq,
+                        self._filter.last_seq)
+            self._gap.start(self._filter.last_seq, shown_known=False)
+        elif self._filter.gap_before(seq) and not self._gap.active:
             if live:
                 # Events were lost on the way (a NATS restart mid-stream): hold the live ones
                 # and refill the gap from the events SB_TURN_EVENTS kept; never forward a

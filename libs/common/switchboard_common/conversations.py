@@ -211,6 +211,16 @@ class ConversationStore:
         raw = await self._r.get(conversation_key(org, user, client, conversation) + ":summary")
         return Summary.model_validate_json(raw) if raw else None
 
+    async def begin_summary(self, org: str, user: str, client: str, conversation: str,
+                            ttl_s: float) -> bool:
+        """One summary asked for at a time per conversation: False while another is (until
+        `end_summary`, or `ttl_s` for one whose answer never came)."""
+        key = conversation_key(org, user, client, conversation) + ":summarising"
+        return bool(await self._r.set(key, "1", nx=True, ex=max(1, round(ttl_s))))
+
+    async def end_summary(self, org: str, user: str, client: str, conversation: str) -> None:
+        await self._r.delete(conversation_key(org, user, client, conversation) + ":summarising")
+
     async def save_summary(self, org: str, user: str, client: str, conversation: str,
                            summary: Summary) -> None:
         """Keep the summary that covers more; a late, older summary never replaces a newer."""

@@ -368,16 +368,27 @@ class TurnFlow:
             max_tokens=self.settings.summary_max_tokens,
             deadline_at=utcnow() + timedelta(seconds=self.settings.summary_deadline_s),
             meta={"covers": str(target)})
-        await publish_command(self.broker, request, model_requested_subject(turn.org_id),
-                              msg_id=model_msg_id(request.turn_id, 0), stream=MODEL.name)
+        where = (turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
+        # Each turn past the budget would ask again while the first summary is on its way:
+        # one model call per conversation at a time.
+        if not await self.conversations.begin_summary(
+                *where, ttl_s=self.settings.summary_deadline_s + 30.0):
+            return
+        try:
+            await publish_command(self.broker, request, model_requested_subject(turn.org_id),
+                                  msg_id=model_msg_id(request.turn_id, 0), stream=MODEL.name)
+        except BaseException:
+            await self.conversations.end_summary(*where)
+            raise
         log.info("conversation of turn %s: summarising %d messages", turn.turn_id,
                  target - past.offset)
 
     async def _save_summary(self, result: ModelResult) -> None:
+        where = (result.org_id, result.user_id, result.client_id, result.conversation_id)
         if result.error or not result.text.strip():
             log.warning("summary %s failed: %s", result.turn_id,
                         result.error.code if result.error else "empty")
-            return
-        await self.conversations.save_summary(
-            result.org_id, result.user_id, result.client_id, result.conversation_id,
-            Summary(text=result.text.strip(), covers=int(result.meta.get("covers", "0"))))
+        else:
+            await self.conversations.save_summary(*where, Summary(
+                text=result.text.strip(), covers=int(result.meta.get("covers", "0"))))
+        await self.conversations.end_summary(*where)

@@ -34,6 +34,7 @@ class Responder:
         self.requests: list[ModelRequest] = []
         self.hold = asyncio.Event()
         self.hold.set()
+        self.answer_summaries = True
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
@@ -57,6 +58,8 @@ class Responder:
                 self._changed.set()
                 await msg.ack()
                 await self.hold.wait()
+                if req.purpose == "summary" and not self.answer_summaries:
+                    continue
                 text = ("SUMMARY of earlier turns" if req.purpose == "summary"
                         else f"answer to: {req.messages[-1].content}")
                 result = ModelResult(
@@ -193,6 +196,26 @@ async def test_turns_of_one_conversation_run_one_at_a_time_in_order(
         await nc.close()
         for app in replicas:
             await app.stop()
+
+
+async def test_one_summary_is_asked_for_at_a_time(
+        nats_url: str, valkey_url: str, org: str, responder: Responder) -> None:
+    app = await start(build_app(settings(nats_url, valkey_url, history_token_budget=120)))
+    responder.answer_summaries = False  # the first summary is still on its way
+    await responder.start(nats_url, org)
+    nc = await nats.connect(nats_url)
+    try:
+        filler = "the quarterly numbers look fine and the team is on track " * 3
+        for i in range(5):
+            await publish_turn(nc, turn(org, f"q{i}", f"{filler} ({i})"))
+            async with asyncio.timeout(10):
+                while sum(r.purpose == "answer" for r in responder.requests) < i + 1:
+                    await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # a later summary request would have arrived by now
+        assert sum(r.purpose == "summary" for r in responder.requests) == 1
+    finally:
+        await nc.close()
+        await app.stop()
 
 
 async def test_long_conversation_is_summarised_and_usage_is_counted_once(

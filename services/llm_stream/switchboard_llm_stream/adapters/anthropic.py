@@ -6,10 +6,15 @@
   `provider_timeout` instead of hanging the turn.
 - The system prompt is one text block marked `cache_control: ephemeral`: it is the stable
   prefix of every turn of a (user, client), so Anthropic serves it from the prompt cache.
-- We iterate the raw SSE events (`messages.create(stream=True)`) rather than the
-  `messages.stream()` helper: the helper rebuilds a full message snapshot on every event,
-  which halves the relay rate (measured ~28k vs ~54k tokens/s through the SDK on this machine)
-  and we only need the text, the stop reason and the usage, accumulated here.
+- We iterate the stream's events as the SDK decodes them from JSON, untyped: the request
+  goes through the SDK's documented `client.post` for any endpoint (`cast_to=object`, its
+  `AsyncStream`), so the SDK still builds the request, authenticates, applies the timeout,
+  decodes the SSE stream and raises its typed errors, `error` events included. Not the
+  `messages.stream()` helper: it rebuilds a full message snapshot on every event, which
+  halved the relay rate; and not `messages.create(stream=True)`: it builds a typed model of
+  every event (the union's discriminator, then the nested delta), a third of the CPU of each
+  streamed token (docs/performance.md). We need only the text, the tool calls, the stop
+  reason and the usage, accumulated here.
 - Tools: `request.tools` are sent as Anthropic tool definitions; `tool_use` content blocks are
   assembled from their `input_json_delta` pieces (parsed when the block stops) into
   `Completion.tool_calls`. Content blocks in messages (tool_use, tool_result) go out as is.
@@ -24,17 +29,6 @@ from typing import Any
 
 import anthropic
 import httpx2
-from anthropic.types import (
-    InputJSONDelta,
-    RawContentBlockDeltaEvent,
-    RawContentBlockStartEvent,
-    RawContentBlockStopEvent,
-    RawMessageDeltaEvent,
-    RawMessageStartEvent,
-    RawMessageStreamEvent,
-    TextDelta,
-    ToolUseBlock,
-)
 from anthropic.types.assistant_message_param import AssistantMessageParam
 from anthropic.types.message_param import MessageParam
 from anthropic.types.user_message_param import UserMessageParam
@@ -64,10 +58,10 @@ def failure_of(exc: anthropic.APIError | httpx2.TransportError) -> ProviderFailu
 
 
 class _AnthropicText:
-    """Iterates text pieces and fills `completion` from the events around them."""
+    """Iterates text pieces and fills `completion` from the events around them (each a dict
+    as the Messages API streams it)."""
 
-    def __init__(self, events: AsyncIterator[RawMessageStreamEvent], completion: Completion
-                 ) -> None:
+    def __init__(self, events: AsyncIterator[Any], completion: Completion) -> None:
         self._events = events
         self.completion = completion
 
@@ -77,31 +71,41 @@ class _AnthropicText:
         usage: dict[str, int] = {}
         tools: dict[int, tuple[str, str, list[str]]] = {}  # index -> (id, name, json pieces)
         async for event in self._events:
-            if isinstance(event, RawContentBlockDeltaEvent):  # the hot path, first
-                if isinstance(delta := event.delta, TextDelta):
-                    parts.append(delta.text)
-                    yield delta.text
-                elif isinstance(delta, InputJSONDelta) and event.index in tools:
-                    tools[event.index][2].append(delta.partial_json)
-            elif isinstance(event, RawContentBlockStartEvent):
-                if isinstance(block := event.content_block, ToolUseBlock):
-                    tools[event.index] = (block.id, block.name, [])
-            elif isinstance(event, RawContentBlockStopEvent) and event.index in tools:
-                done.tool_calls.append(_tool_call(*tools.pop(event.index)))
-            elif isinstance(event, RawMessageStartEvent):
-                done.model = event.message.model or done.model
-                usage.update(_usage_fields(event.message.usage))
-            elif isinstance(event, RawMessageDeltaEvent):
-                done.stop_reason = event.delta.stop_reason
-                usage.update(_usage_fields(event.usage))
+            if not isinstance(event, dict):
+                continue
+            kind = event.get("type")
+            if kind == "content_block_delta":  # the hot path, first
+                delta = event.get("delta") or {}
+                if delta.get("type") == "text_delta":
+                    text = delta.get("text") or ""
+                    parts.append(text)
+                    yield text
+                elif delta.get("type") == "input_json_delta" and event.get("index") in tools:
+                    tools[event["index"]][2].append(delta.get("partial_json") or "")
+            elif kind == "content_block_start":
+                block = event.get("content_block") or {}
+                if block.get("type") == "tool_use":
+                    tools[event.get("index", -1)] = (str(block.get("id", "")),
+                                                     str(block.get("name", "")), [])
+            elif kind == "content_block_stop" and event.get("index") in tools:
+                done.tool_calls.append(_tool_call(*tools.pop(event["index"])))
+            elif kind == "message_start":
+                message = event.get("message") or {}
+                done.model = message.get("model") or done.model
+                usage.update(_usage_fields(message.get("usage")))
+            elif kind == "message_delta":
+                done.stop_reason = (event.get("delta") or {}).get("stop_reason")
+                usage.update(_usage_fields(event.get("usage")))
         done.usage = Usage(**usage)
 
 
 def _usage_fields(usage: Any) -> dict[str, int]:
     # message_delta carries the final output count (and may repeat the input counts).
+    if not isinstance(usage, dict):
+        return {}
     names = ("input_tokens", "output_tokens", "cache_read_input_tokens",
              "cache_creation_input_tokens")
-    return {n: v for n in names if isinstance(v := getattr(usage, n, None), int)}
+    return {n: v for n in names if isinstance(v := usage.get(n), int)}
 
 
 def _tool_call(call_id: str, name: str, pieces: list[str]) -> ToolCall:
@@ -119,6 +123,9 @@ def _message(m: ChatMessage) -> MessageParam:
     if m.role == "user":
         return UserMessageParam(role="user", content=content)
     return AssistantMessageParam(role="assistant", content=content)
+
+
+_Events = anthropic.AsyncStream[object]
 
 
 class AnthropicProvider:
@@ -156,15 +163,17 @@ class AnthropicProvider:
         # Per turn, after the cache breakpoint: the date lines, then what was looked up.
         system += [{"type": "text", "text": part} for part in (request.context, request.recall)
                    if part]
-        tools: Any = [t.model_dump() for t in request.tools] or anthropic.omit
+        tools = [t.model_dump() for t in request.tools]
         try:
-            events = await self._client.messages.create(
-                model=model, max_tokens=min(request.max_tokens, self._max_tokens_cap),
-                system=system or anthropic.omit,
-                messages=[_message(m) for m in request.messages],
-                tools=tools,
-                stream=True,
-            )
+            body: dict[str, Any] = {
+                "model": model, "max_tokens": min(request.max_tokens, self._max_tokens_cap),
+                "messages": [_message(m) for m in request.messages], "stream": True}
+            if system:
+                body["system"] = system
+            if tools:
+                body["tools"] = tools
+            events = await self._client.post("/v1/messages", body=body, cast_to=object,
+                                             stream=True, stream_cls=_Events)
             async with events:
                 yield _AnthropicText(events, Completion(model=model))
         except (anthropic.APIError, httpx2.TransportError) as exc:

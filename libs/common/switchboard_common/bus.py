@@ -35,6 +35,7 @@ from switchboard_common.streams import (
     ALL_STREAMS,
     ConsumerSpec,
     StreamSpec,
+    declare_missing,
     ensure_consumer,
     ensure_streams,
 )
@@ -188,9 +189,10 @@ async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, .
     (`permissions.ROLES[name].streams()`: its NATS user may configure only those), and its
     consumers.
 
-    Declared again after every reconnect: a NATS server that restarted has lost its memory
-    streams (SB_TURN_EVENTS: resume and seq continuity need it at once, not at the next
-    deploy), and one that lost its store (no persistent volume) has lost everything."""
+    After every reconnect, what the server lacks is created again (`declare_missing`): a
+    NATS server that restarted has lost its memory streams (SB_TURN_EVENTS: resume and seq
+    continuity need it at once, not at the next deploy), and one that lost its store (no
+    persistent volume) has lost everything."""
     js = broker.connection.jetstream()
 
     async def declare() -> None:
@@ -202,11 +204,13 @@ async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, .
         for delay in _REDECLARE_DELAYS_S:  # JetStream may still be starting
             await asyncio.sleep(delay)
             try:
-                await declare()
+                created = await declare_missing(js, streams, consumers, replicas)
             except Exception as exc:  # not ready yet, or gone again: try a little later
                 log.info("streams not declared again yet: %s", type(exc).__name__)
                 continue
-            log.info("streams declared again after a reconnect")
+            if created:
+                log.warning("streams declared again after a reconnect: %d created (the "
+                            "server had lost them)", created)
             return
         log.warning("streams could not be declared again after a reconnect: "
                     "run `switchboard nats-streams` or restart this service")

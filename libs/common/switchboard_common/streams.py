@@ -22,7 +22,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +161,25 @@ async def ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
     except BadRequestError:
         await js.delete_consumer(spec.stream.name, spec.name)
         await js.add_consumer(spec.stream.name, spec.config())
+
+
+async def declare_missing(js: JetStreamContext, streams: tuple[StreamSpec, ...],
+                          consumers: tuple[ConsumerSpec, ...], replicas: int = 1) -> int:
+    """Create the streams and consumers the server lacks, and change nothing that exists:
+    run after a reconnect (a restarted server lost its memory streams, or its whole store),
+    where `ensure_consumer`'s delete-and-recreate of a differing consumer would fight a
+    newer replica's settings. How many were created."""
+    created = 0
+    for spec in streams:
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            await js.add_stream(spec.config(replicas))
+            created += 1
+    for consumer in consumers:
+        try:
+            await js.consumer_info(consumer.stream.name, consumer.name)
+        except NotFoundError:
+            await js.add_consumer(consumer.stream.name, consumer.config())
+            created += 1
+    return created

@@ -1,10 +1,21 @@
 """make_broker with several servers in NATS_URL: connects through whichever one answers."""
 
+import asyncio
+
+import nats
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
 
 from switchboard_cli.embedded import free_port
 from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
-from switchboard_common.streams import TURNS
+from switchboard_common.streams import (
+    HISTORY,
+    TURN_EVENTS,
+    TURNS,
+    ConsumerSpec,
+    declare_missing,
+)
 
 pytestmark = pytest.mark.connected
 
@@ -20,3 +31,45 @@ async def test_a_seed_list_with_a_dead_server_still_connects(nats_url: str) -> N
         assert info.config.num_replicas == 1
     finally:
         await broker.stop()
+
+
+async def test_after_a_reconnect_what_the_server_lost_is_declared_again(nats_url: str) -> None:
+    """A restarted server has lost its memory streams (or its whole store): created again
+    once the client is back; what exists is left as it is."""
+    spec = ConsumerSpec(HISTORY, "test-redeclare", "turns.completed.redeclare", ack_wait_s=7)
+    broker = make_broker(nats_url, "test")
+    nc = await connect_with_backoff(broker, 10.0)
+    try:
+        js = await prepare_jetstream(broker, (spec,), (HISTORY, TURN_EVENTS))
+        await js.delete_stream(TURN_EVENTS.name)
+        await js.delete_consumer(HISTORY.name, spec.name)
+        await nc._reconnected_cb()  # what nats-py runs once it is connected again
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    await js.stream_info(TURN_EVENTS.name)
+                    info = await js.consumer_info(HISTORY.name, spec.name)
+                    break
+                except NotFoundError:
+                    await asyncio.sleep(0.05)
+        assert info.config.ack_wait == 7
+        await js.delete_consumer(HISTORY.name, spec.name)
+    finally:
+        await broker.stop()
+
+
+async def test_declaring_what_is_missing_changes_nothing_that_exists(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        spec = ConsumerSpec(HISTORY, "test-missing", "turns.completed.missing", ack_wait_s=7)
+        await declare_missing(js, (HISTORY,), (spec,))
+        await js.delete_consumer(HISTORY.name, spec.name)
+        await js.add_consumer(HISTORY.name, ConsumerConfig(  # a newer replica's settings
+            durable_name=spec.name, ack_wait=11, filter_subject=spec.filter_subject,
+            ack_policy=AckPolicy.EXPLICIT))
+        assert await declare_missing(js, (HISTORY,), (spec,)) == 0
+        assert (await js.consumer_info(HISTORY.name, spec.name)).config.ack_wait == 11
+        await js.delete_consumer(HISTORY.name, spec.name)
+    finally:
+        await nc.close()

@@ -123,3 +123,13 @@ async def test_after_a_nats_restart_a_dropped_socket_resumes_its_turn(stack: Sta
     assert rest[-1]["type"] == "turn_completed", rest[-1]
     assert text_of(seen + rest) == rest[-1]["text"]
     assert [f["type"] for f in rest].count("turn_retry") == 0  # every event was kept
+
+
+async def test_nats_back_without_its_store_serves_turns_again(stack: Stack) -> None:
+    """A server without a persistent volume comes back empty: every service creates its
+    streams and consumers again once reconnected, and turns are served again."""
+    await asyncio.to_thread(stack.restart_nats, 0.5, wipe=True)
+    async with asyncio.timeout(30):
+        while (await one_turn(stack, "are you back", "nw"))[-1]["type"] != "turn_completed":
+            await asyncio.sleep(0.5)
+    assert stack.permission_violations() == []

@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,11 +128,14 @@ class Stack:
                                    self.log_dir / "valkey.log", persist=self.persist,
                                    password=self.secrets.valkey if self.secrets else None)
 
-    def restart_nats(self, down_s: float = 2.0) -> None:
-        """The same for NATS (JetStream keeps its file store; memory streams start empty)."""
+    def restart_nats(self, down_s: float = 2.0, *, wipe: bool = False) -> None:
+        """The same for NATS (JetStream keeps its file store; memory streams start empty).
+        `wipe`: it comes back with no store at all (a server without a persistent volume)."""
         assert self.nats is not None, "NATS was given by URL, not started here"
         self.nats.stop()
         time.sleep(down_s)
+        if wipe:
+            shutil.rmtree(self.data_dir / "nats", ignore_errors=True)
         self.nats = start_nats(self.data_dir, self.nats.port, self.log_dir / "nats.log",
                                passwords=self.secrets.nats if self.secrets else None)
 

@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
+from nats.js.errors import NoStreamResponseError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -222,9 +223,15 @@ async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, .
 
 
 async def publish_command(broker: NatsBroker, message: BaseModel, subject: str, *,
-                          msg_id: str, stream: str, timeout: float = 5.0) -> PubAck:
+                          msg_id: str, stream: str, timeout: float = 5.0,
+                          retry_s: float = 0.0) -> PubAck:
     """Publish to JetStream and wait for the store's ack. `msg_id` makes a re-publish within
     the stream's duplicate window a no-op (the ack then says `duplicate=True`).
+
+    `retry_s`: for how long to publish again while no stream answers (a restarted server
+    whose JetStream is starting, or one that lost its store while the services declare the
+    streams again), for a message whose loss would cost more than the wait: a result that
+    exists nowhere else once its command is gone.
 
     Sent on nats-py directly: four commands cross every turn, and FastStream's publish path
     (its middlewares, each with its own context and labels) was ~10% of context's CPU. What
@@ -240,10 +247,22 @@ async def publish_command(broker: NatsBroker, message: BaseModel, subject: str, 
             attributes={"messaging.system": "nats", "messaging.destination.name": family,
                         "messaging.message.id": msg_id}):
         propagate.inject(headers)
+        data = message.model_dump_json().encode()
+        deadline = time.monotonic() + retry_s
+        delay = 0.1
         try:
-            ack = await nc.jetstream().publish(subject, message.model_dump_json().encode(),
-                                               timeout=timeout, stream=stream,
-                                               headers=headers)
+            while True:
+                try:
+                    ack = await nc.jetstream().publish(subject, data, timeout=timeout,
+                                                       stream=stream, headers=headers)
+                    break
+                except NoStreamResponseError:
+                    if time.monotonic() + delay > deadline:
+                        raise
+                    log.info("no stream answers %s yet; publishing again in %.1f s",
+                             family, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
         except Exception as exc:
             metrics.failed(exc)
             raise

@@ -101,6 +101,9 @@ class Decision:
 
 ACK = Decision()
 
+_RESULT_RETRY_S = 20.0
+"""How long a result is published again while no stream answers (`bus.publish_command`)."""
+
 
 class _Relay:
     """The token hot path: pieces of text to the client's stream, one `turns.Delta` per
@@ -373,6 +376,8 @@ class ModelCalls:
             tool_calls=done.tool_calls, canary_hit=done.flagged)
 
     async def _publish_result(self, result: ModelResult) -> None:
+        # Streamed and paid for: worth waiting for a server that is declaring its streams
+        # again (its model request may be gone with the store it lost).
         await publish_command(self._broker, result, model_completed_subject(result.org_id),
                               msg_id=result_msg_id(result.turn_id, result.iteration),
-                              stream=RESULTS.name)
+                              stream=RESULTS.name, retry_s=_RESULT_RETRY_S)

@@ -1,21 +1,30 @@
-"""make_broker with several servers in NATS_URL: connects through whichever one answers."""
+"""The bus wiring against a real server: several servers in NATS_URL, what a reconnect
+declares again, publishing while a stream is missing."""
 
 import asyncio
+import contextlib
 
 import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
+from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from switchboard_cli.embedded import free_port
-from switchboard_common.bus import connect_with_backoff, make_broker, prepare_jetstream
+from switchboard_common.bus import (
+    connect_with_backoff,
+    make_broker,
+    prepare_jetstream,
+    publish_command,
+)
 from switchboard_common.streams import (
     HISTORY,
     TURN_EVENTS,
     TURNS,
     ConsumerSpec,
+    StreamSpec,
     declare_missing,
 )
+from switchboard_common.turns import Usage
 
 pytestmark = pytest.mark.connected
 
@@ -73,3 +82,30 @@ async def test_declaring_what_is_missing_changes_nothing_that_exists(nats_url: s
         await js.delete_consumer(HISTORY.name, spec.name)
     finally:
         await nc.close()
+
+
+async def test_a_result_is_published_again_until_its_stream_is_back(nats_url: str) -> None:
+    broker = make_broker(nats_url, "test")
+    nc = await connect_with_backoff(broker, 10.0)
+    spec = StreamSpec("TEST_LATE", ("late.>",), RetentionPolicy.LIMITS, StorageType.MEMORY,
+                      60.0, duplicate_window_s=10.0)
+    js = nc.jetstream()
+    with contextlib.suppress(NotFoundError):
+        await js.delete_stream(spec.name)
+    try:
+        with pytest.raises(NoStreamResponseError):  # by default a missing stream fails at once
+            await publish_command(broker, Usage(), "late.x", msg_id="m0", stream=spec.name)
+
+        async def declare_later() -> None:
+            await asyncio.sleep(0.5)
+            await js.add_stream(spec.config())
+
+        later = asyncio.create_task(declare_later())
+        ack = await publish_command(broker, Usage(), "late.x", msg_id="m1", stream=spec.name,
+                                    retry_s=5.0)
+        await later
+        assert ack.stream == spec.name and not ack.duplicate
+    finally:
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(spec.name)
+        await broker.stop()

@@ -250,7 +250,8 @@ class ModelCalls:
             # Read even on a first delivery: a consumer recreated by an operator restarts
             # num_delivered at 1, and a later tool-loop iteration continues the turn's seq.
             last = await last_event(self._js, subject)
-            if (mine := self._sent.get(request.turn_id)) is not None and mine.seq > last.seq:
+            mine = self._sent.get(request.turn_id)
+            if mine is not None and mine.seq > last.seq and not last.terminal:
                 last = mine  # the stream lost it (a restarted NATS declares it again empty)
             if last.terminal:
                 log.info("turn %s already ended for the client; request dropped",

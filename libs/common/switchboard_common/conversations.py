@@ -158,6 +158,11 @@ def conversation_key(org: str, user: str, client: str, conversation: str) -> str
     return f"conv:{org}:{user}:{client}:{conversation}"
 
 
+def _history_keys(org: str, user: str, client: str, conversation: str) -> list[str]:
+    base = conversation_key(org, user, client, conversation)
+    return [base + ":messages", base + ":summary", base + ":outcomes", base + ":taint"]
+
+
 class ConversationStore:
     def __init__(self, client: redis.Redis) -> None:
         self._r = client
@@ -177,10 +182,20 @@ class ConversationStore:
     async def history(self, org: str, user: str, client: str, conversation: str) -> History:
         """What a prompt needs, in one round trip: the summary, only the messages it does not
         cover (a conversation of months is not re-read on every turn) and recent outcomes."""
-        base = conversation_key(org, user, client, conversation)
-        recent, summary, outcomes, offset, taint = await self._history(
-            keys=[base + ":messages", base + ":summary", base + ":outcomes", base + ":taint"],
-            args=[OUTCOMES_KEPT])
+        return self.parse_history(await self._history(
+            keys=_history_keys(org, user, client, conversation), args=[OUTCOMES_KEPT]))
+
+    def history_command(self, org: str, user: str, client: str, conversation: str
+                        ) -> tuple[Any, ...]:
+        """The same read as one raw command, to ride in a pipeline behind another (its reply
+        goes to `parse_history`). EVALSHA: a server that lost its script cache answers
+        NOSCRIPT, and the caller reads with `history` instead."""
+        keys = _history_keys(org, user, client, conversation)
+        return ("EVALSHA", self._history.sha, len(keys), *keys, OUTCOMES_KEPT)
+
+    @staticmethod
+    def parse_history(reply: Any) -> History:
+        recent, summary, outcomes, offset, taint = reply
         return History(
             recent=[ChatMessage.model_validate_json(item) for item in recent],
             offset=int(offset),

@@ -22,6 +22,7 @@ from switchboard_common.actions import ActionResult, AuditEntry
 from switchboard_common.bus import publish_command, publish_fast, redelivery_delay
 from switchboard_common.conversations import (
     ConversationStore,
+    History,
     Summary,
     TurnRecord,
     conversation_key,
@@ -150,10 +151,26 @@ class TurnFlow:
         return await self.queue.enqueue(base_of(turn), turn.turn_id, order,
                                         record=self.pending.record(turn), once=once)
 
-    async def start(self, turn_id: str, accepted: TurnRequest | None = None) -> None:
+    async def accept_reading(self, turn: TurnRequest, order: int
+                             ) -> tuple[str | None, History | None]:
+        """`accept`, with the conversation read in the same Valkey round trip: the read runs
+        after the queue script on the same connection, so when this turn is the one to start
+        it sees every turn that finished before. The history is None when another turn
+        starts (or none), or when the read could not ride along."""
+        start, reply = await self.queue.enqueue_then(
+            base_of(turn), turn.turn_id, order, record=self.pending.record(turn),
+            then=self.conversations.history_command(turn.org_id, turn.user_id,
+                                                    turn.client_id, turn.conversation_id))
+        if start != turn.turn_id or reply is None:
+            return start, None
+        return start, self.conversations.parse_history(reply)
+
+    async def start(self, turn_id: str, accepted: TurnRequest | None = None,
+                    past: History | None = None) -> None:
         """Build the prompt of `turn_id` and ask for the model call. `accepted` is the request
         that was just queued: when it is the one to start, its pending record (written by the
-        same enqueue) is not read back, which saves a Valkey round trip per turn."""
+        same enqueue) is not read back, which saves a Valkey round trip per turn; `past`, its
+        conversation as `accept_reading` read it, saves another."""
         turn = (accepted if accepted is not None and accepted.turn_id == turn_id
                 else await self.pending.get(turn_id))
         if turn is None:  # expired before its turn came: move the conversation on
@@ -164,8 +181,9 @@ class TurnFlow:
         if turn.background is not None:  # its text quotes an ingested event: tainted from start
             skills, own_taint = background_skills(skills, turn.background.tools), (
                 turn.background.taint,)
-        past = await self.conversations.history(turn.org_id, turn.user_id, turn.client_id,
-                                                turn.conversation_id)
+        if past is None or accepted is None or accepted.turn_id != turn_id:
+            past = await self.conversations.history(turn.org_id, turn.user_id, turn.client_id,
+                                                    turn.conversation_id)
         level = complexity.estimate(turn.text)
         found = Retrieval(status="not_needed")
         if self.memory is not None and retrieval.could_use_memory(turn.text):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import NoScriptError
 
 PENDING_CONVERSATIONS = "ctxq:pending"
 TAKEN = ""
@@ -70,6 +71,20 @@ def _keys(base: str) -> list[str]:
     return [f"ctxq:{base}:waiting", f"ctxq:{base}:active", PENDING_CONVERSATIONS]
 
 
+def _enqueue_args(base: str, turn_id: str, order: int, ttl_ms: int,
+                  record: tuple[str, bytes, int] | None, once: tuple[str, str, int] | None
+                  ) -> tuple[list[Any], list[Any]]:
+    keys: list[Any] = _keys(base)
+    args: list[Any] = [turn_id, order, ttl_ms, base]
+    if record is not None:
+        keys.append(record[0])
+        args += [record[1], record[2]]
+        if once is not None:
+            keys.append(once[0])
+            args += [once[1], once[2]]
+    return keys, args
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -96,15 +111,26 @@ class TurnQueue:
         neither (TAKEN). The same claimant may queue again while the turn's record lives (it
         crashed or failed before starting the turn: the redelivery takes over), never after
         the turn ran."""
-        keys: list[Any] = _keys(base)
-        args: list[Any] = [turn_id, order, self._ttl_ms, base]
-        if record is not None:
-            keys.append(record[0])
-            args += [record[1], record[2]]
-            if once is not None:
-                keys.append(once[0])
-                args += [once[1], once[2]]
+        keys, args = _enqueue_args(base, turn_id, order, self._ttl_ms, record, once)
         return _text(await self._enqueue(keys=keys, args=args))
+
+    async def enqueue_then(self, base: str, turn_id: str, order: int,
+                           record: tuple[str, bytes, int], then: tuple[Any, ...]
+                           ) -> tuple[str | None, Any]:
+        """`enqueue`, and `then` (a raw command) in the same round trip, run after the
+        script on the same connection: a read of the conversation there sees every turn
+        that finished before this one was queued. `then`'s reply, or None when it could not
+        ride along (the server lost its script cache: the scripts load again as usual)."""
+        keys, args = _enqueue_args(base, turn_id, order, self._ttl_ms, record, None)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.execute_command("EVALSHA", self._enqueue.sha, len(keys), *keys, *args)
+        pipe.execute_command(*then)
+        started, reply = await pipe.execute(raise_on_error=False)
+        if isinstance(started, NoScriptError):
+            return await self.enqueue(base, turn_id, order, record), None
+        if isinstance(started, Exception):
+            raise started
+        return _text(started), None if isinstance(reply, Exception) else reply
 
     async def finish(self, base: str, turn_id: str = "", forget: str | None = None
                      ) -> str | None:

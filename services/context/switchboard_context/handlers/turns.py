@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 def handler(flow: TurnFlow) -> Handler[TurnRequest]:
     async def on_turn_requested(turn: TurnRequest, message: Delivery) -> None:
         try:
-            start = await flow.accept(turn,
-                                      order=message.raw_message.metadata.sequence.stream)
+            start, past = await flow.accept_reading(
+                turn, order=message.raw_message.metadata.sequence.stream)
         except Exception:
             log.exception("turn %s could not be queued", turn.turn_id)
             await message.nack(delay=redelivery_delay(message.raw_message))
@@ -42,7 +42,7 @@ def handler(flow: TurnFlow) -> Handler[TurnRequest]:
         if start is None:
             await message.ack()  # queued behind its conversation; started when its turn comes
             return
-        flow.in_background(flow.start(start, accepted=turn), message)
+        flow.in_background(flow.start(start, accepted=turn, past=past), message)
 
     return on_turn_requested
 

@@ -11,10 +11,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 import websockets
+from nats.js.errors import NotFoundError
 
 from switchboard_cli.stack import Stack, start_stack
+from switchboard_common.permissions import ADMIN
+from switchboard_common.streams import TURN_EVENTS
 from tests.fakes.fake_anthropic import FakeAnthropic
 from tests.integration.conftest import (
     FAST_RECOVERY,
@@ -42,6 +46,21 @@ async def stack(tmp_path: Path, fake_anthropic: FakeAnthropic) -> AsyncIterator[
         yield running
     finally:
         await asyncio.to_thread(running.stop)
+
+
+async def turn_events_declared(stack: Stack) -> None:
+    """Until a service has declared SB_TURN_EVENTS again (asked as the admin user)."""
+    assert stack.nats is not None and stack.secrets is not None
+    nc = await nats.connect(stack.nats.url, user=ADMIN, password=stack.secrets.nats[ADMIN])
+    try:
+        while True:
+            try:
+                await nc.jetstream().stream_info(TURN_EVENTS.name)
+                return
+            except NotFoundError:
+                await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
 
 
 async def one_turn(stack: Stack, text: str, client: str) -> list[dict[str, Any]]:
@@ -110,6 +129,7 @@ async def test_after_a_nats_restart_a_dropped_socket_resumes_its_turn(stack: Sta
     async with asyncio.timeout(30):  # until the services are back on NATS
         while (await one_turn(stack, "are you back", "nr"))[-1]["type"] != "turn_completed":
             await asyncio.sleep(0.5)
+        await turn_events_declared(stack)
     seen: list[dict[str, Any]] = []
     async with websockets.connect(ws_url(stack)) as ws:
         await send_message(ws, "[[fake tokens=40 delay_ms=50]] a story", client="nr")

@@ -27,6 +27,14 @@ from nats.js.errors import NoStreamResponseError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, SecretStr, ValidationError
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from switchboard_common.dead_letter import MSG_ID, dead_letter_delivery
 from switchboard_common.metrics import faststream_metrics, faststream_series, subject_family
@@ -161,7 +169,11 @@ class _ReconnectHooks:
 
 
 _HOOKS: weakref.WeakKeyDictionary[NatsBroker, _ReconnectHooks] = weakref.WeakKeyDictionary()
-_REDECLARE_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0)
+_REDECLARE_FIRST_S = 0.2
+_declare_missing_retried = AsyncRetrying(
+    stop=stop_after_attempt(10), wait=wait_exponential(multiplier=0.2, max=8.0), reraise=True,
+    before_sleep=before_sleep_log(log, logging.INFO)).wraps(declare_missing)
+"""Ten tries over about 45 s while the server's JetStream starts (tenacity)."""
 
 
 async def connect_with_backoff(broker: NatsBroker, timeout_s: float) -> NatsClient:
@@ -202,19 +214,16 @@ async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, .
             await ensure_consumer(js, spec)
 
     async def redeclare() -> None:
-        for delay in _REDECLARE_DELAYS_S:  # JetStream may still be starting
-            await asyncio.sleep(delay)
-            try:
-                created = await declare_missing(js, streams, consumers, replicas)
-            except Exception as exc:  # not ready yet, or gone again: try a little later
-                log.info("streams not declared again yet: %s", type(exc).__name__)
-                continue
-            if created:
-                log.warning("streams declared again after a reconnect: %d created (the "
-                            "server had lost them)", created)
+        await asyncio.sleep(_REDECLARE_FIRST_S)  # JetStream may still be starting
+        try:
+            created = await _declare_missing_retried(js, streams, consumers, replicas)
+        except Exception:  # not ready yet, or gone again, every time
+            log.warning("streams could not be declared again after a reconnect: "
+                        "run `switchboard nats-streams` or restart this service")
             return
-        log.warning("streams could not be declared again after a reconnect: "
-                    "run `switchboard nats-streams` or restart this service")
+        if created:
+            log.warning("streams declared again after a reconnect: %d created (the server "
+                        "had lost them)", created)
 
     await declare()
     if (hooks := _HOOKS.get(broker)) is not None:
@@ -248,21 +257,21 @@ async def publish_command(broker: NatsBroker, message: BaseModel, subject: str, 
                         "messaging.message.id": msg_id}):
         propagate.inject(headers)
         data = message.model_dump_json().encode()
-        deadline = time.monotonic() + retry_s
-        delay = 0.1
+        publish = nc.jetstream().publish
         try:
-            while True:
-                try:
-                    ack = await nc.jetstream().publish(subject, data, timeout=timeout,
-                                                       stream=stream, headers=headers)
-                    break
-                except NoStreamResponseError:
-                    if time.monotonic() + delay > deadline:
-                        raise
-                    log.info("no stream answers %s yet; publishing again in %.1f s",
-                             family, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+            try:
+                ack = await publish(subject, data, timeout=timeout, stream=stream,
+                                    headers=headers)
+            except NoStreamResponseError:
+                if retry_s <= 0:
+                    raise
+                # Only now the retrying machinery (~30 µs a call): not on every publish.
+                ack = await AsyncRetrying(
+                    stop=stop_after_delay(retry_s),
+                    wait=wait_exponential(multiplier=0.1, max=2.0),
+                    retry=retry_if_exception_type(NoStreamResponseError), reraise=True,
+                    before_sleep=before_sleep_log(log, logging.INFO)).wraps(publish)(
+                        subject, data, timeout=timeout, stream=stream, headers=headers)
         except Exception as exc:
             metrics.failed(exc)
             raise

@@ -181,7 +181,7 @@ class TurnFlow:
         if turn.background is not None:  # its text quotes an ingested event: tainted from start
             skills, own_taint = background_skills(skills, turn.background.tools), (
                 turn.background.taint,)
-        if past is None or accepted is None or accepted.turn_id != turn_id:
+        if past is None:
             past = await self.conversations.history(turn.org_id, turn.user_id, turn.client_id,
                                                     turn.conversation_id)
         level = complexity.estimate(turn.text)

@@ -60,8 +60,7 @@ class SeqFilter:
         redelivery while NATS was away), and the one that ended first numbered its end
         inside the other's text. Dropped as old, it would leave the client waiting; see
         `overtaken_end_frames`."""
-        return (kind in TERMINAL_TYPES and not self.finished
-                and self._resumed_at < seq <= self.last_seq)
+        return kind in TERMINAL_TYPES and self._inside_sent(seq)
 
     def renumbered_retry(self, seq: int, attempt: int) -> bool:
         """A `turn_retry` of a new attempt numbered at or before an event this socket was
@@ -71,7 +70,16 @@ class SeqFilter:
         and live) is not new."""
         new = attempt > self._attempt
         self._attempt = max(self._attempt, attempt)
-        return new and not self.finished and self._resumed_at < seq <= self.last_seq
+        return new and self._inside_sent(seq)
+
+    @property
+    def resumed(self) -> bool:
+        """The client shows text sent before this filter (it resumed from a `last_seq`)."""
+        return self._resumed_at > 0
+
+    def _inside_sent(self, seq: int) -> bool:
+        """`seq` is one this socket was sent (not one the client had before it resumed)."""
+        return not self.finished and self._resumed_at < seq <= self.last_seq
 
     def gap_before(self, seq: int) -> bool:
         """Whether events are missing between the last one sent and `seq`."""

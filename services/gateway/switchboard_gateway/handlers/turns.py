@@ -92,8 +92,6 @@ class TurnRelay:
         self._record = record
         self._out = out
         self._filter = SeqFilter(last_seq)
-        self._resumed = last_seq > 0
-        """The client shows text this relay did not send (see `_lost`)."""
         self._done = asyncio.Event()
         self.outcome = "timeout"
         """How the turn ended for this socket: completed, error or timeout."""
@@ -226,7 +224,7 @@ class TurnRelay:
         answer; from a `turn_retry` when it resumed with text this relay never saw."""
         log.warning("turn %s: events lost before seq %d; the answer follows whole",
                     self._record.turn_id, seq)
-        self._gap.start(self._filter.last_seq, shown_known=not self._resumed)
+        self._gap.start(self._filter.last_seq, shown_known=not self._filter.resumed)
 
     async def _until_done(self) -> None:
         """Until the terminal event, the hard cap (the turn's deadline) or `idle_s` without

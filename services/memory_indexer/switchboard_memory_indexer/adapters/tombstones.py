@@ -14,7 +14,9 @@ keep messages (7): after that nothing older than the tombstone can be delivered 
 Ordering that closes the race with an in-flight write (see MemoryService): the forget writes the
 tombstone *before* it deletes, and the indexer checks *after* it writes (and deletes what it
 wrote if covered). Either the forget's delete runs after the write and removes it, or the
-indexer's check runs after the tombstone and sees it."""
+indexer's check runs after the tombstone and sees it. A delivery that dies between its write
+and that check leaves its item behind; its redelivery is covered, and removes the item before
+it acks."""
 
 from __future__ import annotations
 

@@ -78,6 +78,9 @@ class MemoryService:
                 stream=stream, seq=seq)
 
         if await covered():
+            # An earlier delivery may have written the item after the forget's delete and died
+            # before its own check below (a crash right after the forget): remove what it left.
+            await self.store.forget(scope, Forget(item_id=item))
             return None
         written = await self._batcher.index(chunks)
         # Checked again after the write: a forget that ran while this item was being embedded

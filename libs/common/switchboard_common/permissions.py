@@ -179,8 +179,10 @@ ROLES: dict[str, Role] = {role.name: role for role in (
                    turn_observed_subject(ANY, ANY), credential_revoked_subject(ANY)),
         requests=(search_subject(ANY), forget_subject(ANY), action_decide_subject(ANY),
                   action_undo_subject(ANY), skills_resolve_subject(ANY)),
+        # skills.changed: the turn gate's cached client records (adapters/client_cache.py).
         listens=(turn_events_subject(ANY, ANY), turn_observed_subject(ANY, ANY),
-                 credential_revoked_subject(ANY), agency_subject(ANY, ANY)),
+                 credential_revoked_subject(ANY), agency_subject(ANY, ANY),
+                 skills_changed_subject(ANY)),
         writes=(TURNS, INGEST),
         replays=(TURN_EVENTS,),
         dead_letters=False,

@@ -33,7 +33,15 @@ def build_app() -> FastStream:
     changed = broker.publisher(
         "skills.changed.{org}", schema=SkillsChanged, title="gateway/skills.changed",
         description="A skill tier, template or client changed through the REST API (core "
-                    "NATS): every context replica drops the org's cached resolutions.")
+                    "NATS): every context replica drops the org's cached resolutions, every "
+                    "gateway replica its cached client records.")
+
+    @broker.subscriber(
+        "skills.changed.{org}", title="gateway/skills.changed.listen",
+        description="Changes made on any replica: the org's client records cached for the "
+                    "turn gate's access check are dropped.")
+    async def on_changed(event: SkillsChanged) -> None:  # documentation only
+        del event
     resolve = broker.publisher(
         "skills.resolve.{org}", schema=ResolveSkills, title="gateway/skills.resolve",
         description="Request/reply (2 s): resolved skills with provenance for (user, "

@@ -20,6 +20,7 @@ from switchboard_common.ingest_batches import IngestBatches
 from switchboard_common.learning import LearningStore
 from switchboard_common.permissions import ROLES
 from switchboard_common.valkey import valkey_client
+from switchboard_gateway.adapters.client_cache import ClientCache
 from switchboard_gateway.adapters.events import TurnBus
 from switchboard_gateway.adapters.limits import Limiter, SocketCounter
 from switchboard_gateway.adapters.memory import MemoryBus
@@ -65,8 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client_cache: ClientCache | None = None
+
+        async def drop_cached_clients() -> None:
+            # While disconnected this replica may have missed skills.changed events.
+            if client_cache is not None:
+                client_cache.clear()
+
         broker = make_broker(settings.nats_url, "gateway", settings.shutdown_grace_s,
-                             user=settings.nats_user, password=settings.nats_password)
+                             drop_cached_clients, user=settings.nats_user,
+                             password=settings.nats_password)
         nc = await connect_with_backoff(broker, settings.connect_timeout_s)
         await prepare_jetstream(broker, streams=ROLES["gateway"].streams(),
                                 replicas=settings.stream_replicas)
@@ -90,11 +99,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                    settings.limits_cache_s)
         app.state.sockets = SocketCounter()
         app.state.learning = LearningStore(valkey)
-        app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s)
+        client_cache = ClientCache(directory, settings.client_cache_s)
+        await client_cache.listen(nc)
+        app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s,
+                                     drop_local=client_cache.invalidate)
         app.state.memory = MemoryBus(broker, settings.memory_timeout_s,
                                      settings.memory_forget_timeout_s, IngestBatches(valkey),
                                      ThreadTails(valkey))
-        app.state.gate = ClientGate(directory, app.state.skills,
+        app.state.gate = ClientGate(directory, client_cache, app.state.skills,
                                     bool(settings.auto_provision_clients))
         app.state.actions = ActionGate(nc, ActionStore(valkey), directory,
                                        settings.decide_timeout_s)

@@ -107,6 +107,11 @@ class Settings(ServiceSettings):
     """Deployment defaults of the consumption limits (e.g. GATEWAY_LIMITS__TURNS_PER_MINUTE_USER,
     GATEWAY_LIMITS__MONTHLY_TOKEN_BUDGET); an org admin overrides them per org with
     `PUT /v1/limits`. See docs/security.md."""
+    client_cache_s: float = Field(60.0, ge=0)
+    """How long a replica trusts a client record (who it is assigned to) when a socket starts
+    a turn, at most. Changes reach every replica at once over NATS (`skills.changed.<org>`);
+    this bounds how long one that missed the announcement keeps the old record. 0: read the
+    directory on every turn."""
     limits_cache_s: float = Field(5.0, ge=0)
     """How long a replica uses an org's limits before reading them again (an admin's change
     takes effect everywhere within this time)."""

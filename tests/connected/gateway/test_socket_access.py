@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import websockets
 
@@ -59,3 +61,44 @@ async def test_development_default_provisions_unknown_clients(gateway: Gateway, 
             assert (await recv_json(ws))["code"] == "forbidden"
         newbie = (await ana.get("/clients/newbie")).json()
         assert (newbie["name"], newbie["assigned_users"]) == ("newbie", ["ana"])
+
+
+async def test_an_unassigned_user_is_refused_at_once_on_every_replica(
+        gateway_factory: GatewayFactory, org: str) -> None:
+    """The turn gate caches client records (adapters/client_cache.py): an unassignment made
+    on one replica refuses the next turn there and on another replica that cached the record,
+    without waiting for the cache's time bound."""
+    async with gateway_factory(auto_provision_clients=False) as one, \
+            gateway_factory(auto_provision_clients=False) as two, \
+            api(one, org, "boss") as boss, api(one, org, "ana") as ana:
+        await boss.get("/me")
+        await ana.post("/clients", json={"id": "sarah", "name": "Sarah Chen"})
+        async with websockets.connect(one.ws(org, "ana")) as on_one, \
+                websockets.connect(two.ws(org, "ana")) as on_two:
+            for i, ws in enumerate((on_one, on_two)):  # both replicas cache the record
+                await ws.send(user_message("hi", key=f"a{i}", client="sarah"))
+                assert (await recv_json(ws))["type"] == "turn_started"
+            assert (await boss.delete("/clients/sarah/assignees/ana")).status_code == 200
+            await on_one.send(user_message("hi", key="b1", client="sarah"))
+            assert await _first_error(on_one) == "forbidden"
+            for attempt in range(50):  # the other replica hears the announcement over NATS
+                await on_two.send(user_message("hi", key=f"c{attempt}", client="sarah"))
+                if await _first_error(on_two) == "forbidden":
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the other replica kept the stale client record")
+            assert attempt < 5, attempt  # milliseconds, not the 60 s bound
+            await boss.post("/clients/sarah/assignees/ana")
+            await on_one.send(user_message("hi", key="d1", client="sarah"))
+            assert await _first_error(on_one) is None
+
+
+async def _first_error(ws: websockets.ClientConnection) -> str | None:
+    """The code of the first error frame about a new turn, or None once it started."""
+    while True:
+        frame = await recv_json(ws)
+        if frame["type"] == "error" and frame["turn_id"] is None:
+            return str(frame["code"])
+        if frame["type"] == "turn_started":
+            return None

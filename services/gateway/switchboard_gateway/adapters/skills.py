@@ -4,6 +4,8 @@ context service uses, cache included)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nats.aio.client import Client as NatsClient
 
 from switchboard_common.directory import Directory, publish_change
@@ -17,12 +19,19 @@ from switchboard_gateway.adapters.requests import ask
 
 
 class SkillsBus:
-    def __init__(self, nc: NatsClient, directory: Directory, timeout_s: float) -> None:
+    def __init__(self, nc: NatsClient, directory: Directory, timeout_s: float,
+                 drop_local: Callable[[str], None] | None = None) -> None:
         self._nc = nc
         self._directory = directory
         self._timeout = timeout_s
+        self._drop_local = drop_local
 
     async def changed(self, org: str, tier: Tier, subject_id: str | None = None) -> None:
+        """Announce a change of `org`'s directory. This replica's own caches of the org
+        (`drop_local`) are dropped first, before the caller answers, not when the
+        announcement comes back."""
+        if self._drop_local is not None:
+            self._drop_local(org)
         await publish_change(self._directory, self._nc, org, tier, subject_id)
 
     async def resolve(self, org: str, user: str, client_id: str) -> ResolveSkillsReply:

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from switchboard_common.directory import Client, Directory
 from switchboard_common.errors import ErrorCode
 from switchboard_common.skills import Tier
+from switchboard_gateway.adapters.client_cache import ClientCache
 from switchboard_gateway.adapters.skills import SkillsBus
 from switchboard_gateway.domain.access import (
     ClientForbidden,
@@ -32,8 +33,10 @@ def _frame(who: Principal, code: ErrorCode, message: str, key: str,
 
 
 class ClientGate:
-    def __init__(self, directory: Directory, skills: SkillsBus, auto_provision: bool) -> None:
+    def __init__(self, directory: Directory, clients: ClientCache, skills: SkillsBus,
+                 auto_provision: bool) -> None:
         self._directory = directory
+        self._clients = clients
         self._skills = skills
         self._auto_provision = auto_provision
 
@@ -42,7 +45,7 @@ class ClientGate:
         key = msg.idempotency_key
         principal = who
         try:
-            client = await self._directory.get_client(who.org, msg.client_id)
+            client = await self._clients.get(who.org, msg.client_id)
             if client is None and self._auto_provision:
                 client = await self._provision(principal, msg.client_id)
         except _UNAVAILABLE as exc:

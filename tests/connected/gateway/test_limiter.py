@@ -18,8 +18,10 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from switchboard_common.conversations import month_usage_key
 from switchboard_common.envelope import utcnow
 from switchboard_gateway.adapters.limits import Admitted, Limiter
+from switchboard_gateway.adapters.store import TurnStore, idem_key
 from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.limits import OrgLimits, Refusal, seconds_to_next_month
+from switchboard_gateway.domain.turns import TurnRecord
 
 pytestmark = pytest.mark.connected
 
@@ -62,6 +64,37 @@ async def test_admitting_a_turn_is_one_round_trip(valkey_url: str, org: str) -> 
     before = CountingConnection.sent
     assert isinstance(await lim.admit_turn(who, "k1", 60), Admitted)
     assert CountingConnection.sent - before == 1
+    await counted.aclose()
+
+
+async def test_a_turn_is_admitted_and_claimed_in_one_round_trip_and_refused_claims_nothing(
+        valkey_url: str, org: str) -> None:
+    """The turn store's claim runs inside the admission's script (`Then`): one round trip for
+    both; a refused turn leaves its idempotency key unclaimed, so the client's re-send with
+    the same key can start it later."""
+    counted = redis.Redis.from_url(valkey_url, connection_class=CountingConnection)
+    lim = limiter(counted, valkey_url, concurrent_turns_user=1)
+    store = TurnStore(counted, ttl_s=60)
+    who = Identity(org=org, user="ana")
+
+    def record(turn_id: str) -> TurnRecord:
+        return TurnRecord(turn_id=turn_id, org=org, user="ana", client_id="sarah",
+                          conversation_id="main", deadline_at=utcnow() + timedelta(minutes=1))
+
+    await lim.admit_turn(who, "warm", 60, store.claim_step(record("t0"), "warm"))
+    await lim.end_turn(who, "warm")
+    before = CountingConnection.sent
+    first = await lim.admit_turn(who, "k1", 60, store.claim_step(record("t1"), "k1"))
+    assert CountingConnection.sent - before == 1
+    assert isinstance(first, Admitted) and first.then is None  # claimed: a new turn
+    assert (await store.claimed(record("t1"), first.then)).turn_id == "t1"  # type: ignore[union-attr]
+    again = await lim.admit_turn(who, "k1", 60, store.claim_step(record("t2"), "k1"))
+    assert isinstance(again, Admitted) and again.then == b"t1"  # the re-send's turn is t1
+    assert (await store.claimed(record("t2"), again.then)).turn_id == "t1"  # type: ignore[union-attr]
+    refused = await lim.admit_turn(who, "k2", 60, store.claim_step(record("t3"), "k2"))
+    assert isinstance(refused, Refusal)  # the one slot is t1's
+    assert await counted.get(idem_key(org, "ana", "k2")) is None
+    assert await store.get("t3") is None
     await counted.aclose()
 
 

@@ -14,7 +14,10 @@
 
 Admitting a turn is ONE round trip: one script of ours checks the budget, runs the library's
 own moving-window script (its text, `RedisBridge.SCRIPT_ACQUIRE_MOVING_WINDOW`, as a Lua
-function on the library's own keys) for the user's then the org's window, then takes the slot.
+function on the library's own keys) for the user's then the org's window, then takes the slot;
+and, for an admitted turn only, runs what the caller asks next in the same script (`Then`: the
+turn store claims the idempotency key there, so a turn's admission and claim are one round
+trip, and a refused turn still claims nothing).
 Being one script it is all or nothing: a limit that refuses gives back what the limits before
 it took (the hit just pushed on a window's list is its head), so a turn the org's window or the
 slot refuses costs the user none of their rate. Only a rate refusal costs a second round trip
@@ -84,6 +87,35 @@ return {'ok', used}
 """
 
 
+# The admission above as a function, then the caller's script only for an admitted turn.
+# ARGV[1], ARGV[2]: how many of KEYS and of the remaining ARGV are the admission's.
+# Returns the admission's {verdict, used}, with the caller's reply third when admitted.
+_ADMIT_THEN = """local function admit(KEYS, ARGV)
+{admit}
+end
+local function after(KEYS, ARGV)
+{then}
+end
+local nk, na = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ak, aa, tk, ta = {{}}, {{}}, {{}}, {{}}
+for i = 1, #KEYS do if i <= nk then ak[i] = KEYS[i] else tk[i - nk] = KEYS[i] end end
+for i = 3, #ARGV do if i - 2 <= na then aa[i - 2] = ARGV[i] else ta[i - 2 - na] = ARGV[i] end end
+local verdict = admit(ak, aa)
+if verdict[1] ~= 'ok' then return verdict end
+return {{verdict[1], verdict[2], after(tk, ta)}}
+"""
+
+
+@dataclass(frozen=True)
+class Then:
+    """A script to run in the admission's round trip, for an admitted turn only: Lua that
+    reads its own KEYS and ARGV and returns, with the keys and arguments of this call."""
+
+    lua: str
+    keys: list[str]
+    args: list[Any]
+
+
 def _overrides_key(org: str) -> str:
     return f"limits:{org}"
 
@@ -95,6 +127,8 @@ def _active_key(who: Identity) -> str:
 @dataclass(frozen=True)
 class Admitted:
     warning: BudgetWarning | None = None
+    then: Any = None
+    """The reply of the `Then` script, when one was given."""
 
 
 class Limiter:
@@ -107,6 +141,7 @@ class Limiter:
             connection_pool=valkey.connection_pool)  # type: ignore[arg-type]
         self._window = MovingWindowRateLimiter(self._storage)
         self._admit: Any = valkey.register_script(_ADMIT)
+        self._chained: dict[str, Any] = {}
         self._defaults = defaults
         self._cache_s = cache_s
         self._cache: dict[str, tuple[float, OrgLimits]] = {}
@@ -138,12 +173,12 @@ class Limiter:
         return await self.org_limits(org)
 
     # ---- turns ----
-    async def admit_turn(self, who: Identity, key: str, deadline_s: float
-                         ) -> Admitted | Refusal:
+    async def admit_turn(self, who: Identity, key: str, deadline_s: float,
+                         then: Then | None = None) -> Admitted | Refusal:
         """Count one new turn of `who` (`key`: its idempotency key) against every limit, or
         say which refused it. An admitted turn holds a concurrency slot until `end_turn`
         (or its deadline). One round trip (see the module's docstring); a refused turn
-        took nothing."""
+        took nothing, and `then` ran only for an admitted one (its reply in `Admitted`)."""
         limits = await self.org_limits(who.org)
         per_user = RateLimitItemPerMinute(limits.turns_per_minute_user)
         per_org = RateLimitItemPerMinute(limits.turns_per_minute_org)
@@ -151,12 +186,15 @@ class Limiter:
         org_ids = ("turns-org", who.org)
         budget = limits.monthly_token_budget
         now = time.time()
-        verdict, used = await self._admit(
-            keys=[month_usage_key(who.org), self._window_key(per_user, *user_ids),
-                  self._window_key(per_org, *org_ids), _active_key(who)],
-            args=[now, per_user.get_expiry(), per_user.amount, per_org.amount,
-                  now + deadline_s, limits.concurrent_turns_user, key,
-                  -1 if budget is None else budget, *BUDGET_FIELDS])
+        keys = [month_usage_key(who.org), self._window_key(per_user, *user_ids),
+                self._window_key(per_org, *org_ids), _active_key(who)]
+        args = [now, per_user.get_expiry(), per_user.amount, per_org.amount,
+                now + deadline_s, limits.concurrent_turns_user, key,
+                -1 if budget is None else budget, *BUDGET_FIELDS]
+        reply = (await self._admit(keys=keys, args=args) if then is None else
+                 await self._script(then.lua)(keys=[*keys, *then.keys],
+                                              args=[len(keys), len(args), *args, *then.args]))
+        verdict, used, after = reply[0], reply[1], reply[2] if len(reply) > 2 else None
         match _s(verdict):
             case "user":
                 return await self._rate(per_user, "turns_per_user", "turns for this user",
@@ -172,8 +210,16 @@ class Limiter:
                 RATE_LIMIT_REFUSALS.labels("org_tokens_month").inc()
                 return budget_refusal(limits, used, utcnow())
         if budget is not None and budget_state(limits, used) == "warn":
-            return Admitted(BudgetWarning(used, budget))
-        return Admitted()
+            return Admitted(BudgetWarning(used, budget), after)
+        return Admitted(then=after)
+
+    def _script(self, then: str) -> Any:
+        """The admission chained with `then`, registered once per distinct `then`."""
+        script = self._chained.get(then)
+        if script is None:
+            script = self._chained[then] = self._r.register_script(
+                _ADMIT_THEN.format(admit=_ADMIT, then=then))
+        return script
 
     def _window_key(self, item: RateLimitItemPerMinute, *ids: str) -> str:
         """The key the library keeps this window under (what its `hit` would use)."""

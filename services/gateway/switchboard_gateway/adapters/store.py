@@ -15,6 +15,7 @@ import redis.asyncio as redis
 from pydantic import SecretStr
 
 from switchboard_common.valkey import connect_valkey, valkey_client
+from switchboard_gateway.adapters.limits import Then
 from switchboard_gateway.domain.turns import TurnRecord
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,18 @@ class TurnStore:
     async def claim(self, record: TurnRecord, idempotency_key: str) -> TurnRecord | None:
         """Record `record` as the turn for this key. If the key was already claimed, return
         that turn's record instead (None if it has expired meanwhile)."""
-        key = idem_key(record.org, record.user, idempotency_key)
-        existing = await self._claim(
-            keys=[key, turn_key(record.turn_id)],
-            args=[record.turn_id, record.model_dump_json(), self._ttl])
+        step = self.claim_step(record, idempotency_key)
+        return await self.claimed(record, await self._claim(keys=step.keys, args=step.args))
+
+    def claim_step(self, record: TurnRecord, idempotency_key: str) -> Then:
+        """The claim as a script to run inside the turn's admission (`Limiter.admit_turn`),
+        in the same round trip; its reply goes to `claimed`."""
+        return Then(_CLAIM, [idem_key(record.org, record.user, idempotency_key),
+                             turn_key(record.turn_id)],
+                    [record.turn_id, record.model_dump_json(), self._ttl])
+
+    async def claimed(self, record: TurnRecord, existing: bytes | None) -> TurnRecord | None:
+        """What `claim` returns, from the claim script's reply."""
         if existing is None:
             return record
         return await self.get(existing.decode())

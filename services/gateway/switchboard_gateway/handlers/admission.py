@@ -19,6 +19,7 @@ from switchboard_gateway.adapters.limits import Admitted, Limiter
 from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.limits import Refusal
 from switchboard_gateway.domain.protocol import BudgetWarningFrame, ErrorFrame, UserMessage
+from switchboard_gateway.handlers.turns import Claim
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,14 @@ class SocketAdmission:
         self.running.add(key)
         return None
 
-    async def admit(self, msg: UserMessage) -> tuple[bool, list[str]]:
-        """The shared limits: (admitted, frames to send first: a refusal or a warning)."""
+    async def admit(self, msg: UserMessage, claim: Claim | None = None
+                    ) -> tuple[bool, list[str]]:
+        """The shared limits: (admitted, frames to send first: a refusal or a warning).
+        `claim`: the turn's claim of its key, run in the same round trip when admitted."""
         key = msg.idempotency_key
         try:
-            verdict = await self.limiter.admit_turn(self.who, key, self.deadline_s)
+            verdict = await self.limiter.admit_turn(self.who, key, self.deadline_s,
+                                                    claim.step if claim else None)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("turn refused, limits store unavailable: %s", type(exc).__name__)
             return False, [ErrorFrame(org_id=self.who.org, code=ErrorCode.UNAVAILABLE,
@@ -67,6 +71,8 @@ class SocketAdmission:
             log.info("org=%s user=%s: turn refused (%s)", self.who.org, self.who.user,
                      verdict.code)
             return False, [refusal_frame(verdict, self.who.org, key)]
+        if claim is not None:
+            claim.took(verdict.then)
         return True, _warning(verdict, self.who.org, key)
 
     async def done(self, msg: UserMessage, *, release: bool) -> None:

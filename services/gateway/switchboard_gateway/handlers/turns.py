@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ from switchboard_common.turns import (
     turn_events_subject,
 )
 from switchboard_gateway.adapters.events import Leave, Listener, TurnBus
+from switchboard_gateway.adapters.limits import Then
 from switchboard_gateway.adapters.store import TurnStore
 from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.protocol import (
@@ -256,6 +258,20 @@ class TurnRelay:
             seq=self._filter.last_seq + 1, retryable=True))
 
 
+@dataclass
+class Claim:
+    """A new turn's claim of its idempotency key (`TurnStore.claim_step`), and its reply once
+    it ran."""
+
+    record: TurnRecord
+    step: Then
+    ran: bool = False
+    reply: bytes | None = None
+
+    def took(self, reply: bytes | None) -> None:
+        self.ran, self.reply = True, reply
+
+
 class TurnService:
     """What a socket can ask for: start a turn (or attach to the one its key already started)
     and resume a turn it owns."""
@@ -266,14 +282,24 @@ class TurnService:
         self._deadline = timedelta(seconds=settings.turn_deadline_s)
         self._idle_s = settings.turn_idle_timeout_s
 
-    async def claim(self, who: Identity, msg: UserMessage) -> tuple[TurnRecord, bool] | str:
-        """The turn for this message and whether it already existed, or an error frame."""
+    def new_claim(self, who: Identity, msg: UserMessage) -> Claim:
+        """The turn this message would start, not claimed yet: its claim may run inside the
+        turn's admission (`SocketAdmission.admit`), or in `claim`."""
         record = TurnRecord(
             turn_id=new_id(), org=who.org, user=who.user, client_id=msg.client_id,
             conversation_id=msg.conversation_id or DEFAULT_CONVERSATION,
             deadline_at=utcnow() + self._deadline)
+        return Claim(record, self._store.claim_step(record, msg.idempotency_key))
+
+    async def claim(self, who: Identity, msg: UserMessage, claim: Claim | None = None
+                    ) -> tuple[TurnRecord, bool] | str:
+        """The turn for this message and whether it already existed, or an error frame.
+        `claim`: from `new_claim`, possibly already run by the admission."""
+        claim = claim or self.new_claim(who, msg)
+        record = claim.record
         try:
-            claimed = await self._store.claim(record, msg.idempotency_key)
+            claimed = (await self._store.claimed(record, claim.reply) if claim.ran else
+                       await self._store.claim(record, msg.idempotency_key))
         except _UNAVAILABLE as exc:
             log.warning("turn start refused, Valkey unavailable: %s", type(exc).__name__)
             return _error(ErrorCode.UNAVAILABLE, "turn state store unavailable, retry",

@@ -44,7 +44,7 @@ from switchboard_gateway.handlers.actions import ActionGate
 from switchboard_gateway.handlers.admission import SocketAdmission, refusal_frame
 from switchboard_gateway.handlers.auth import Authenticator, TooManyFailures
 from switchboard_gateway.handlers.clients import ClientGate
-from switchboard_gateway.handlers.turns import TurnService
+from switchboard_gateway.handlers.turns import Claim, TurnService
 from switchboard_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -309,20 +309,23 @@ class Session:
             if refused is not None:
                 self.send(refused)
                 return
+            # Admitted and claimed in one round trip; a refused turn claims nothing.
+            claim = self._turns.new_claim(self._who, msg)
             if self._admission is not None:
-                admitted, frames = await self._admission.admit(msg)
+                admitted, frames = await self._admission.admit(msg, claim)
                 for frame in frames:
                     self.send(frame)
                 if not admitted:
                     return
-            finished = await self._run(msg)
+            finished = await self._run(msg, claim)
         finally:
             if self._admission is not None:
                 await self._admission.done(msg, release=admitted and finished)
 
-    async def _run(self, msg: UserMessage) -> bool:
-        """Claim and relay the turn; True once it ended for this socket (not cancelled)."""
-        claimed = await self._turns.claim(self._who, msg)
+    async def _run(self, msg: UserMessage, claim: Claim) -> bool:
+        """Claim (unless the admission did) and relay the turn; True once it ended for this
+        socket (not cancelled)."""
+        claimed = await self._turns.claim(self._who, msg, claim)
         if isinstance(claimed, str):
             self.send(claimed)
             return True

@@ -4,6 +4,7 @@ crash-loop on a comma-separated NATS_URL)."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ import pytest
 import redis
 from nats.aio.client import Client as NatsClient
 
+from switchboard_cli.embedded import nats_environment
 from switchboard_cli.natsconf import authorization, password_env
 from switchboard_cli.stack import SERVICES
 from switchboard_common.bus import make_broker
@@ -67,6 +69,12 @@ def _container_env(objects: list[Obj], container: Obj, secret: dict[str, str]) -
         elif "configMapKeyRef" in ref:
             key = ref["configMapKeyRef"]
             env[var["name"]] = _find(objects, "ConfigMap", key["name"])["data"][key["key"]]
+        elif "resourceFieldRef" in ref:  # CPU, divisor 1: the kubelet rounds up
+            kind, resource = ref["resourceFieldRef"]["resource"].split(".")
+            assert (resource, ref["resourceFieldRef"].get("divisor")) == ("cpu", "1"), var
+            cpu = str(container["resources"][kind][resource])
+            env[var["name"]] = str(math.ceil(int(cpu[:-1]) / 1000 if cpu.endswith("m")
+                                             else float(cpu)))
         else:
             assert "fieldRef" in ref, var
             env[var["name"]] = "from-the-pod"
@@ -131,6 +139,16 @@ def _check_nats(objects: list[Obj], settings: ServiceSettings, service: str,
     server_env = {v["name"]: v["valueFrom"]["secretKeyRef"]["key"] for v in server["env"]
                   if "secretKeyRef" in v.get("valueFrom", {})}
     assert server_env[password_key] == password_key
+
+
+def test_nats_gets_one_go_processor_per_cpu_it_requests(objects: list[Obj]) -> None:
+    """Not one per node core: idle Go processors spin after every message they wake for."""
+    [server] = _find(objects, "StatefulSet", "nats")["spec"]["template"]["spec"]["containers"]
+    env = _container_env(objects, server, example_secrets())
+    assert int(env["GOMAXPROCS"]) == math.ceil(
+        int(str(server["resources"]["requests"]["cpu"]).rstrip("m")) / 1000)
+    assert nats_environment({})["GOMAXPROCS"] == "1"  # the embedded server's
+    assert nats_environment({"GOMAXPROCS": "4"})["GOMAXPROCS"] == "4"
 
 
 def test_nats_server_accepts_its_config(objects: list[Obj], tmp_path: Path) -> None:

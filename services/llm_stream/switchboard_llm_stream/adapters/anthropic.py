@@ -30,10 +30,10 @@ from typing import Any
 
 import anthropic
 import httpx2
-from pydantic_core import to_json
 from anthropic.types.assistant_message_param import AssistantMessageParam
 from anthropic.types.message_param import MessageParam
 from anthropic.types.user_message_param import UserMessageParam
+from pydantic_core import to_json
 
 from switchboard_common.model import ChatMessage, ModelRequest, ProviderFailure, ToolCall
 from switchboard_common.turns import Usage

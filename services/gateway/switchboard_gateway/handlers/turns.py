@@ -291,11 +291,10 @@ class TurnService:
             deadline_at=utcnow() + self._deadline)
         return Claim(record, self._store.claim_step(record, msg.idempotency_key))
 
-    async def claim(self, who: Identity, msg: UserMessage, claim: Claim | None = None
+    async def claim(self, who: Identity, msg: UserMessage, claim: Claim
                     ) -> tuple[TurnRecord, bool] | str:
         """The turn for this message and whether it already existed, or an error frame.
-        `claim`: from `new_claim`, possibly already run by the admission."""
-        claim = claim or self.new_claim(who, msg)
+        `claim`: from `new_claim`; run here unless the admission ran it."""
         record = claim.record
         try:
             claimed = (await self._store.claimed(record, claim.reply) if claim.ran else

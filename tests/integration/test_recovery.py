@@ -13,10 +13,12 @@ from typing import Any
 
 import nats
 import pytest
+import redis.asyncio as redis
 import websockets
 from nats.js.errors import NotFoundError
 
 from switchboard_cli.stack import Stack, start_stack
+from switchboard_common.conversations import ConversationStore
 from switchboard_common.permissions import ADMIN
 from switchboard_common.streams import TURN_EVENTS
 from tests.fakes.fake_anthropic import FakeAnthropic
@@ -153,3 +155,46 @@ async def test_nats_back_without_its_store_serves_turns_again(stack: Stack) -> N
         while (await one_turn(stack, "are you back", "nw"))[-1]["type"] != "turn_completed":
             await asyncio.sleep(0.5)
     assert stack.permission_violations() == []
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["stored-late", "lost"])
+async def test_a_retry_after_an_unanswered_publish_runs_the_turn_once(stack: Stack,
+                                                                     lost: bool) -> None:
+    """NATS frozen while a turn is sent: the gateway gets no ack in time and cannot know
+    whether JetStream stored the request. The client's retry with the same key follows the
+    turn to its end, once: whether the request was stored late (the server thawed) or never
+    (the server died frozen, with the request unread)."""
+    assert stack.nats is not None
+    client, key = f"f{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    text = "[[fake tokens=5]] are you there"
+    async with websockets.connect(ws_url(stack)) as ws:
+        assert outcome(await one_turn(stack, "warm", client)) == "completed"
+        stack.nats.proc.send_signal(signal.SIGSTOP)
+        try:
+            await send_message(ws, text, client=client, key=key)
+            first = await frames_until_terminal(ws, timeout=20)
+        finally:
+            if lost:
+                stack.nats.proc.kill()
+                stack.nats.proc.wait()
+                await asyncio.to_thread(stack.restart_nats, 0.1)
+            else:
+                stack.nats.proc.send_signal(signal.SIGCONT)
+    assert (first[-1]["type"], first[-1]["code"], first[-1]["retryable"]) == (
+        "error", "service_unavailable", True)
+    async with asyncio.timeout(60):
+        while True:  # the client retries, same key, until an answer (NATS coming back)
+            async with websockets.connect(ws_url(stack)) as ws:
+                await send_message(ws, text, client=client, key=key)
+                again = await frames_until_terminal(ws, timeout=30)
+            if outcome(again) == "completed":
+                break
+            await asyncio.sleep(0.5)
+    assert again[0]["turn_id"] == first[0]["turn_id"]
+    assert again[-1]["text"].startswith("Echo: are you there")
+    conversations = ConversationStore(redis.Redis.from_url(stack.store_url))
+    try:
+        history = await conversations.messages("acme", "va1", client, "main")
+    finally:
+        await conversations.close()
+    assert [m.content for m in history if m.role == "user"].count(text) == 1

@@ -146,9 +146,15 @@ class TurnBus:
         consumer without acks: reading is free of side effects and the server removes the
         consumer when we are done (or when we vanish)."""
         js = self._nc.jetstream()
-        info = await self._nc.jsm().add_consumer(TURN_EVENTS.name, ConsumerConfig(
-            deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
-            filter_subject=subject, inactive_threshold=30.0, mem_storage=True))
+        try:
+            info = await self._nc.jsm().add_consumer(TURN_EVENTS.name, ConsumerConfig(
+                deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
+                filter_subject=subject, inactive_threshold=30.0, mem_storage=True))
+        except NotFoundError:
+            # A restarted server lost the (memory) stream and the services have not declared
+            # it again yet: nothing is kept, what comes next arrives live.
+            log.info("replay of %s: %s not there (yet)", subject, TURN_EVENTS.name)
+            return
         name = info.name
         try:
             pending = info.num_pending or 0

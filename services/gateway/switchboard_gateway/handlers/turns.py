@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.js.errors import NoStreamResponseError
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from redis.exceptions import RedisError
@@ -25,6 +26,7 @@ from redis.exceptions import RedisError
 from switchboard_common.envelope import new_id, utcnow
 from switchboard_common.errors import ErrorCode
 from switchboard_common.metrics import TURN_SECONDS
+from switchboard_common.streams import TURNS
 from switchboard_common.turns import (
     DEFAULT_CONVERSATION,
     TurnCancel,
@@ -58,6 +60,11 @@ tracer = trace.get_tracer("switchboard.gateway")
 
 # What "a dependency is down" looks like from here: Valkey, NATS, or a timeout talking to them.
 _UNAVAILABLE = (RedisError, NatsError, OSError, TimeoutError)
+
+_REPUBLISH_WITHIN = timedelta(seconds=TURNS.duplicate_window_s * 0.8)
+"""A re-sent key's request is published again only while JetStream would still recognise
+the first publish as the same message (its duplicate window, with a margin): later, a first
+publish that was stored and has finished would run again."""
 
 _SETTLE_S = 0.5
 """After a replay, when the kept events are read once more (see `TurnRelay._settle`)."""
@@ -319,13 +326,30 @@ class TurnService:
                        duplicate: bool, out: Outbox) -> None:
         relay = TurnRelay(self._bus, record, out, idle_s=self._idle_s)
         started = self.started_frame(record, msg, duplicate)
-        if duplicate:
-            await relay.run(first_frame=started)
-            return
         request = TurnRequest(
             org_id=who.org, turn_id=record.turn_id, user_id=who.user,
             client_id=record.client_id, conversation_id=record.conversation_id, text=msg.text,
             idempotency_key=msg.idempotency_key, deadline_at=record.deadline_at)
+        if duplicate:
+            if utcnow() < record.deadline_at - self._deadline + _REPUBLISH_WITHIN:
+                # The key's first attempt may have ended without knowing whether JetStream
+                # stored its request (no ack in time: a frozen or overloaded server). The
+                # same request under the same message id again: a no-op if JetStream has it
+                # (deduplicated), else the turn starts now, under the turn id the key holds.
+                try:
+                    await self._bus.publish_turn(request)
+                except _UNAVAILABLE as exc:
+                    await self._not_queued(record, msg, exc, out, release=False)
+                    return
+            try:
+                await relay.run(first_frame=started)
+            except _UNAVAILABLE as exc:
+                log.warning("turn %s: following it again failed: %s", record.turn_id,
+                            type(exc).__name__)
+                out.send(_error(ErrorCode.UNAVAILABLE, "could not follow the turn, retry",
+                                org=record.org, turn_id=record.turn_id, retryable=True,
+                                key=msg.idempotency_key))
+            return
         started_at = time.monotonic()
         with contextlib.suppress(*_UNAVAILABLE):  # other tabs miss it live; history has it
             await self._bus.announce(TurnObserved(
@@ -343,17 +367,23 @@ class TurnService:
                 await relay.run(first_frame=started, request=request)
             except _UNAVAILABLE as exc:
                 span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
-                await self._not_queued(record, msg, exc, out)
+                # Only a request no stream answered is surely not stored: its key is freed
+                # for the retry. After any other failure (a timeout waiting for the ack) it
+                # may be stored and run: the key keeps this turn id, and the retry with the
+                # same key publishes it again (above) and follows it.
+                await self._not_queued(record, msg, exc, out,
+                                       release=isinstance(exc, NoStreamResponseError))
                 return
             span.set_attribute("switchboard.outcome", relay.outcome)
         TURN_SECONDS.labels(relay.outcome).observe(time.monotonic() - started_at)
 
     async def _not_queued(self, record: TurnRecord, msg: UserMessage, exc: Exception,
-                          out: Outbox) -> None:
+                          out: Outbox, *, release: bool) -> None:
         log.warning("turn %s: TurnRequest not published: %s", record.turn_id,
                     type(exc).__name__)
-        with contextlib.suppress(*_UNAVAILABLE):
-            await self._store.release(record, msg.idempotency_key)
+        if release:
+            with contextlib.suppress(*_UNAVAILABLE):
+                await self._store.release(record, msg.idempotency_key)
         out.send(_error(ErrorCode.UNAVAILABLE, "could not queue the turn, retry",
                         org=record.org, turn_id=record.turn_id, retryable=True,
                         key=msg.idempotency_key))

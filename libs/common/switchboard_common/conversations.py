@@ -158,6 +158,12 @@ def conversation_key(org: str, user: str, client: str, conversation: str) -> str
     return f"conv:{org}:{user}:{client}:{conversation}"
 
 
+def done_key(org: str, user: str, client: str, conversation: str) -> str:
+    """The set of the conversation's finished turns (filled by `append_turn`): a turn in it
+    is not appended, nor queued again by context (its TurnQueue)."""
+    return conversation_key(org, user, client, conversation) + ":done"
+
+
 def _history_keys(org: str, user: str, client: str, conversation: str) -> list[str]:
     base = conversation_key(org, user, client, conversation)
     return [base + ":messages", base + ":summary", base + ":outcomes", base + ":taint"]
@@ -260,7 +266,7 @@ class ConversationStore:
             args += [field, value]
         today = utcnow().date()
         added = await self._append(
-            keys=[base + ":done", base + ":messages", base + ":turns",
+            keys=[done_key(org, user, client, conversation), base + ":messages", base + ":turns",
                   f"convs:{org}:{user}:{client}", f"usage:{org}", f"usage:{org}:user:{user}",
                   f"usage:{org}:client:{client}", month_usage_key(org),
                   day_usage_key(org, None, today), day_usage_key(org, client, today)],

@@ -26,6 +26,7 @@ from switchboard_common.conversations import (
     Summary,
     TurnRecord,
     conversation_key,
+    done_key,
 )
 from switchboard_common.envelope import utcnow
 from switchboard_common.errors import SwitchboardError
@@ -102,6 +103,12 @@ def base_of(turn: TurnRequest | ModelResult) -> str:
     return f"{key}:bg:{turn.turn_id}" if background else key
 
 
+def _done(turn: TurnRequest) -> str:
+    """Where the turn is recorded as finished: its conversation's set (a background turn's
+    too, though it queues in a slot of its own)."""
+    return done_key(turn.org_id, turn.user_id, turn.client_id, turn.conversation_id)
+
+
 @dataclass
 class TurnFlow:
     settings: Settings
@@ -149,7 +156,8 @@ class TurnFlow:
         now (this one, or for an expired conversation the next waiting one), or None; TAKEN
         when `once` (see TurnQueue.enqueue) says it is not this caller's to queue."""
         return await self.queue.enqueue(base_of(turn), turn.turn_id, order,
-                                        record=self.pending.record(turn), once=once)
+                                        record=self.pending.record(turn), once=once,
+                                        done=_done(turn))
 
     async def accept_reading(self, turn: TurnRequest, order: int
                              ) -> tuple[str | None, History | None]:
@@ -160,7 +168,8 @@ class TurnFlow:
         start, reply = await self.queue.enqueue_then(
             base_of(turn), turn.turn_id, order, record=self.pending.record(turn),
             then=self.conversations.history_command(turn.org_id, turn.user_id,
-                                                    turn.client_id, turn.conversation_id))
+                                                    turn.client_id, turn.conversation_id),
+            done=_done(turn))
         if start != turn.turn_id or reply is None:
             return start, None
         return start, self.conversations.parse_history(reply)

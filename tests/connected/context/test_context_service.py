@@ -98,6 +98,26 @@ async def test_redelivered_result_appends_once(context_app: None, nats_url: str,
         assert await valkey.llen(key) == 2
 
 
+async def test_a_turn_request_delivered_after_its_turn_finished_runs_nothing(
+        context_app: None, nats_url: str, org: str) -> None:
+    """The same request again once its turn is over (a redelivery, or a re-sent key's
+    request past JetStream's duplicate window): no second model call, and the conversation
+    is served on."""
+    async with nats_client(nats_url) as nc:
+        t1 = turn(org, "t1", "hello")
+        req = await ask(nc, org, t1)
+        events = Collector()
+        await nc.subscribe(f"turns.events.{org}.t1", cb=events.handle)
+        await nc.jetstream().publish(f"model.completed.{org}",
+                                     result(req, "hi there").model_dump_json().encode())
+        await events.wait_for(lambda items: items)
+        await nc.jetstream().publish(f"turns.requested.{org}", t1.model_dump_json().encode(),
+                                     headers={"Nats-Msg-Id": "turn:t1:again"})
+        req2 = await ask(nc, org, turn(org, "t2", "and now?"))
+        assert req2.turn_id == "t2"  # t1 was not asked for again (it would come first)
+        assert [m.content for m in req2.messages] == ["hello", "hi there", "and now?"]
+
+
 async def test_provider_failure_becomes_typed_client_error(
         context_app: None, nats_url: str, org: str) -> None:
     async with nats_client(nats_url) as nc:

@@ -22,17 +22,19 @@ PENDING_CONVERSATIONS = "ctxq:pending"
 TAKEN = ""
 """What `enqueue` answers when its `once` key is held by another claimant: nothing queued."""
 
-# KEYS: waiting zset, active key, pending set[, turn record[, once key]]. ARGV: turn, score,
-# ttl_ms, conversation base[, record value, record ttl_s[, claimant, once ttl_s]]. Returns the
-# turn to start now, nil, or '' (TAKEN: the once key is another claimant's, or this claimant's
-# turn already ran: its record is gone).
+# KEYS: waiting zset, active key, pending set, the conversation's finished turns[, turn
+# record[, once key]]. ARGV: turn, score, ttl_ms, conversation base[, record value, record
+# ttl_s[, claimant, once ttl_s]]. Returns the turn to start now, nil, or '' (TAKEN: the turn
+# already finished, or the once key is another claimant's, or this claimant's turn already
+# ran: its record is gone).
 _ENQUEUE = """
-if KEYS[5] then
-  local held = redis.call('GET', KEYS[5])
-  if held and (held ~= ARGV[7] or redis.call('EXISTS', KEYS[4]) == 0) then return '' end
-  redis.call('SET', KEYS[5], ARGV[7], 'EX', ARGV[8])
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return '' end
+if KEYS[6] then
+  local held = redis.call('GET', KEYS[6])
+  if held and (held ~= ARGV[7] or redis.call('EXISTS', KEYS[5]) == 0) then return '' end
+  redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[8])
 end
-if KEYS[4] then redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6]) end
+if KEYS[5] then redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[6]) end
 local active = redis.call('GET', KEYS[2])
 if active == ARGV[1] then return ARGV[1] end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then
@@ -72,9 +74,9 @@ def _keys(base: str) -> list[str]:
 
 
 def _enqueue_args(base: str, turn_id: str, order: int, ttl_ms: int,
-                  record: tuple[str, bytes, int] | None, once: tuple[str, str, int] | None
-                  ) -> tuple[list[Any], list[Any]]:
-    keys: list[Any] = _keys(base)
+                  record: tuple[str, bytes, int] | None, once: tuple[str, str, int] | None,
+                  done: str | None) -> tuple[list[Any], list[Any]]:
+    keys: list[Any] = [*_keys(base), done or f"{base}:done"]
     args: list[Any] = [turn_id, order, ttl_ms, base]
     if record is not None:
         keys.append(record[0])
@@ -100,7 +102,8 @@ class TurnQueue:
 
     async def enqueue(self, base: str, turn_id: str, order: int,
                       record: tuple[str, bytes, int] | None = None,
-                      once: tuple[str, str, int] | None = None) -> str | None:
+                      once: tuple[str, str, int] | None = None,
+                      done: str | None = None) -> str | None:
         """Queue the turn; `record` (key, value, ttl_s) is written by the same script, before
         the turn is queued, so the turn's request is stored before it can be started. (One
         EVALSHA: a pipeline carrying a script costs redis-py a SCRIPT EXISTS round trip on
@@ -110,24 +113,30 @@ class TurnQueue:
         key, atomically with it: the key is set to the claimant and the turn queued, or
         neither (TAKEN). The same claimant may queue again while the turn's record lives (it
         crashed or failed before starting the turn: the redelivery takes over), never after
-        the turn ran."""
-        keys, args = _enqueue_args(base, turn_id, order, self._ttl_ms, record, once)
+        the turn ran.
+
+        `done`: the set of the conversation's finished turns (`conversations.done_key`;
+        default: `<base>:done`, which it is for a user's turn). A turn in it is not queued
+        again (TAKEN): its request delivered once more (JetStream redelivered it after the
+        turn finished, or a re-sent key's request past JetStream's duplicate window) would
+        otherwise run the turn twice."""
+        keys, args = _enqueue_args(base, turn_id, order, self._ttl_ms, record, once, done)
         return _text(await self._enqueue(keys=keys, args=args))
 
     async def enqueue_then(self, base: str, turn_id: str, order: int,
-                           record: tuple[str, bytes, int], then: tuple[Any, ...]
-                           ) -> tuple[str | None, Any]:
+                           record: tuple[str, bytes, int], then: tuple[Any, ...],
+                           done: str | None = None) -> tuple[str | None, Any]:
         """`enqueue`, and `then` (a raw command) in the same round trip, run after the
         script on the same connection: a read of the conversation there sees every turn
         that finished before this one was queued. `then`'s reply, or None when it could not
         ride along (the server lost its script cache: the scripts load again as usual)."""
-        keys, args = _enqueue_args(base, turn_id, order, self._ttl_ms, record, None)
+        keys, args = _enqueue_args(base, turn_id, order, self._ttl_ms, record, None, done)
         pipe = self._r.pipeline(transaction=False)
         pipe.execute_command("EVALSHA", self._enqueue.sha, len(keys), *keys, *args)
         pipe.execute_command(*then)
         started, reply = await pipe.execute(raise_on_error=False)
         if isinstance(started, NoScriptError):
-            return await self.enqueue(base, turn_id, order, record), None
+            return await self.enqueue(base, turn_id, order, record, done=done), None
         if isinstance(started, Exception):
             raise started
         return _text(started), None if isinstance(reply, Exception) else reply

@@ -39,8 +39,8 @@ def handler(flow: TurnFlow) -> Handler[TurnRequest]:
             log.exception("turn %s could not be queued", turn.turn_id)
             await message.nack(delay=redelivery_delay(message.raw_message))
             return
-        if start is None:
-            await message.ack()  # queued behind its conversation; started when its turn comes
+        if not start:  # None: queued behind its conversation, started when its turn comes;
+            await message.ack()  # TAKEN: the turn already finished (delivered again)
             return
         flow.in_background(flow.start(start, accepted=turn, past=past), message)
 

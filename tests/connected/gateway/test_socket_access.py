@@ -88,7 +88,7 @@ async def test_an_unassigned_user_is_refused_at_once_on_every_replica(
                 await asyncio.sleep(0.02)
             else:
                 raise AssertionError("the other replica kept the stale client record")
-            assert attempt < 5, attempt  # milliseconds, not the 60 s bound
+            assert attempt < 25, attempt  # well under a second, not the 60 s bound
             await boss.post("/clients/sarah/assignees/ana")
             await on_one.send(user_message("hi", key="d1", client="sarah"))
             assert await _first_error(on_one) is None

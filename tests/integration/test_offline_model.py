@@ -6,10 +6,13 @@ date in Radicale for a client in another time zone.
 
 With the fake Anthropic server (fast): a slow answer that keeps streaming outlives every quiet
 timeout and completes; an answer that stops mid-way fails with `stream_idle_timeout`, and the
-user's message of that failed turn is kept in the conversation."""
+user's message of that failed turn is kept in the conversation; llm_stream stopped (SIGSTOP)
+for longer than both quiet bounds finishes its answer once it runs again."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,11 +26,12 @@ import websockets
 
 from switchboard_action_executor.adapters.caldav import CalDav
 from switchboard_cli.stack import Stack, start_stack
-from tests.fakes.fake_anthropic import FakeAnthropic
+from tests.fakes.fake_anthropic import FakeAnthropic, answer_pieces
 from tests.integration.conftest import (
     FAST_RECOVERY,
     frames_until_terminal,
     send_message,
+    text_of,
     ws_url,
 )
 from tests.people import add_people
@@ -163,3 +167,29 @@ async def test_a_slow_streaming_answer_completes_and_a_stalled_one_keeps_the_mes
     turns = page["items"]
     assert [t["user_text"] for t in turns][-1] == stalled
     assert turns[-1]["error"] == "stream_idle_timeout"
+
+
+async def test_llm_stream_stopped_longer_than_its_quiet_bounds_still_finishes_the_answer(
+        fake_stack: tuple[Stack, FakeAnthropic]) -> None:
+    stack, _ = fake_stack
+    org = f"st{uuid.uuid4().hex[:8]}"
+    await add_people(stack.store_url, org, ("va1",))
+    await client_with(stack, org, "kenji", {"enabled_tools": []})
+    llm_stream = stack.procs["llm_stream"]
+
+    async def stop_after_first_delta(frame: dict[str, Any], frames: list[Any]) -> None:
+        if frame["type"] == "delta" and sum(f["type"] == "delta" for f in frames) == 1:
+            # 5 s: past the 2 s idle and 3 s first-token bounds, inside the gateway's 8 s.
+            llm_stream.send_signal(signal.SIGSTOP)
+            try:
+                await asyncio.sleep(5)
+            finally:
+                llm_stream.send_signal(signal.SIGCONT)
+
+    async with websockets.connect(ws_url(stack, org=org)) as ws:
+        await send_message(ws, "[[fake tokens=12 delay_ms=200]] tell me", client="kenji")
+        frames = await frames_until_terminal(ws, timeout=60, on_frame=stop_after_first_delta)
+    assert frames[-1]["type"] == "turn_completed", frames[-1]
+    # The same call went on (no turn_retry); what waited in the socket came out at once.
+    assert not [f for f in frames if f["type"] == "turn_retry"]
+    assert text_of(frames) == frames[-1]["text"] == "".join(answer_pieces("tell me", 12)), frames

@@ -22,9 +22,12 @@ Bounds: a call that streams is never cut for taking long, only for going quiet. 
 clocks: the first piece of text must come within `first_token_s` (restarted by every
 `queued` notice, so waiting behind other requests for the local model does not count), each
 next piece within `idle_s` of the previous one, and the turn's `deadline_at` (+ a small
-grace) is a generous hard cap on the whole. A request that arrives past its deadline never
-reaches the provider. While the request waits for a busy model the client gets `queued`
-frames with its position (seq 0: they hold no place in the turn's text).
+grace) is a generous hard cap on the whole. The quiet clocks measure the provider, not this
+process: a quiet timer that fires over `STALL_S` late means this process was stopped or
+starved (SIGSTOP, a paused VM, a swap storm) while the pieces may be waiting in its socket, so
+it grants the provider one fresh gap instead of failing the turn. A request that arrives past
+its deadline never reaches the provider. While the request waits for a busy model the client
+gets `queued` frames with its position (seq 0: they hold no place in the turn's text).
 """
 
 from __future__ import annotations
@@ -161,6 +164,43 @@ class _Relay:
     def abandon(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+
+
+STALL_S = 1.0
+"""A quiet timer firing this late says the process, not the provider, stood still."""
+
+
+class QuietClock:
+    """"No next piece for `gap` seconds" for one call, ended through the call's timeout
+    `window`. Moving it is an assignment (the armed timer re-arms itself when it finds the
+    clock moved), so a streamed piece costs no timer handle."""
+
+    def __init__(self, window: asyncio.Timeout, gap: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._window = window
+        self._gap = gap
+        self._at = self._loop.time() + gap
+        self._handle = self._loop.call_at(self._at, self._check)
+        self.fired = False
+
+    def restart(self, gap: float) -> None:
+        self._gap = gap
+        self._at = self._loop.time() + gap
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if now - self._at > STALL_S:  # this process stood still: the provider gets a gap
+            log.warning("event loop stalled %.1f s: the model's quiet clock restarts",
+                        now - self._at)
+            self._at = now + self._gap
+        if now < self._at:
+            self._handle = self._loop.call_at(self._at, self._check)
+            return
+        self.fired = True
+        self._window.reschedule(now)
 
 
 async def _closed(relay: _Relay | None, seq: int) -> int:
@@ -305,31 +345,26 @@ class ModelCalls:
         if cancelled(request.turn_id):  # stopped before this call (e.g. during a tool)
             return Completion(model=request.model or "", stop_reason="cancelled"), None, seq
         loop = asyncio.get_running_loop()
-        hard = loop.time() + time_left + self._grace_s
         waiting_first = True
         relay = None if subject is None else _Relay(self._nc, subject, request, seq, call)
-
-        def clock(gap: float) -> float:
-            return min(loop.time() + gap, hard)
-
         beat = asyncio.create_task(self._keep_alive(heartbeat))
-        window = asyncio.timeout_at(clock(self._first_token_s))
-        moved = loop.time()
+        window = asyncio.timeout_at(loop.time() + time_left + self._grace_s)
+        quiet: QuietClock | None = None
         try:
-            async with window, watched(self._provider, request) as text:
-                async for piece in text:
-                    if isinstance(piece, Queued):
-                        window.reschedule(clock(self._first_token_s))
-                        await self._queued(request, subject, piece)
-                        continue
-                    # The quiet-time clock is moved at most once a second, not per piece.
-                    if waiting_first or loop.time() - moved > 1.0:
-                        waiting_first, moved = False, loop.time()
-                        window.reschedule(clock(self._idle_s))
-                    if relay is not None:
-                        relay.add(piece)
-                        if cancelled(request.turn_id):
-                            break
+            async with window:
+                quiet = QuietClock(window, self._first_token_s)
+                async with watched(self._provider, request) as text:
+                    async for piece in text:
+                        if isinstance(piece, Queued):
+                            quiet.restart(self._first_token_s)
+                            await self._queued(request, subject, piece)
+                            continue
+                        waiting_first = False
+                        quiet.restart(self._idle_s)
+                        if relay is not None:
+                            relay.add(piece)
+                            if cancelled(request.turn_id):
+                                break
             seq = await _closed(relay, seq)
             if cancelled(request.turn_id):
                 # A copy: a provider thread may still be finishing the abandoned completion.
@@ -343,10 +378,12 @@ class ModelCalls:
             if not window.expired():
                 raise
             seq = await _closed(relay, seq)
-            if loop.time() >= hard - 0.01:
+            if quiet is None or not quiet.fired:
                 return None, deadline_passed(), seq
             return None, went_quiet(first=waiting_first), seq
         finally:
+            if quiet is not None:
+                quiet.stop()
             beat.cancel()
             if relay is not None:
                 relay.abandon()

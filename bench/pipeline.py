@@ -247,13 +247,18 @@ def start_fake() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def start_production_stack(fake_url: str, otlp_endpoint: str, *, ws_compression: bool = False,
-                           with_memory: bool = False) -> tuple[Stack, tuple[str, ...]]:
+                           with_memory: bool = False,
+                           trace_sample: float | None = None) -> tuple[Stack, tuple[str, ...]]:
     """The services on their own NATS and Valkey as in production (see the module's
     docstring), talking to the fake provider at `fake_url`; not yet waited for."""
     services = SERVICES if with_memory else tuple(s for s in SERVICES if s != "memory_indexer")
     # Without memory_indexer nobody answers memory searches: context would fail every turn
     # with warming_up, so it skips them (as the monolith has no memory either).
     memory = {} if with_memory else {"CONTEXT_MEMORY_SEARCH": "false"}
+    # Production exports every trace (the SDK's default sampler); an operator may sample.
+    sampling = {} if trace_sample is None else {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": str(trace_sample)}
     stack = start_stack(Path(tempfile.mkdtemp(prefix="sb-bench-")), well_known_ports=False,
                         persist=False, services=services, env={"ANTHROPIC_API_KEY": "sk-bench",
                                             "ANTHROPIC_BASE_URL": fake_url,
@@ -266,7 +271,7 @@ def start_production_stack(fake_url: str, otlp_endpoint: str, *, ws_compression:
                                             "GATEWAY_LIMITS__CONCURRENT_TURNS_USER": "1000",
                                             "GATEWAY_LIMITS__SOCKETS_PER_USER": "10000",
                                             "GATEWAY_WS_COMPRESSION": str(ws_compression),
-                                            **memory})
+                                            **memory, **sampling})
     return stack, services
 
 
@@ -284,6 +289,9 @@ async def main() -> None:
     parser.add_argument("--monolith-aiohttp", action="store_true",
                         help="the monolith's SDK on the aiohttp transport llm_stream uses (the "
                              "issue's baseline is the SDK's default, httpx)")
+    parser.add_argument("--trace-sample", type=float, default=None, metavar="RATIO",
+                        help="sample traces at RATIO (parentbased_traceidratio) instead of "
+                             "exporting every one as production does by default")
     args = parser.parse_args()
 
     fake, fake_url = start_fake()
@@ -295,7 +303,8 @@ async def main() -> None:
     sink = OtlpSink()
     stack, services = start_production_stack(fake_url, sink.endpoint,
                                              ws_compression=args.ws_compression,
-                                             with_memory=args.with_memory)
+                                             with_memory=args.with_memory,
+                                             trace_sample=args.trace_sample)
     try:
         stack.wait_ready(120)
         wait_http(f"http://127.0.0.1:{mono_port}/")

@@ -25,11 +25,19 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as redis
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from switchboard_common.envelope import utcnow
 from switchboard_common.model import ChatMessage
 from switchboard_common.turns import Usage
+
+_MESSAGES = TypeAdapter(list[ChatMessage])
+"""A conversation's stored messages parsed in one call (half the cost of one call each)."""
+
+
+def _parse_messages(raw: list[Any]) -> list[ChatMessage]:
+    return _MESSAGES.validate_json(
+        b"[" + b",".join(i if isinstance(i, bytes) else str(i).encode() for i in raw) + b"]")
 
 OUTCOMES_KEPT = 5
 
@@ -183,7 +191,7 @@ class ConversationStore:
                        ) -> list[ChatMessage]:
         raw = await self._r.lrange(conversation_key(org, user, client, conversation)
                                    + ":messages", 0, -1)
-        return [ChatMessage.model_validate_json(item) for item in raw]
+        return _parse_messages(raw)
 
     async def history(self, org: str, user: str, client: str, conversation: str) -> History:
         """What a prompt needs, in one round trip: the summary, only the messages it does not
@@ -203,7 +211,7 @@ class ConversationStore:
     def parse_history(reply: Any) -> History:
         recent, summary, outcomes, offset, taint = reply
         return History(
-            recent=[ChatMessage.model_validate_json(item) for item in recent],
+            recent=_parse_messages(recent),
             offset=int(offset),
             summary=Summary.model_validate_json(summary) if summary else None,
             outcomes=[o.decode() if isinstance(o, bytes) else str(o) for o in reversed(outcomes)],

@@ -232,15 +232,18 @@ class TurnFlow:
             tools=tools,
             canary=self.canary(turn.org_id, turn.client_id),
             leak_markers=list(prompt.LEAK_MARKERS))
+        encoded = request.model_dump_json().encode()  # published and, with tools, stored
         publish = publish_command(self.broker, request, model_requested_subject(turn.org_id),
-                                  msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name)
+                                  msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name,
+                                  data=encoded)
         if tools and self.loop is not None:
             # The loop's state is written while the request is published, not before it: a
             # Valkey round trip off the turn's path. Both must succeed before the turn request
             # is acked (else it is redelivered and both are redone; the request's msg id makes
             # its second publish a no-op). A tool call answered before the state landed is
             # retried by the loop (`ToolLoop.after_model`).
-            await asyncio.gather(self.loop.begin(request, skills, taint), publish)
+            await asyncio.gather(self.loop.begin(request, skills, taint, encoded=encoded),
+                                 publish)
         else:
             await publish
         log.debug("turn %s started: %s prompt, ~%d tokens", turn_id, built.kind,

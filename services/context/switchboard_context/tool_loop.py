@@ -91,9 +91,11 @@ class ToolLoop:
         return [t.name for t in model_tools(skills.enabled_tools)]
 
     async def begin(self, request: ModelRequest, skills: Skills,
-                    tainted_by: tuple[str, ...] = ()) -> None:
-        """Remember what the loop needs (called before iteration 0 is requested)."""
-        await self.state.start(request, skills.autonomy, self.tools_for(skills), tainted_by)
+                    tainted_by: tuple[str, ...] = (), *, encoded: bytes | None = None) -> None:
+        """Remember what the loop needs (called before iteration 0 is requested); `encoded`:
+        the request as JSON, when the caller has it already."""
+        await self.state.start(request, skills.autonomy, self.tools_for(skills), tainted_by,
+                               encoded=encoded)
 
     async def taint(self, result: ModelResult) -> list[str]:
         """The turn's taint once it ended with `result`: what the loop began with when no

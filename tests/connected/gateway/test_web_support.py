@@ -105,6 +105,11 @@ async def test_a_second_socket_follows_the_conversation_and_stop_is_sent(
         assert (await recv_json(first))["text"] == "Monday "
 
         await second.send(json.dumps({"type": "cancel", "turn_id": turn.turn_id}))
+        # The stop reaches the bus before the answer ends: on a loaded machine the end could
+        # otherwise overtake the cancel frame, and a finished turn has nothing to stop.
+        async with asyncio.timeout(10):
+            while not cancels:
+                await asyncio.sleep(0.02)
         await backend.done(turn, 2, "Monday ")
         for ws in (first, second):
             assert (await recv_json(ws))["type"] == "turn_completed"

@@ -50,7 +50,9 @@ class Settings(WorkerSettings):
     behind other requests for the local model does not count) -> `first_token_timeout`."""
     idle_timeout_s: float = Field(30.0, gt=0)
     """No next piece of text this long while streaming -> `stream_idle_timeout`. A slow but
-    streaming answer is never cut; only the turn's hard cap (`deadline_at`) bounds it."""
+    streaming answer is never cut; only the turn's hard cap (`deadline_at`) bounds it. Time
+    this process itself stood still (stopped, a paused VM) does not count against the
+    provider, here or in `first_token_timeout_s` (`calls.QuietClock`)."""
     max_tokens_cap: int = 4096
 
     # --- providers ---

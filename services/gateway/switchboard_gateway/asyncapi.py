@@ -42,6 +42,7 @@ def build_app() -> FastStream:
                     "turn gate's access check are dropped.")
     async def on_changed(event: SkillsChanged) -> None:  # documentation only
         del event
+
     resolve = broker.publisher(
         "skills.resolve.{org}", schema=ResolveSkills, title="gateway/skills.resolve",
         description="Request/reply (2 s): resolved skills with provenance for (user, "

@@ -66,12 +66,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client_cache: ClientCache | None = None
+        # Directory and conversations share one lazily connecting client (it connects on first
+        # use, after open_store below waited for Valkey or decided to start not-ready).
+        # A bounded pool that makes a burst wait its turn for a connection (up to
+        # valkey_pool_timeout_s) instead of failing with MaxConnectionsError; per-socket and
+        # per-user caps keep one tenant from holding most of it.
+        valkey = valkey_client(settings.valkey_url, settings.valkey_password,
+                               max_connections=settings.valkey_max_connections,
+                               pool_timeout_s=settings.valkey_pool_timeout_s)
+        directory = Directory(valkey)
+        client_cache = ClientCache(directory, settings.client_cache_s)
 
         async def drop_cached_clients() -> None:
             # While disconnected this replica may have missed skills.changed events.
-            if client_cache is not None:
-                client_cache.clear()
+            client_cache.clear()
 
         broker = make_broker(settings.nats_url, "gateway", settings.shutdown_grace_s,
                              drop_cached_clients, user=settings.nats_user,
@@ -84,22 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bus = TurnBus(broker)
         app.state.bus, app.state.store = bus, store
         app.state.turns = TurnService(bus, store, settings)
-        # Directory and conversations share one lazily connecting client: open_store above
-        # already waited for Valkey (or decided to start not-ready).
-        # A bounded pool that makes a burst wait its turn for a connection (up to
-        # valkey_pool_timeout_s) instead of failing with MaxConnectionsError; per-socket and
-        # per-user caps keep one tenant from holding most of it.
-        valkey = valkey_client(settings.valkey_url, settings.valkey_password,
-                               max_connections=settings.valkey_max_connections,
-                               pool_timeout_s=settings.valkey_pool_timeout_s)
-        directory = Directory(valkey)
         app.state.directory, app.state.conversations = directory, ConversationStore(valkey)
         app.state.connections = ConnectionStore(valkey, secret_box)
         app.state.limits = Limiter(valkey, settings.valkey_url, settings.limits,
                                    settings.limits_cache_s)
         app.state.sockets = SocketCounter()
         app.state.learning = LearningStore(valkey)
-        client_cache = ClientCache(directory, settings.client_cache_s)
         await client_cache.listen(nc)
         app.state.skills = SkillsBus(nc, directory, settings.skills_resolve_timeout_s,
                                      drop_local=client_cache.invalidate)

@@ -172,23 +172,30 @@ STALL_S = 1.0
 
 class QuietClock:
     """"No next piece for `gap` seconds" for one call, ended through the call's timeout
-    `window`. Moving it is an assignment (the armed timer re-arms itself when it finds the
-    clock moved), so a streamed piece costs no timer handle."""
+    `window`; entered inside it (`async with window, QuietClock(window, gap)`), so it runs
+    exactly while the window is open. Moving it is an assignment (the armed timer re-arms
+    itself when it finds the clock moved), so a streamed piece costs no timer handle."""
 
     def __init__(self, window: asyncio.Timeout, gap: float) -> None:
         self._loop = asyncio.get_running_loop()
         self._window = window
         self._gap = gap
-        self._at = self._loop.time() + gap
-        self._handle = self._loop.call_at(self._at, self._check)
+        self._at = 0.0
+        self._handle: asyncio.TimerHandle | None = None
         self.fired = False
+
+    async def __aenter__(self) -> QuietClock:
+        self.restart(self._gap)
+        self._handle = self._loop.call_at(self._at, self._check)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
 
     def restart(self, gap: float) -> None:
         self._gap = gap
         self._at = self._loop.time() + gap
-
-    def stop(self) -> None:
-        self._handle.cancel()
 
     def _check(self) -> None:
         now = self._loop.time()
@@ -349,22 +356,20 @@ class ModelCalls:
         relay = None if subject is None else _Relay(self._nc, subject, request, seq, call)
         beat = asyncio.create_task(self._keep_alive(heartbeat))
         window = asyncio.timeout_at(loop.time() + time_left + self._grace_s)
-        quiet: QuietClock | None = None
+        quiet = QuietClock(window, self._first_token_s)
         try:
-            async with window:
-                quiet = QuietClock(window, self._first_token_s)
-                async with watched(self._provider, request) as text:
-                    async for piece in text:
-                        if isinstance(piece, Queued):
-                            quiet.restart(self._first_token_s)
-                            await self._queued(request, subject, piece)
-                            continue
-                        waiting_first = False
-                        quiet.restart(self._idle_s)
-                        if relay is not None:
-                            relay.add(piece)
-                            if cancelled(request.turn_id):
-                                break
+            async with window, quiet, watched(self._provider, request) as text:
+                async for piece in text:
+                    if isinstance(piece, Queued):
+                        quiet.restart(self._first_token_s)
+                        await self._queued(request, subject, piece)
+                        continue
+                    waiting_first = False
+                    quiet.restart(self._idle_s)
+                    if relay is not None:
+                        relay.add(piece)
+                        if cancelled(request.turn_id):
+                            break
             seq = await _closed(relay, seq)
             if cancelled(request.turn_id):
                 # A copy: a provider thread may still be finishing the abandoned completion.
@@ -378,12 +383,10 @@ class ModelCalls:
             if not window.expired():
                 raise
             seq = await _closed(relay, seq)
-            if quiet is None or not quiet.fired:
+            if not quiet.fired:
                 return None, deadline_passed(), seq
             return None, went_quiet(first=waiting_first), seq
         finally:
-            if quiet is not None:
-                quiet.stop()
             beat.cancel()
             if relay is not None:
                 relay.abandon()

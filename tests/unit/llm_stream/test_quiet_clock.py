@@ -16,27 +16,23 @@ async def test_a_quiet_provider_ends_the_call_on_time() -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(None) as window:
-            quiet = QuietClock(window, 0.2)
+        async with asyncio.timeout(None) as window, QuietClock(window, 0.2) as quiet:
             await asyncio.sleep(5)
     assert quiet.fired
     assert 0.2 <= loop.time() - started < 1.0
 
 
 async def test_each_piece_moves_the_clock() -> None:
-    async with asyncio.timeout(None) as window:
-        quiet = QuietClock(window, 0.2)
+    async with asyncio.timeout(None) as window, QuietClock(window, 0.2) as quiet:
         for _ in range(6):  # 0.6 s in all, never 0.2 s without a piece
             await asyncio.sleep(0.1)
             quiet.restart(0.2)
-        quiet.stop()
     assert not quiet.fired
 
 
 async def test_a_stalled_event_loop_grants_the_provider_a_fresh_gap() -> None:
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(None) as window:
-            quiet = QuietClock(window, 0.2)
+        async with asyncio.timeout(None) as window, QuietClock(window, 0.2) as quiet:
             time.sleep(0.2 + STALL_S + 0.3)  # noqa: ASYNC251 - the whole process stands still
             await asyncio.sleep(0.05)  # the late timer runs
             assert not quiet.fired  # no piece could have been read: not the provider's fault

@@ -19,7 +19,6 @@ import time
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 from switchboard_common.directory import Client, Directory, skills_changed_subject
 
@@ -37,7 +36,6 @@ class ClientCache:
         self._changes = 0
         """Counts invalidations: a read that began before one must not store what it read
         (it may predate the change)."""
-        self._sub: Subscription | None = None
 
     async def get(self, org: str, client_id: str) -> Client | None:
         records = self._orgs.get(org)
@@ -67,4 +65,4 @@ class ClientCache:
         async def changed(msg: Msg) -> None:
             self.invalidate(msg.subject.rsplit(".", 1)[-1])
 
-        self._sub = await nc.subscribe(skills_changed_subject("*"), cb=changed)
+        await nc.subscribe(skills_changed_subject("*"), cb=changed)

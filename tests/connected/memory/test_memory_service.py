@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from faststream import TestApp
 from nats.aio.client import Client
+from nats.errors import NoRespondersError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from switchboard_common.dead_letter import dlq_subject
@@ -68,7 +69,13 @@ async def wait_hits(nc: Client, org: str, client: str, query: str, n: int,
                     timeout: float = 20.0, **kw: Any) -> SearchResponse:
     async with asyncio.timeout(timeout):
         while True:
-            resp = await search(nc, org, client, query, k=50, **kw)
+            try:
+                resp = await search(nc, org, client, query, k=50, **kw)
+            except NoRespondersError:
+                # A service that has just started: its subscription may not have reached the
+                # server yet when this (other) connection's request does.
+                await asyncio.sleep(0.1)
+                continue
             if len(resp.hits) >= n:
                 return resp
             await asyncio.sleep(0.1)

@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -248,9 +248,11 @@ def start_fake() -> tuple[subprocess.Popen[bytes], str]:
 
 def start_production_stack(fake_url: str, otlp_endpoint: str, *, ws_compression: bool = False,
                            with_memory: bool = False,
-                           trace_sample: float | None = None) -> tuple[Stack, tuple[str, ...]]:
+                           trace_sample: float | None = None,
+                           env: Mapping[str, str] | None = None) -> tuple[Stack, tuple[str, ...]]:
     """The services on their own NATS and Valkey as in production (see the module's
-    docstring), talking to the fake provider at `fake_url`; not yet waited for."""
+    docstring), talking to the fake provider at `fake_url`; not yet waited for. `env` is
+    added last (a variant of the production settings, bench/hop_floor.py)."""
     services = SERVICES if with_memory else tuple(s for s in SERVICES if s != "memory_indexer")
     # Without memory_indexer nobody answers memory searches: context would fail every turn
     # with warming_up, so it skips them (as the monolith has no memory either).
@@ -271,7 +273,7 @@ def start_production_stack(fake_url: str, otlp_endpoint: str, *, ws_compression:
                                             "GATEWAY_LIMITS__CONCURRENT_TURNS_USER": "1000",
                                             "GATEWAY_LIMITS__SOCKETS_PER_USER": "10000",
                                             "GATEWAY_WS_COMPRESSION": str(ws_compression),
-                                            **memory, **sampling})
+                                            **memory, **sampling, **(env or {})})
     return stack, services
 
 

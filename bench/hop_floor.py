@@ -1,0 +1,318 @@
+"""The floor of the pipeline's shape: what a turn's hops cost with nothing of Switchboard on them.
+
+Issue 13 asks for the pipeline's server CPU per 5-token turn within 2x of the monolith's, with
+durability unchanged: turn and model requests stay JetStream commands with deduplication and
+acks. This bench measures how much of that budget the shape alone takes. Three bare processes
+pass a turn's messages exactly as the services do, and do nothing else:
+  edge (a uvicorn + FastAPI WebSocket, as the gateway and the monolith) -> JetStream publish of
+  the turn (Nats-Msg-Id, waits for the store's ack) -> ctx (a `PullWorker`: one standing pull
+  request) -> JetStream publish of the model request, ack -> llm (a `PullWorker`) -> the
+  anthropic SDK on its aiohttp transport (as llm_stream) against the fake provider -> one core
+  delta per text event on `fl.events.<turn>`, JetStream publish of the result, ack -> ctx ->
+  JetStream publish of the finished turn (the history stream), core publish of the terminal
+  event, ack -> edge, which relays every event to its socket.
+The event subjects are captured by a memory stream, as turns.events is (for resuming clients).
+No authentication, limits, Valkey, history, prompt, pydantic envelopes or telemetry: no tracer
+provider is set, so the `PullWorker`'s span is the API's no-op one.
+
+In the same run, the same load client (bench/pipeline.py's) drives the monolith
+(bench/monolith.py, the issue's baseline) and, unless --no-pipeline, the production pipeline
+(authentication, limits and OTLP export on, as bench/pipeline.py runs it), alternating A/B/C
+rounds so that the machine's drift falls on all three alike.
+Usage: python bench/hop_floor.py [--turns 400] [--rounds 2] [--no-pipeline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect  # noqa: E402
+from pipeline import (  # noqa: E402
+    CpuMeter,
+    OtlpSink,
+    PipelineUrls,
+    fixed,
+    run,
+    sign_in,
+    stack_pids,
+    start_fake,
+    start_production_stack,
+    wait_http,
+)
+from pydantic import BaseModel  # noqa: E402
+
+from switchboard_cli.embedded import free_port, start_nats  # noqa: E402
+from switchboard_common.streams import ConsumerSpec, StreamSpec  # noqa: E402
+
+ME = str(Path(__file__).resolve())
+
+ORG = "bench"
+
+
+def _streams() -> tuple[StreamSpec, ...]:
+    from nats.js.api import RetentionPolicy, StorageType
+
+    work, limits = RetentionPolicy.WORK_QUEUE, RetentionPolicy.LIMITS
+    file, memory = StorageType.FILE, StorageType.MEMORY
+    return (StreamSpec("FL_TURNS", ("fl.turns.>",), work, file, 86400.0),
+            StreamSpec("FL_MODEL", ("fl.model.>",), work, file, 86400.0),
+            StreamSpec("FL_RESULTS", ("fl.results.>",), work, file, 86400.0),
+            StreamSpec("FL_HISTORY", ("fl.history.>",), limits, file, 86400.0),
+            StreamSpec("FL_EVENTS", ("fl.events.>",), limits, memory, 900.0,
+                       duplicate_window_s=0.0, max_msgs_per_subject=20_000))
+
+
+class Raw(BaseModel):
+    """The PullWorker validates into a model; the floor's messages are plain JSON objects and
+    are decoded again by hand (what the services do with pydantic is not the floor)."""
+
+    model_config = {"extra": "allow"}
+
+
+async def _publish(js: Any, subject: str, body: dict[str, Any], msg_id: str) -> None:
+    await js.publish(subject, json.dumps(body).encode(), headers={"Nats-Msg-Id": msg_id})
+
+
+async def _serve(role: str, nats_url: str, fake_url: str) -> None:
+    import nats
+
+    from switchboard_common.pull_worker import Delivery, PullWorker
+
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    streams = {s.name: s for s in _streams()}
+    workers: list[PullWorker[Raw]] = []
+
+    def consume(stream: str, name: str, handler: Any) -> None:
+        spec = ConsumerSpec(streams[stream], name, streams[stream].subjects[0])
+        workers.append(PullWorker(nc, spec, Raw, handler, service=role,
+                                  inbox=f"_INBOX.fl.{name}", workers=64, auto_ack=True))
+
+    if role == "ctx":
+        async def on_turn(msg: Raw, _: Delivery) -> None:
+            turn = msg.model_extra or {}
+            await _publish(js, f"fl.model.{ORG}", turn, f"model:{turn['turn']}:0")
+
+        async def on_result(msg: Raw, _: Delivery) -> None:
+            result = msg.model_extra or {}
+            await _publish(js, f"fl.history.{ORG}", result, f"done:{result['turn']}")
+            await nc.publish(f"fl.events.{result['turn']}", json.dumps(
+                {"type": "turn_completed", "turn_id": result["turn"], "seq": result["seq"],
+                 "text": result["text"]}).encode())
+
+        consume("FL_TURNS", "fl_ctx_turns", on_turn)
+        consume("FL_RESULTS", "fl_ctx_results", on_result)
+    else:
+        import anthropic
+
+        client = anthropic.AsyncAnthropic(api_key="sk-bench", base_url=fake_url, max_retries=0,
+                                          http_client=anthropic.DefaultAioHttpClient())
+
+        async def on_model(msg: Raw, _: Delivery) -> None:
+            request = msg.model_extra or {}
+            turn, seq, text = request["turn"], 0, []
+            async with client.messages.stream(
+                    model="bench", max_tokens=512,
+                    messages=[{"role": "user", "content": request["text"]}]) as stream:
+                async for piece in stream.text_stream:
+                    seq += 1
+                    text.append(piece)
+                    await nc.publish(f"fl.events.{turn}", json.dumps(
+                        {"type": "delta", "turn_id": turn, "seq": seq, "text": piece}).encode())
+            await _publish(js, f"fl.results.{ORG}",
+                           {"turn": turn, "seq": seq + 1, "text": "".join(text)},
+                           f"result:{turn}:0")
+
+        consume("FL_MODEL", "fl_llm_model", on_model)
+    for worker in workers:
+        await worker.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+def _edge_app(nats_url: str) -> FastAPI:
+    import nats
+
+    waiting: dict[str, asyncio.Queue[bytes]] = {}
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        nc = await nats.connect(nats_url)
+
+        async def on_event(msg: Any) -> None:
+            queue = waiting.get(msg.subject.rsplit(".", 1)[-1])
+            if queue is not None:
+                queue.put_nowait(msg.data)
+
+        await nc.subscribe("fl.events.>", cb=on_event)
+        state["js"] = nc.jetstream()
+        yield
+        await nc.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        try:
+            while True:
+                msg = json.loads(await socket.receive_text())
+                turn = msg["idempotency_key"]
+                queue = waiting[turn] = asyncio.Queue()
+                try:
+                    await socket.send_text(json.dumps({"type": "turn_started", "turn_id": turn}))
+                    await _publish(state["js"], f"fl.turns.{ORG}",
+                                   {"turn": turn, "text": msg["text"]}, f"turn:{turn}")
+                    while True:
+                        event = await queue.get()
+                        await socket.send_text(event.decode())
+                        if b'"turn_completed"' in event:
+                            break
+                finally:
+                    del waiting[turn]
+        except WebSocketDisconnect:
+            return
+
+    return app
+
+
+async def _prepare(nats_url: str) -> None:
+    import nats
+
+    from switchboard_common.streams import ensure_consumer, ensure_streams
+
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    streams = _streams()
+    await ensure_streams(js, streams)
+    by_name = {s.name: s for s in streams}
+    for stream, name in (("FL_TURNS", "fl_ctx_turns"), ("FL_RESULTS", "fl_ctx_results"),
+                         ("FL_MODEL", "fl_llm_model")):
+        await ensure_consumer(js, ConsumerSpec(by_name[stream], name,
+                                               by_name[stream].subjects[0]))
+    await nc.close()
+
+
+async def _start_floor(nats_url: str, fake_url: str
+                       ) -> tuple[dict[str, subprocess.Popen[bytes]], str]:
+    await _prepare(nats_url)
+    procs = {}
+    for role in ("ctx", "llm"):
+        procs[role] = subprocess.Popen([sys.executable, ME, "--role", role, "--nats", nats_url,
+                                        "--fake", fake_url], stdout=subprocess.PIPE)
+    for proc in procs.values():
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    port = free_port()
+    procs["edge"] = subprocess.Popen([sys.executable, ME, "--role", "edge", "--nats", nats_url,
+                                      "--port", str(port)])
+    return procs, f"ws://127.0.0.1:{port}/ws"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-pipeline", action="store_true")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V,K=V",
+                        help="also run the pipeline with these settings added, e.g. "
+                             "'no traces:OTEL_SDK_DISABLED=true' (repeatable)")
+    args = parser.parse_args()
+    variants: dict[str, dict[str, str]] = {} if args.no_pipeline else {"pipeline": {}}
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        variants[f"pipeline, {name}"] = dict(a.split("=", 1) for a in assignments.split(","))
+
+    fake, fake_url = start_fake()
+    procs: list[subprocess.Popen[bytes]] = [fake]
+    mono_port = free_port()
+    procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "monolith.py"),
+                                   "--port", str(mono_port), "--anthropic-url", fake_url]))
+    nats_server = start_nats(Path(tempfile.mkdtemp(prefix="sb-floor-")))
+    floor, floor_ws = await _start_floor(nats_server.url, fake_url)
+    procs.extend(floor.values())
+    sink = OtlpSink()
+    stacks: list[Any] = []
+    try:
+        wait_http(f"http://127.0.0.1:{mono_port}/")
+        wait_http(floor_ws.replace("ws://", "http://").removesuffix("/ws") + "/")
+        paths: dict[str, tuple[Any, CpuMeter]] = {
+            "monolith": (fixed(f"ws://127.0.0.1:{mono_port}/ws"),
+                         CpuMeter({"monolith": procs[1].pid})),
+            "floor": (fixed(floor_ws), CpuMeter({**{n: p.pid for n, p in floor.items()},
+                                                 "nats": nats_server.proc.pid}))}
+        for name, env in variants.items():
+            stack, _ = start_production_stack(fake_url, sink.endpoint, env=env)
+            stacks.append(stack)
+            stack.wait_ready(120)
+            paths[name] = (PipelineUrls(stack.gateway_url, await sign_in(stack)),
+                           CpuMeter(stack_pids(stack)))
+        short = "[[fake tokens=5]] hello"
+        for url, _ in paths.values():
+            await run(url, 4, 40, short)
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+        for _ in range(args.rounds):
+            for name, (url, meter) in paths.items():
+                results[name].append(await run(url, 20, args.turns, short, meter))
+    finally:
+        for stack in stacks:
+            stack.stop()
+        sink.close()
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+        nats_server.stop()
+
+    print(f"\n### CPU per 5-token turn (ms), concurrency 20, {args.turns} turns per round, "
+          f"{args.rounds} rounds (one column per round)\n")
+    print("| path | CPU ms per turn | ratio to the monolith | first delta p50 (ms) | by process "
+          "(first round) |")
+    print("|---|---|---|---|---|")
+    mono = results["monolith"]
+    for name, rounds in results.items():
+        cpu = " / ".join(f"{r['cpu']:.2f}" for r in rounds)
+        ratio = " / ".join(f"{r['cpu'] / m['cpu']:.2f}x" for r, m in zip(rounds, mono, strict=True))
+        p50 = " / ".join(f"{r['p50']:.1f}" for r in rounds)
+        parts = ", ".join(f"{k[4:]} {v:.2f}" for k, v in rounds[0].items()
+                          if k.startswith("cpu:"))
+        print(f"| {name} | {cpu} | {ratio} | {p50} | {parts} |")
+    floor_cpu = statistics.median(r["cpu"] for r in results["floor"])
+    mono_cpu = statistics.median(r["cpu"] for r in mono)
+    print(f"\nThe shape alone takes {floor_cpu / mono_cpu:.2f}x of the monolith; a 2x target "
+          f"leaves {2 * mono_cpu - floor_cpu:.2f} ms per turn (median of rounds) for everything "
+          "else.")
+    if "pipeline" in results:
+        pipe_cpu = statistics.median(r["cpu"] for r in results["pipeline"])
+        print(f"The pipeline spends {pipe_cpu - floor_cpu:.2f} ms per turn above the floor.")
+
+
+if __name__ == "__main__":
+    cli = argparse.ArgumentParser(add_help=False)
+    cli.add_argument("--role")
+    cli.add_argument("--nats")
+    cli.add_argument("--fake")
+    cli.add_argument("--port", type=int)
+    known, _ = cli.parse_known_args()
+    if known.role == "edge":
+        import uvicorn
+
+        uvicorn.run(_edge_app(known.nats), host="127.0.0.1", port=known.port,
+                    log_level="warning", ws_per_message_deflate=False)
+    elif known.role:
+        asyncio.run(_serve(known.role, known.nats, known.fake))
+    else:
+        asyncio.run(main())

@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -55,7 +56,7 @@ from pipeline import (  # noqa: E402
 )
 from pydantic import BaseModel  # noqa: E402
 
-from switchboard_cli.embedded import free_port, start_nats  # noqa: E402
+from switchboard_cli.embedded import free_port, start_nats, start_valkey  # noqa: E402
 from switchboard_common.streams import ConsumerSpec, StreamSpec  # noqa: E402
 
 ME = str(Path(__file__).resolve())
@@ -242,17 +243,30 @@ async def main() -> None:
     mono_port = free_port()
     procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "monolith.py"),
                                    "--port", str(mono_port), "--anthropic-url", fake_url]))
-    nats_server = start_nats(Path(tempfile.mkdtemp(prefix="sb-floor-")))
+    data = Path(tempfile.mkdtemp(prefix="sb-floor-"))
+    nats_server = start_nats(data)
+    sink = OtlpSink()
+    # The monolith with the turn's duties: its own Valkey, spans exported as the services'.
+    valkey = start_valkey(data, persist=False)  # as the pipeline's in this bench
+    duties_port = free_port()
+    duties = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "monolith_duties.py"), "--port", str(duties_port),
+         "--anthropic-url", fake_url, "--valkey", valkey.url],
+        env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint})
+    procs.append(duties)
     floor, floor_ws = await _start_floor(nats_server.url, fake_url)
     procs.extend(floor.values())
-    sink = OtlpSink()
     stacks: list[Any] = []
     try:
         wait_http(f"http://127.0.0.1:{mono_port}/")
+        wait_http(f"http://127.0.0.1:{duties_port}/")
         wait_http(floor_ws.replace("ws://", "http://").removesuffix("/ws") + "/")
         paths: dict[str, tuple[Any, CpuMeter]] = {
             "monolith": (fixed(f"ws://127.0.0.1:{mono_port}/ws"),
                          CpuMeter({"monolith": procs[1].pid})),
+            "monolith with duties": (fixed(f"ws://127.0.0.1:{duties_port}/ws"),
+                                     CpuMeter({"monolith": duties.pid,
+                                               "valkey": valkey.proc.pid})),
             "floor": (fixed(floor_ws), CpuMeter({**{n: p.pid for n, p in floor.items()},
                                                  "nats": nats_server.proc.pid}))}
         for name, env in variants.items():
@@ -276,6 +290,7 @@ async def main() -> None:
             proc.terminate()
             proc.wait()
         nats_server.stop()
+        valkey.stop()
 
     print(f"\n### CPU per 5-token turn (ms), concurrency 20, {args.turns} turns per round, "
           f"{args.rounds} rounds (one column per round)\n")

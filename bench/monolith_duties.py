@@ -1,0 +1,150 @@
+"""A monolith that does a turn's duties, for bench/hop_floor.py: what the features cost with no
+hops at all.
+
+bench/monolith.py (the issue's baseline) streams the provider's answer and does nothing else.
+This one takes the same WebSocket `user_message` and does, in one process and with the
+services' own code, what the pipeline does for a turn apart from passing it between
+processes:
+- admits the turn against the limits (the gateway's `Limiter`, one Valkey script);
+- queues it behind its conversation with its pending record and reads the conversation's
+  history in the same round trip (context's `TurnQueue.enqueue_then`);
+- builds the prompt (context's `prompt.build`: skills defaults, dates, the tools' schemas) and
+  streams the answer from the anthropic SDK with that system prompt and those tools (aiohttp
+  transport, as llm_stream);
+- appends the turn to the conversation with its usage (`ConversationStore.append_turn`),
+  finishes it in the queue, frees the limit slot;
+- traces the turn (a `turn` span and a gen_ai `chat` span) and exports its spans over OTLP
+  when OTEL_EXPORTER_OTLP_ENDPOINT is set, as the services do.
+No authentication per turn (the pipeline checks a socket once, at connect), no JetStream, no
+second process. Run: python bench/monolith_duties.py --port P --anthropic-url URL --valkey URL
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import anthropic
+import uvicorn
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from opentelemetry.trace import SpanKind
+
+from switchboard_common.conversations import ConversationStore, TurnRecord, conversation_key
+from switchboard_common.envelope import utcnow
+from switchboard_common.skills import SYSTEM_DEFAULTS, Skills
+from switchboard_common.telemetry import setup as setup_telemetry
+from switchboard_common.tools import model_tools
+from switchboard_common.turns import TurnRequest, Usage
+from switchboard_common.valkey import connect_valkey
+from switchboard_context.adapters.pending import PendingTurns
+from switchboard_context.adapters.turn_queue import TurnQueue
+from switchboard_context.domain import complexity, dates, pricing, prompt
+from switchboard_gateway.adapters.limits import Limiter
+from switchboard_gateway.domain.identity import Identity
+from switchboard_gateway.domain.limits import OrgLimits
+
+ORG, USER = "bench", "bench"
+
+
+def build(anthropic_url: str, valkey_url: str) -> FastAPI:
+    tracer = setup_telemetry("monolith", "WARNING")
+    client = anthropic.AsyncAnthropic(api_key="sk-bench", base_url=anthropic_url, max_retries=0,
+                                      http_client=anthropic.DefaultAioHttpClient())
+    skills = Skills.model_validate(SYSTEM_DEFAULTS)
+    tools = [t.model_dump() for t in model_tools(skills.enabled_tools)]
+    who = Identity(org=ORG, user=USER)
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        valkey = await connect_valkey(valkey_url, 10.0)
+        state["limiter"] = Limiter(valkey, valkey_url, OrgLimits(
+            turns_per_minute_user=100_000, turns_per_minute_org=100_000,
+            concurrent_turns_user=1000))
+        state["queue"] = TurnQueue(valkey, 620.0)
+        state["pending"] = PendingTurns(valkey, 24 * 3600)
+        state["conversations"] = ConversationStore(valkey)
+        yield
+        await valkey.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    async def turn(socket: WebSocket, msg: dict[str, Any]) -> None:
+        limiter: Limiter = state["limiter"]
+        queue: TurnQueue = state["queue"]
+        pending: PendingTurns = state["pending"]
+        conversations: ConversationStore = state["conversations"]
+        key, client_id = msg["idempotency_key"], msg["client_id"]
+        request = TurnRequest(org_id=ORG, turn_id=key, user_id=USER, client_id=client_id,
+                              text=msg["text"], idempotency_key=key,
+                              deadline_at=utcnow() + timedelta(seconds=120))
+        with tracer.start_as_current_span("turn", kind=SpanKind.SERVER,
+                                          attributes={"switchboard.turn_id": key}):
+            await limiter.admit_turn(who, key, 120.0)
+            await socket.send_text(json.dumps({"type": "turn_started", "turn_id": key}))
+            base = conversation_key(ORG, USER, client_id, request.conversation_id)
+            _, reply = await queue.enqueue_then(
+                base, key, 0, record=pending.record(request),
+                then=conversations.history_command(ORG, USER, client_id,
+                                                   request.conversation_id))
+            past = (conversations.parse_history(reply) if reply is not None else  # NOSCRIPT
+                    await conversations.history(ORG, USER, client_id, request.conversation_id))
+            built = prompt.build(
+                prompt.PromptInputs(client_id=client_id, client_name=client_id, skills=skills,
+                                    history=past.recent, user_text=request.text,
+                                    now=dates.date_context(skills.timezone, utcnow(),
+                                                           request.text)),
+                complexity.estimate(request.text), history_budget_tokens=2000,
+                lite_messages=4)  # context's defaults
+            seq, text = 0, []
+            with tracer.start_as_current_span("chat default", kind=SpanKind.CLIENT,
+                                              attributes={"gen_ai.system": "anthropic"}):
+                async with client.messages.stream(
+                        model="bench", max_tokens=512, system=built.system + built.context,
+                        messages=[m.model_dump() for m in built.messages],
+                        tools=tools) as stream:  # type: ignore[arg-type]
+                    async for piece in stream.text_stream:
+                        seq += 1
+                        text.append(piece)
+                        await socket.send_text(json.dumps(
+                            {"type": "delta", "turn_id": key, "seq": seq, "text": piece}))
+                    final = await stream.get_final_message()
+            usage = Usage(input_tokens=final.usage.input_tokens,
+                          output_tokens=final.usage.output_tokens)
+            answer = "".join(text)
+            await conversations.append_turn(ORG, USER, client_id, request.conversation_id,
+                                            TurnRecord(turn_id=key, user_text=request.text,
+                                                       assistant_text=answer, model=final.model,
+                                                       provider="anthropic", usage=usage,
+                                                       cost_usd=pricing.cost_usd(final.model,
+                                                                                 usage)))
+            await queue.finish(base, key, forget=pending.key(key))
+            await socket.send_text(json.dumps({"type": "turn_completed", "turn_id": key,
+                                               "seq": seq + 1, "model": final.model,
+                                               "text": answer}))
+            await limiter.end_turn(who, key)
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        try:
+            while True:
+                await turn(socket, json.loads(await socket.receive_text()))
+        except WebSocketDisconnect:
+            return
+
+    return app
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--anthropic-url", required=True)
+    parser.add_argument("--valkey", required=True)
+    args = parser.parse_args()
+    uvicorn.run(build(args.anthropic_url, args.valkey), host="127.0.0.1", port=args.port,
+                log_level="warning", ws_per_message_deflate=False)

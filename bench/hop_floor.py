@@ -16,10 +16,13 @@ No authentication, limits, Valkey, history, prompt, pydantic envelopes or teleme
 provider is set, so the `PullWorker`'s span is the API's no-op one.
 
 In the same run, the same load client (bench/pipeline.py's) drives the monolith
-(bench/monolith.py, the issue's baseline) and, unless --no-pipeline, the production pipeline
-(authentication, limits and OTLP export on, as bench/pipeline.py runs it), alternating A/B/C
-rounds so that the machine's drift falls on all three alike.
+(bench/monolith.py, the issue's baseline), the monolith with a turn's duties
+(bench/monolith_duties.py: limits, queue, history, prompt with tools, append, traces; its own
+Valkey counted) and, unless --no-pipeline, the production pipeline (authentication, limits
+and OTLP export on, as bench/pipeline.py runs it) and its --variant's, in alternating rounds
+so that the machine's drift falls on all of them alike. Results: docs/performance.md.
 Usage: python bench/hop_floor.py [--turns 400] [--rounds 2] [--no-pipeline]
+                                 [--variant "no traces:OTEL_SDK_DISABLED=true"]
 """
 
 from __future__ import annotations

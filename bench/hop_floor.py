@@ -241,32 +241,45 @@ async def main() -> None:
         name, _, assignments = spec.partition(":")
         variants[f"pipeline, {name}"] = dict(a.split("=", 1) for a in assignments.split(","))
 
-    fake, fake_url = start_fake()
-    procs: list[subprocess.Popen[bytes]] = [fake]
-    mono_port = free_port()
-    procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "monolith.py"),
-                                   "--port", str(mono_port), "--anthropic-url", fake_url]))
-    data = Path(tempfile.mkdtemp(prefix="sb-floor-"))
-    nats_server = start_nats(data)
-    sink = OtlpSink()
-    # The monolith with the turn's duties: its own Valkey, spans exported as the services'.
-    valkey = start_valkey(data, persist=False)  # as the pipeline's in this bench
-    duties_port = free_port()
-    duties = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "monolith_duties.py"), "--port", str(duties_port),
-         "--anthropic-url", fake_url, "--valkey", valkey.url],
-        env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint})
-    procs.append(duties)
-    floor, floor_ws = await _start_floor(nats_server.url, fake_url)
-    procs.extend(floor.values())
-    stacks: list[Any] = []
-    try:
+    # Everything started is stopped, whatever fails after it (the servers run in sessions
+    # of their own and would outlive this process).
+    with contextlib.ExitStack() as cleanup:
+        def started(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+            def stop() -> None:
+                proc.terminate()
+                proc.wait()
+
+            cleanup.callback(stop)
+            return proc
+
+        fake, fake_url = start_fake()
+        started(fake)
+        mono_port = free_port()
+        mono = started(subprocess.Popen([sys.executable, str(ROOT / "bench" / "monolith.py"),
+                                         "--port", str(mono_port), "--anthropic-url",
+                                         fake_url]))
+        data = Path(tempfile.mkdtemp(prefix="sb-floor-"))
+        nats_server = start_nats(data)
+        cleanup.callback(nats_server.stop)
+        sink = OtlpSink()
+        cleanup.callback(sink.close)
+        # The monolith with the turn's duties: its own Valkey, spans exported as the services'.
+        valkey = start_valkey(data, persist=False)  # as the pipeline's in this bench
+        cleanup.callback(valkey.stop)
+        duties_port = free_port()
+        duties = started(subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "monolith_duties.py"), "--port",
+             str(duties_port), "--anthropic-url", fake_url, "--valkey", valkey.url],
+            env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint}))
+        floor, floor_ws = await _start_floor(nats_server.url, fake_url)
+        for proc in floor.values():
+            started(proc)
         wait_http(f"http://127.0.0.1:{mono_port}/")
         wait_http(f"http://127.0.0.1:{duties_port}/")
         wait_http(floor_ws.replace("ws://", "http://").removesuffix("/ws") + "/")
         paths: dict[str, tuple[Any, CpuMeter]] = {
             "monolith": (fixed(f"ws://127.0.0.1:{mono_port}/ws"),
-                         CpuMeter({"monolith": procs[1].pid})),
+                         CpuMeter({"monolith": mono.pid})),
             "monolith with duties": (fixed(f"ws://127.0.0.1:{duties_port}/ws"),
                                      CpuMeter({"monolith": duties.pid,
                                                "valkey": valkey.proc.pid})),
@@ -274,7 +287,7 @@ async def main() -> None:
                                                  "nats": nats_server.proc.pid}))}
         for name, env in variants.items():
             stack, _ = start_production_stack(fake_url, sink.endpoint, env=env)
-            stacks.append(stack)
+            cleanup.callback(stack.stop)
             stack.wait_ready(120)
             paths[name] = (PipelineUrls(stack.gateway_url, await sign_in(stack)),
                            CpuMeter(stack_pids(stack)))
@@ -285,38 +298,32 @@ async def main() -> None:
         for _ in range(args.rounds):
             for name, (url, meter) in paths.items():
                 results[name].append(await run(url, 20, args.turns, short, meter))
-    finally:
-        for stack in stacks:
-            stack.stop()
-        sink.close()
-        for proc in procs:
-            proc.terminate()
-            proc.wait()
-        nats_server.stop()
-        valkey.stop()
 
     print(f"\n### CPU per 5-token turn (ms), concurrency 20, {args.turns} turns per round, "
           f"{args.rounds} rounds (one column per round)\n")
     print("| path | CPU ms per turn | ratio to the monolith | first delta p50 (ms) | by process "
           "(first round) |")
     print("|---|---|---|---|---|")
-    mono = results["monolith"]
+    base = results["monolith"]
     for name, rounds in results.items():
         cpu = " / ".join(f"{r['cpu']:.2f}" for r in rounds)
-        ratio = " / ".join(f"{r['cpu'] / m['cpu']:.2f}x" for r, m in zip(rounds, mono, strict=True))
+        ratio = " / ".join(f"{r['cpu'] / m['cpu']:.2f}x"
+                           for r, m in zip(rounds, base, strict=True))
         p50 = " / ".join(f"{r['p50']:.1f}" for r in rounds)
         parts = ", ".join(f"{k[4:]} {v:.2f}" for k, v in rounds[0].items()
                           if k.startswith("cpu:"))
         print(f"| {name} | {cpu} | {ratio} | {p50} | {parts} |")
-    floor_cpu = statistics.median(r["cpu"] for r in results["floor"])
-    mono_cpu = statistics.median(r["cpu"] for r in mono)
-    print(f"\nThe shape alone takes {floor_cpu / mono_cpu:.2f}x of the monolith; a 2x target "
-          f"leaves {2 * mono_cpu - floor_cpu:.2f} ms per turn (median of rounds) for everything "
-          "else.")
-    if "pipeline" in results:
-        pipe_cpu = statistics.median(r["cpu"] for r in results["pipeline"])
-        print(f"The pipeline spends {pipe_cpu - floor_cpu:.2f} ms per turn above the floor.")
+    def median(name: str) -> float:
+        return statistics.median(r["cpu"] for r in results[name])
 
+    mono_cpu, floor_cpu = median("monolith"), median("floor")
+    duties_cpu = median("monolith with duties") - mono_cpu
+    print(f"\nMedians of the rounds: the shape costs {floor_cpu - mono_cpu:+.2f} ms per turn "
+          f"over the monolith, the duties (in one process) {duties_cpu:+.2f} ms.")
+    if "pipeline" in results:
+        tax = median("pipeline") - floor_cpu - duties_cpu
+        print(f"The pipeline costs {tax:.2f} ms per turn more than the floor plus the duties: "
+              "the work each hop repeats.")
 
 if __name__ == "__main__":
     cli = argparse.ArgumentParser(add_help=False)

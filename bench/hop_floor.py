@@ -44,7 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect  # noqa: E402
+import anthropic  # noqa: E402
+import nats  # noqa: E402
+from fastapi import FastAPI, WebSocket  # noqa: E402
+from monolith import each_message, serve  # noqa: E402
+from nats.js.api import RetentionPolicy, StorageType  # noqa: E402
 from pipeline import (  # noqa: E402
     CpuMeter,
     OtlpSink,
@@ -60,29 +64,37 @@ from pipeline import (  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 from switchboard_cli.embedded import free_port, start_nats, start_valkey  # noqa: E402
-from switchboard_common.streams import ConsumerSpec, StreamSpec  # noqa: E402
+from switchboard_common.pull_worker import Delivery, PullWorker  # noqa: E402
+from switchboard_common.streams import (  # noqa: E402
+    ConsumerSpec,
+    StreamSpec,
+    ensure_consumer,
+    ensure_streams,
+)
 
 ME = str(Path(__file__).resolve())
 
 ORG = "bench"
 
 
-def _streams() -> tuple[StreamSpec, ...]:
-    from nats.js.api import RetentionPolicy, StorageType
-
-    work, limits = RetentionPolicy.WORK_QUEUE, RetentionPolicy.LIMITS
-    file, memory = StorageType.FILE, StorageType.MEMORY
-    return (StreamSpec("FL_TURNS", ("fl.turns.>",), work, file, 86400.0),
-            StreamSpec("FL_MODEL", ("fl.model.>",), work, file, 86400.0),
-            StreamSpec("FL_RESULTS", ("fl.results.>",), work, file, 86400.0),
-            StreamSpec("FL_HISTORY", ("fl.history.>",), limits, file, 86400.0),
-            StreamSpec("FL_EVENTS", ("fl.events.>",), limits, memory, 900.0,
-                       duplicate_window_s=0.0, max_msgs_per_subject=20_000))
+_WORK, _KEPT = RetentionPolicy.WORK_QUEUE, RetentionPolicy.LIMITS
+_TURNS = StreamSpec("FL_TURNS", ("fl.turns.>",), _WORK, StorageType.FILE, 86400.0)
+_MODEL = StreamSpec("FL_MODEL", ("fl.model.>",), _WORK, StorageType.FILE, 86400.0)
+_RESULTS = StreamSpec("FL_RESULTS", ("fl.results.>",), _WORK, StorageType.FILE, 86400.0)
+STREAMS = (_TURNS, _MODEL, _RESULTS,
+           StreamSpec("FL_HISTORY", ("fl.history.>",), _KEPT, StorageType.FILE, 86400.0),
+           StreamSpec("FL_EVENTS", ("fl.events.>",), _KEPT, StorageType.MEMORY, 900.0,
+                      duplicate_window_s=0.0, max_msgs_per_subject=20_000))
+"""The services' streams in miniature: three work queues, the finished turns, the events."""
+CONSUMERS = {spec.name: spec for spec in (
+    ConsumerSpec(_TURNS, "fl_ctx_turns", "fl.turns.>"),
+    ConsumerSpec(_RESULTS, "fl_ctx_results", "fl.results.>"),
+    ConsumerSpec(_MODEL, "fl_llm_model", "fl.model.>"))}
 
 
 class Raw(BaseModel):
-    """The PullWorker validates into a model; the floor's messages are plain JSON objects and
-    are decoded again by hand (what the services do with pydantic is not the floor)."""
+    """The PullWorker validates into a model; the floor's messages are plain JSON objects,
+    which the handlers read from `model_extra` (no envelope fields to check)."""
 
     model_config = {"extra": "allow"}
 
@@ -92,18 +104,12 @@ async def _publish(js: Any, subject: str, body: dict[str, Any], msg_id: str) -> 
 
 
 async def _serve(role: str, nats_url: str, fake_url: str) -> None:
-    import nats
-
-    from switchboard_common.pull_worker import Delivery, PullWorker
-
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    streams = {s.name: s for s in _streams()}
     workers: list[PullWorker[Raw]] = []
 
-    def consume(stream: str, name: str, handler: Any) -> None:
-        spec = ConsumerSpec(streams[stream], name, streams[stream].subjects[0])
-        workers.append(PullWorker(nc, spec, Raw, handler, service=role,
+    def consume(name: str, handler: Any) -> None:
+        workers.append(PullWorker(nc, CONSUMERS[name], Raw, handler, service=role,
                                   inbox=f"_INBOX.fl.{name}", workers=64, auto_ack=True))
 
     if role == "ctx":
@@ -118,11 +124,9 @@ async def _serve(role: str, nats_url: str, fake_url: str) -> None:
                 {"type": "turn_completed", "turn_id": result["turn"], "seq": result["seq"],
                  "text": result["text"]}).encode())
 
-        consume("FL_TURNS", "fl_ctx_turns", on_turn)
-        consume("FL_RESULTS", "fl_ctx_results", on_result)
+        consume("fl_ctx_turns", on_turn)
+        consume("fl_ctx_results", on_result)
     else:
-        import anthropic
-
         client = anthropic.AsyncAnthropic(api_key="sk-bench", base_url=fake_url, max_retries=0,
                                           http_client=anthropic.DefaultAioHttpClient())
 
@@ -141,7 +145,7 @@ async def _serve(role: str, nats_url: str, fake_url: str) -> None:
                            {"turn": turn, "seq": seq + 1, "text": "".join(text)},
                            f"result:{turn}:0")
 
-        consume("FL_MODEL", "fl_llm_model", on_model)
+        consume("fl_llm_model", on_model)
     for worker in workers:
         await worker.start()
     print("ready", flush=True)
@@ -149,8 +153,6 @@ async def _serve(role: str, nats_url: str, fake_url: str) -> None:
 
 
 def _edge_app(nats_url: str) -> FastAPI:
-    import nats
-
     waiting: dict[str, asyncio.Queue[bytes]] = {}
     state: dict[str, Any] = {}
 
@@ -170,45 +172,34 @@ def _edge_app(nats_url: str) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
 
+    async def turn(socket: WebSocket, msg: dict[str, Any]) -> None:
+        key = msg["idempotency_key"]
+        queue = waiting[key] = asyncio.Queue()
+        try:
+            await socket.send_text(json.dumps({"type": "turn_started", "turn_id": key}))
+            await _publish(state["js"], f"fl.turns.{ORG}", {"turn": key, "text": msg["text"]},
+                           f"turn:{key}")
+            while True:
+                event = await queue.get()
+                await socket.send_text(event.decode())
+                if b'"turn_completed"' in event:
+                    return
+        finally:
+            del waiting[key]
+
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
-        await socket.accept()
-        try:
-            while True:
-                msg = json.loads(await socket.receive_text())
-                turn = msg["idempotency_key"]
-                queue = waiting[turn] = asyncio.Queue()
-                try:
-                    await socket.send_text(json.dumps({"type": "turn_started", "turn_id": turn}))
-                    await _publish(state["js"], f"fl.turns.{ORG}",
-                                   {"turn": turn, "text": msg["text"]}, f"turn:{turn}")
-                    while True:
-                        event = await queue.get()
-                        await socket.send_text(event.decode())
-                        if b'"turn_completed"' in event:
-                            break
-                finally:
-                    del waiting[turn]
-        except WebSocketDisconnect:
-            return
+        await each_message(socket, turn)
 
     return app
 
 
 async def _prepare(nats_url: str) -> None:
-    import nats
-
-    from switchboard_common.streams import ensure_consumer, ensure_streams
-
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    streams = _streams()
-    await ensure_streams(js, streams)
-    by_name = {s.name: s for s in streams}
-    for stream, name in (("FL_TURNS", "fl_ctx_turns"), ("FL_RESULTS", "fl_ctx_results"),
-                         ("FL_MODEL", "fl_llm_model")):
-        await ensure_consumer(js, ConsumerSpec(by_name[stream], name,
-                                               by_name[stream].subjects[0]))
+    await ensure_streams(js, STREAMS)
+    for spec in CONSUMERS.values():
+        await ensure_consumer(js, spec)
     await nc.close()
 
 
@@ -325,6 +316,7 @@ async def main() -> None:
         print(f"The pipeline costs {tax:.2f} ms per turn more than the floor plus the duties: "
               "the work each hop repeats.")
 
+
 if __name__ == "__main__":
     cli = argparse.ArgumentParser(add_help=False)
     cli.add_argument("--role")
@@ -333,10 +325,7 @@ if __name__ == "__main__":
     cli.add_argument("--port", type=int)
     known, _ = cli.parse_known_args()
     if known.role == "edge":
-        import uvicorn
-
-        uvicorn.run(_edge_app(known.nats), host="127.0.0.1", port=known.port,
-                    log_level="warning", ws_per_message_deflate=False)
+        serve(_edge_app(known.nats), known.port)
     elif known.role:
         asyncio.run(_serve(known.role, known.nats, known.fake))
     else:

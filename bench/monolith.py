@@ -1,15 +1,38 @@
 """The monolith baseline for bench/pipeline.py: one process that accepts the same WebSocket
 `user_message` and streams the provider's answer straight back (anthropic SDK, no NATS, no
-other services). Run: python bench/monolith.py --port P --anthropic-url URL [--aiohttp]"""
+other services). Run: python bench/monolith.py --port P --anthropic-url URL [--aiohttp]
+
+`each_message` and `serve` are the socket loop and server every bench stand-in for the
+gateway uses (bench/monolith_duties.py, bench/hop_floor.py's edge)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anthropic
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+Turn = Callable[[WebSocket, dict[str, Any]], Awaitable[None]]
+
+
+async def each_message(socket: WebSocket, turn: Turn) -> None:
+    """Accept the socket and run `turn` for each message, one at a time, until it closes."""
+    await socket.accept()
+    try:
+        while True:
+            await turn(socket, json.loads(await socket.receive_text()))
+    except WebSocketDisconnect:
+        return
+
+
+def serve(app: FastAPI, port: int) -> None:
+    """On loopback, with the gateway's default WebSocket settings (no permessage-deflate)."""
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning",
+                ws_per_message_deflate=False)
 
 
 def build(anthropic_url: str, aiohttp: bool = False) -> FastAPI:
@@ -18,32 +41,29 @@ def build(anthropic_url: str, aiohttp: bool = False) -> FastAPI:
     # uses: the same transport on both sides of the comparison.
     client = anthropic.AsyncAnthropic(
         api_key="sk-bench", base_url=anthropic_url, max_retries=0,
-        **({"http_client": anthropic.DefaultAioHttpClient()} if aiohttp else {}))
+        http_client=anthropic.DefaultAioHttpClient() if aiohttp else None)
+
+    async def turn(socket: WebSocket, msg: dict[str, Any]) -> None:
+        key = msg["idempotency_key"]
+        await socket.send_text(json.dumps({"type": "turn_started", "turn_id": key}))
+        seq = 0
+        async with client.messages.stream(
+            model="bench", max_tokens=512,
+            messages=[{"role": "user", "content": msg["text"]}],
+        ) as stream:
+            async for text in stream.text_stream:
+                seq += 1
+                await socket.send_text(json.dumps(
+                    {"type": "delta", "turn_id": key, "seq": seq, "text": text}))
+            final = await stream.get_final_message()
+        await socket.send_text(json.dumps({
+            "type": "turn_completed", "turn_id": key, "seq": seq + 1,
+            "model": final.model, "text": "".join(
+                b.text for b in final.content if b.type == "text")}))
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
-        await socket.accept()
-        try:
-            while True:
-                msg = json.loads(await socket.receive_text())
-                turn = msg["idempotency_key"]
-                await socket.send_text(json.dumps({"type": "turn_started", "turn_id": turn}))
-                seq = 0
-                async with client.messages.stream(
-                    model="bench", max_tokens=512,
-                    messages=[{"role": "user", "content": msg["text"]}],
-                ) as stream:
-                    async for text in stream.text_stream:
-                        seq += 1
-                        await socket.send_text(json.dumps(
-                            {"type": "delta", "turn_id": turn, "seq": seq, "text": text}))
-                    final = await stream.get_final_message()
-                await socket.send_text(json.dumps({
-                    "type": "turn_completed", "turn_id": turn, "seq": seq + 1,
-                    "model": final.model, "text": "".join(
-                        b.text for b in final.content if b.type == "text")}))
-        except WebSocketDisconnect:
-            return
+        await each_message(socket, turn)
 
     return app
 
@@ -55,6 +75,4 @@ if __name__ == "__main__":
     parser.add_argument("--aiohttp", action="store_true",
                         help="the SDK over its aiohttp transport (as llm_stream), not httpx")
     args = parser.parse_args()
-    # Same WebSocket settings as the gateway's default (no permessage-deflate).
-    uvicorn.run(build(args.anthropic_url, args.aiohttp), host="127.0.0.1", port=args.port,
-                log_level="warning", ws_per_message_deflate=False)
+    serve(build(args.anthropic_url, args.aiohttp), args.port)

@@ -22,15 +22,13 @@ second process. Run: python bench/monolith_duties.py --port P --anthropic-url UR
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import anthropic
-import uvicorn
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket
+from monolith import each_message, serve
 from opentelemetry.trace import SpanKind
 
 from switchboard_common.conversations import ConversationStore, TurnRecord, conversation_key
@@ -39,7 +37,7 @@ from switchboard_common.skills import SYSTEM_DEFAULTS, Skills
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.tools import model_tools
 from switchboard_common.turns import TurnRequest, Usage
-from switchboard_common.valkey import connect_valkey
+from switchboard_common.valkey import valkey_client
 from switchboard_context.adapters.pending import PendingTurns
 from switchboard_context.adapters.turn_queue import TurnQueue
 from switchboard_context.domain import complexity, dates, pricing, prompt
@@ -57,27 +55,15 @@ def build(anthropic_url: str, valkey_url: str) -> FastAPI:
     skills = Skills.model_validate(SYSTEM_DEFAULTS)
     tools = [t.model_dump() for t in model_tools(skills.enabled_tools)]
     who = Identity(org=ORG, user=USER)
-    state: dict[str, Any] = {}
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        valkey = await connect_valkey(valkey_url, 10.0)
-        state["limiter"] = Limiter(valkey, valkey_url, OrgLimits(
-            turns_per_minute_user=100_000, turns_per_minute_org=100_000,
-            concurrent_turns_user=1000))
-        state["queue"] = TurnQueue(valkey, 620.0)
-        state["pending"] = PendingTurns(valkey, 24 * 3600)
-        state["conversations"] = ConversationStore(valkey)
-        yield
-        await valkey.aclose()
-
-    app = FastAPI(lifespan=lifespan)
+    valkey = valkey_client(valkey_url)  # connects on first use
+    limiter = Limiter(valkey, valkey_url, OrgLimits(
+        turns_per_minute_user=100_000, turns_per_minute_org=100_000, concurrent_turns_user=1000))
+    queue = TurnQueue(valkey, 620.0)  # context's defaults (active turn, pending record)
+    pending = PendingTurns(valkey, 24 * 3600)
+    conversations = ConversationStore(valkey)
+    app = FastAPI()
 
     async def turn(socket: WebSocket, msg: dict[str, Any]) -> None:
-        limiter: Limiter = state["limiter"]
-        queue: TurnQueue = state["queue"]
-        pending: PendingTurns = state["pending"]
-        conversations: ConversationStore = state["conversations"]
         key, client_id = msg["idempotency_key"], msg["client_id"]
         request = TurnRequest(org_id=ORG, turn_id=key, user_id=USER, client_id=client_id,
                               text=msg["text"], idempotency_key=key,
@@ -130,12 +116,7 @@ def build(anthropic_url: str, valkey_url: str) -> FastAPI:
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
-        await socket.accept()
-        try:
-            while True:
-                await turn(socket, json.loads(await socket.receive_text()))
-        except WebSocketDisconnect:
-            return
+        await each_message(socket, turn)
 
     return app
 
@@ -146,5 +127,4 @@ if __name__ == "__main__":
     parser.add_argument("--anthropic-url", required=True)
     parser.add_argument("--valkey", required=True)
     args = parser.parse_args()
-    uvicorn.run(build(args.anthropic_url, args.valkey), host="127.0.0.1", port=args.port,
-                log_level="warning", ws_per_message_deflate=False)
+    serve(build(args.anthropic_url, args.valkey), args.port)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -24,11 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-
-
-def _process_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 SINK = ("import sys, time; sys.path.insert(0, sys.argv[1]); from pipeline import OtlpSink; "
@@ -53,7 +47,7 @@ def measure(mode: str, spans: int) -> None:
     provider = trace.get_tracer_provider()
     flush = getattr(provider, "force_flush", lambda: True)
     hot = 0.0
-    process0 = _process_cpu()
+    process0 = time.process_time()
     done = 0
     while done < spans:
         started = time.thread_time()
@@ -68,7 +62,7 @@ def measure(mode: str, spans: int) -> None:
         hot += time.thread_time() - started
         done += 500
         flush()
-    process = _process_cpu() - process0
+    process = time.process_time() - process0
     sink.terminate()
     print(f"{mode}\t{1e6 * hot / done:.1f}\t{1e6 * process / done:.1f}")
 

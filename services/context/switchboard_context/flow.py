@@ -242,7 +242,7 @@ class TurnFlow:
             # is acked (else it is redelivered and both are redone; the request's msg id makes
             # its second publish a no-op). A tool call answered before the state landed is
             # retried by the loop (`ToolLoop.after_model`).
-            await asyncio.gather(self.loop.begin(request, skills, taint, encoded=encoded),
+            await asyncio.gather(self.loop.begin(request, encoded, skills, taint),
                                  publish)
         else:
             await publish

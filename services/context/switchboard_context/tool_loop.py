@@ -90,12 +90,11 @@ class ToolLoop:
     def tools_for(skills: Skills) -> list[str]:
         return [t.name for t in model_tools(skills.enabled_tools)]
 
-    async def begin(self, request: ModelRequest, skills: Skills,
-                    tainted_by: tuple[str, ...] = (), *, encoded: bytes | None = None) -> None:
-        """Remember what the loop needs (called before iteration 0 is requested); `encoded`:
-        the request as JSON, when the caller has it already."""
+    async def begin(self, request: ModelRequest, encoded: bytes, skills: Skills,
+                    tainted_by: tuple[str, ...] = ()) -> None:
+        """Remember what the loop needs (with iteration 0's request, `encoded` as published)."""
         await self.state.start(request, skills.autonomy, self.tools_for(skills), tainted_by,
-                               encoded=encoded)
+                               encoded)
 
     async def taint(self, result: ModelResult) -> list[str]:
         """The turn's taint once it ended with `result`: what the loop began with when no

@@ -41,13 +41,15 @@ class LoopState:
         self._ttl = ttl_s
 
     async def start(self, request: ModelRequest, autonomy: Autonomy, enabled: list[str],
-                    tainted_by: tuple[str, ...] = (), *, encoded: bytes | None = None) -> None:
+                    tainted_by: tuple[str, ...], encoded: bytes) -> None:
+        """The loop's meta and iteration 0's request (`encoded`: `request` as JSON, the bytes
+        that were published)."""
         pipe = self._r.pipeline(transaction=False)
         pipe.set(_k(request.org_id, request.turn_id, "meta"), json.dumps(
             {"autonomy": autonomy.model_dump(mode="json"), "enabled": enabled,
              "canary": request.canary}), ex=self._ttl)
         pipe.set(_k(request.org_id, request.turn_id, f"req:{request.iteration}"),
-                 encoded if encoded is not None else request.model_dump_json(), ex=self._ttl)
+                 encoded, ex=self._ttl)
         if tainted_by:
             self._add_taint(pipe, request.org_id, request.turn_id, tainted_by)
         await pipe.execute()

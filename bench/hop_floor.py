@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import anthropic  # noqa: E402
 import nats  # noqa: E402
 from fastapi import FastAPI, WebSocket  # noqa: E402
-from monolith import each_message, serve  # noqa: E402
+from monolith import serve, socket_app  # noqa: E402
 from nats.js.api import RetentionPolicy, StorageType  # noqa: E402
 from pipeline import (  # noqa: E402
     CpuMeter,
@@ -170,8 +170,6 @@ def _edge_app(nats_url: str) -> FastAPI:
         yield
         await nc.close()
 
-    app = FastAPI(lifespan=lifespan)
-
     async def turn(socket: WebSocket, msg: dict[str, Any]) -> None:
         key = msg["idempotency_key"]
         queue = waiting[key] = asyncio.Queue()
@@ -187,11 +185,7 @@ def _edge_app(nats_url: str) -> FastAPI:
         finally:
             del waiting[key]
 
-    @app.websocket("/ws")
-    async def ws(socket: WebSocket) -> None:
-        await each_message(socket, turn)
-
-    return app
+    return socket_app(turn, lifespan)
 
 
 async def _prepare(nats_url: str) -> None:

@@ -2,14 +2,15 @@
 `user_message` and streams the provider's answer straight back (anthropic SDK, no NATS, no
 other services). Run: python bench/monolith.py --port P --anthropic-url URL [--aiohttp]
 
-`each_message` and `serve` are the socket loop and server every bench stand-in for the
-gateway uses (bench/monolith_duties.py, bench/hop_floor.py's edge)."""
+`socket_app` and `serve` are the socket loop and server every bench stand-in for the gateway
+uses (bench/monolith_duties.py, bench/hop_floor.py's edge)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anthropic
@@ -19,14 +20,22 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 Turn = Callable[[WebSocket, dict[str, Any]], Awaitable[None]]
 
 
-async def each_message(socket: WebSocket, turn: Turn) -> None:
-    """Accept the socket and run `turn` for each message, one at a time, until it closes."""
-    await socket.accept()
-    try:
-        while True:
-            await turn(socket, json.loads(await socket.receive_text()))
-    except WebSocketDisconnect:
-        return
+def socket_app(turn: Turn, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
+               | None = None) -> FastAPI:
+    """An app whose `/ws` runs `turn` for each message, one at a time, until the socket
+    closes."""
+    app = FastAPI(lifespan=lifespan)
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        try:
+            while True:
+                await turn(socket, json.loads(await socket.receive_text()))
+        except WebSocketDisconnect:
+            return
+
+    return app
 
 
 def serve(app: FastAPI, port: int) -> None:
@@ -36,7 +45,6 @@ def serve(app: FastAPI, port: int) -> None:
 
 
 def build(anthropic_url: str, aiohttp: bool = False) -> FastAPI:
-    app = FastAPI()
     # The SDK's default httpx transport (the issue's baseline), or its aiohttp one, as llm_stream
     # uses: the same transport on both sides of the comparison.
     client = anthropic.AsyncAnthropic(
@@ -61,11 +69,7 @@ def build(anthropic_url: str, aiohttp: bool = False) -> FastAPI:
             "model": final.model, "text": "".join(
                 b.text for b in final.content if b.type == "text")}))
 
-    @app.websocket("/ws")
-    async def ws(socket: WebSocket) -> None:
-        await each_message(socket, turn)
-
-    return app
+    return socket_app(turn)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 
 import anthropic
 from fastapi import FastAPI, WebSocket
-from monolith import each_message, serve
+from monolith import serve, socket_app
 from opentelemetry.trace import SpanKind
 
 from switchboard_common.conversations import ConversationStore, TurnRecord, conversation_key
@@ -61,7 +61,6 @@ def build(anthropic_url: str, valkey_url: str) -> FastAPI:
     queue = TurnQueue(valkey, 620.0)  # context's defaults (active turn, pending record)
     pending = PendingTurns(valkey, 24 * 3600)
     conversations = ConversationStore(valkey)
-    app = FastAPI()
 
     async def turn(socket: WebSocket, msg: dict[str, Any]) -> None:
         key, client_id = msg["idempotency_key"], msg["client_id"]
@@ -114,11 +113,7 @@ def build(anthropic_url: str, valkey_url: str) -> FastAPI:
                                                "text": answer}))
             await limiter.end_turn(who, key)
 
-    @app.websocket("/ws")
-    async def ws(socket: WebSocket) -> None:
-        await each_message(socket, turn)
-
-    return app
+    return socket_app(turn)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ acks. This bench measures how much of that budget the shape alone takes. Three b
 pass a turn's messages exactly as the services do, and do nothing else:
   edge (a uvicorn + FastAPI WebSocket, as the gateway and the monolith) -> JetStream publish of
   the turn (Nats-Msg-Id, waits for the store's ack) -> ctx (a `PullWorker`: one standing pull
-  request) -> JetStream publish of the model request, ack -> llm (a `PullWorker`) -> the
-  anthropic SDK on its aiohttp transport (as llm_stream) against the fake provider -> one core
-  delta per text event on `fl.events.<turn>`, JetStream publish of the result, ack -> ctx ->
+  request) -> JetStream publish of the model request, ack -> llm (a `PullWorker`) -> the model
+  call as llm_stream makes it (its `AnthropicProvider`: the SDK's `client.post` on the aiohttp
+  transport, events read untyped; given a `ModelRequest` built in place from the plain JSON)
+  against the fake provider -> one core delta per text piece on `fl.events.<turn>`,
+  JetStream publish of the result, ack -> ctx ->
   JetStream publish of the finished turn (the history stream), core publish of the terminal
   event, ack -> edge, which relays every event to its socket.
 The event subjects are captured by a memory stream, as turns.events is (for resuming clients).
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import anthropic  # noqa: E402
 import nats  # noqa: E402
 from fastapi import FastAPI, WebSocket  # noqa: E402
 from monolith import serve, socket_app  # noqa: E402
@@ -64,6 +66,8 @@ from pipeline import (  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 from switchboard_cli.embedded import free_port, start_nats, start_valkey  # noqa: E402
+from switchboard_common.envelope import utcnow  # noqa: E402
+from switchboard_common.model import ChatMessage, ModelRequest  # noqa: E402
 from switchboard_common.pull_worker import Delivery, PullWorker  # noqa: E402
 from switchboard_common.streams import (  # noqa: E402
     ConsumerSpec,
@@ -71,6 +75,7 @@ from switchboard_common.streams import (  # noqa: E402
     ensure_consumer,
     ensure_streams,
 )
+from switchboard_llm_stream.adapters.anthropic import AnthropicProvider  # noqa: E402
 
 ME = str(Path(__file__).resolve())
 
@@ -127,22 +132,23 @@ async def _serve(role: str, nats_url: str, fake_url: str) -> None:
         consume("fl_ctx_turns", on_turn)
         consume("fl_ctx_results", on_result)
     else:
-        client = anthropic.AsyncAnthropic(api_key="sk-bench", base_url=fake_url, max_retries=0,
-                                          http_client=anthropic.DefaultAioHttpClient())
+        provider = AnthropicProvider(api_key="sk-bench", base_url=fake_url,
+                                     default_model="bench", timeout_s=30.0, max_tokens_cap=4096)
 
         async def on_model(msg: Raw, _: Delivery) -> None:
             request = msg.model_extra or {}
-            turn, seq, text = request["turn"], 0, []
-            async with client.messages.stream(
-                    model="bench", max_tokens=512,
-                    messages=[{"role": "user", "content": request["text"]}]) as stream:
-                async for piece in stream.text_stream:
+            turn, seq = request["turn"], 0
+            call = ModelRequest(org_id=ORG, turn_id=turn, user_id=ORG, client_id=ORG,
+                                conversation_id="main", system="", model="bench",
+                                messages=[ChatMessage(role="user", content=request["text"])],
+                                deadline_at=utcnow() + timedelta(seconds=120))
+            async with provider.stream(call) as stream:
+                async for piece in stream:
                     seq += 1
-                    text.append(piece)
                     await nc.publish(f"fl.events.{turn}", json.dumps(
                         {"type": "delta", "turn_id": turn, "seq": seq, "text": piece}).encode())
             await _publish(js, f"fl.results.{ORG}",
-                           {"turn": turn, "seq": seq + 1, "text": "".join(text)},
+                           {"turn": turn, "seq": seq + 1, "text": stream.completion.text},
                            f"result:{turn}:0")
 
         consume("fl_llm_model", on_model)

@@ -8,9 +8,10 @@ processes:
 - admits the turn against the limits (the gateway's `Limiter`, one Valkey script);
 - queues it behind its conversation with its pending record and reads the conversation's
   history in the same round trip (context's `TurnQueue.enqueue_then`);
-- builds the prompt (context's `prompt.build`: skills defaults, dates, the tools' schemas) and
-  streams the answer from the anthropic SDK with that system prompt and those tools (aiohttp
-  transport, as llm_stream);
+- builds the prompt (context's `prompt.build`: skills defaults, dates, the tools' schemas) into
+  the `ModelRequest` context sends, and streams the answer with llm_stream's own
+  `AnthropicProvider` (the SDK's `client.post` on its aiohttp transport, the request body
+  encoded once, the events read untyped), as llm_stream calls the model;
 - appends the turn to the conversation with its usage (`ConversationStore.append_turn`),
   finishes it in the queue, frees the limit slot;
 - traces the turn (a `turn` span and a gen_ai `chat` span) and exports its spans over OTLP
@@ -26,17 +27,17 @@ import json
 from datetime import timedelta
 from typing import Any
 
-import anthropic
 from fastapi import FastAPI, WebSocket
 from monolith import serve, socket_app
 from opentelemetry.trace import SpanKind
 
 from switchboard_common.conversations import ConversationStore, TurnRecord, conversation_key
 from switchboard_common.envelope import utcnow
+from switchboard_common.model import ModelRequest
 from switchboard_common.skills import SYSTEM_DEFAULTS, Skills
 from switchboard_common.telemetry import setup as setup_telemetry
 from switchboard_common.tools import model_tools
-from switchboard_common.turns import TurnRequest, Usage
+from switchboard_common.turns import TurnRequest
 from switchboard_common.valkey import valkey_client
 from switchboard_context.adapters.pending import PendingTurns
 from switchboard_context.adapters.turn_queue import TurnQueue
@@ -44,16 +45,17 @@ from switchboard_context.domain import complexity, dates, pricing, prompt
 from switchboard_gateway.adapters.limits import Limiter
 from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.limits import OrgLimits
+from switchboard_llm_stream.adapters.anthropic import AnthropicProvider
 
 ORG, USER = "bench", "bench"
 
 
 def build(anthropic_url: str, valkey_url: str) -> FastAPI:
     tracer = setup_telemetry("monolith", "WARNING")
-    client = anthropic.AsyncAnthropic(api_key="sk-bench", base_url=anthropic_url, max_retries=0,
-                                      http_client=anthropic.DefaultAioHttpClient())
+    provider = AnthropicProvider(api_key="sk-bench", base_url=anthropic_url,
+                                 default_model="bench", timeout_s=30.0, max_tokens_cap=4096)
     skills = Skills.model_validate(SYSTEM_DEFAULTS)
-    tools = [t.model_dump() for t in model_tools(skills.enabled_tools)]
+    tools = model_tools(skills.enabled_tools)
     who = Identity(org=ORG, user=USER)
     valkey = valkey_client(valkey_url)  # connects on first use
     limiter = Limiter(valkey, valkey_url, OrgLimits(
@@ -85,31 +87,30 @@ def build(anthropic_url: str, valkey_url: str) -> FastAPI:
                                                            request.text)),
                 complexity.estimate(request.text), history_budget_tokens=2000,
                 lite_messages=4)  # context's defaults
-            seq, text = 0, []
+            model_request = ModelRequest(
+                org_id=ORG, turn_id=key, user_id=USER, client_id=client_id,
+                conversation_id=request.conversation_id, system=built.system,
+                context=built.context, recall=built.recall, messages=built.messages,
+                model="bench", max_tokens=512, deadline_at=request.deadline_at, tools=tools)
+            seq = 0
             with tracer.start_as_current_span("chat default", kind=SpanKind.CLIENT,
                                               attributes={"gen_ai.system": "anthropic"}):
-                async with client.messages.stream(
-                        model="bench", max_tokens=512, system=built.system + built.context,
-                        messages=[m.model_dump() for m in built.messages],
-                        tools=tools) as stream:  # type: ignore[arg-type]
-                    async for piece in stream.text_stream:
+                async with provider.stream(model_request) as stream:
+                    async for piece in stream:
                         seq += 1
-                        text.append(piece)
                         await socket.send_text(json.dumps(
                             {"type": "delta", "turn_id": key, "seq": seq, "text": piece}))
-                    final = await stream.get_final_message()
-            usage = Usage(input_tokens=final.usage.input_tokens,
-                          output_tokens=final.usage.output_tokens)
-            answer = "".join(text)
+            done = stream.completion
+            usage, answer = done.usage, done.text
             await conversations.append_turn(ORG, USER, client_id, request.conversation_id,
                                             TurnRecord(turn_id=key, user_text=request.text,
-                                                       assistant_text=answer, model=final.model,
+                                                       assistant_text=answer, model=done.model,
                                                        provider="anthropic", usage=usage,
-                                                       cost_usd=pricing.cost_usd(final.model,
+                                                       cost_usd=pricing.cost_usd(done.model,
                                                                                  usage)))
             await queue.finish(base, key, forget=pending.key(key))
             await socket.send_text(json.dumps({"type": "turn_completed", "turn_id": key,
-                                               "seq": seq + 1, "model": final.model,
+                                               "seq": seq + 1, "model": done.model,
                                                "text": answer}))
             await limiter.end_turn(who, key)
 

@@ -14,8 +14,8 @@ pass a turn's messages exactly as the services do, and do nothing else:
   JetStream publish of the finished turn (the history stream), core publish of the terminal
   event, ack -> edge, which relays every event to its socket.
 The event subjects are captured by a memory stream, as turns.events is (for resuming clients).
-No authentication, limits, Valkey, history, prompt, pydantic envelopes or telemetry: no tracer
-provider is set, so the `PullWorker`'s span is the API's no-op one.
+No authentication, limits, Valkey, history, prompt, pydantic envelopes on the wire or
+telemetry: no tracer provider is set, so the `PullWorker`'s span is the API's no-op one.
 
 In the same run, the same load client (bench/pipeline.py's) drives the monolith
 (bench/monolith.py, the issue's baseline), the monolith with a turn's duties
@@ -292,18 +292,19 @@ async def main() -> None:
 
     print(f"\n### CPU per 5-token turn (ms), concurrency 20, {args.turns} turns per round, "
           f"{args.rounds} rounds (one column per round)\n")
-    print("| path | CPU ms per turn | ratio to the monolith | first delta p50 (ms) | by process "
-          "(first round) |")
-    print("|---|---|---|---|---|")
+    print("| path | CPU ms per turn | ratio to the monolith | first delta p50 (ms) | "
+          "first delta p99 (ms) | by process (first round) |")
+    print("|---|---|---|---|---|---|")
     base = results["monolith"]
     for name, rounds in results.items():
         cpu = " / ".join(f"{r['cpu']:.2f}" for r in rounds)
         ratio = " / ".join(f"{r['cpu'] / m['cpu']:.2f}x"
                            for r, m in zip(rounds, base, strict=True))
-        p50 = " / ".join(f"{r['p50']:.1f}" for r in rounds)
+        p50, p99 = (" / ".join(f"{r[q]:.1f}" for r in rounds) for q in ("p50", "p99"))
         parts = ", ".join(f"{k[4:]} {v:.2f}" for k, v in rounds[0].items()
                           if k.startswith("cpu:"))
-        print(f"| {name} | {cpu} | {ratio} | {p50} | {parts} |")
+        print(f"| {name} | {cpu} | {ratio} | {p50} | {p99} | {parts} |")
+
     def median(name: str) -> float:
         return statistics.median(r["cpu"] for r in results[name])
 

@@ -233,7 +233,7 @@ async def prepare_jetstream(broker: NatsBroker, consumers: tuple[ConsumerSpec, .
 
 async def publish_command(broker: NatsBroker, message: BaseModel, subject: str, *,
                           msg_id: str, stream: str, timeout: float = 5.0,
-                          retry_s: float = 0.0, data: bytes | None = None) -> PubAck:
+                          retry_s: float = 0.0) -> PubAck:
     """Publish to JetStream and wait for the store's ack. `msg_id` makes a re-publish within
     the stream's duplicate window a no-op (the ack then says `duplicate=True`).
 
@@ -241,9 +241,6 @@ async def publish_command(broker: NatsBroker, message: BaseModel, subject: str, 
     whose JetStream is starting, or one that lost its store while the services declare the
     streams again), for a message whose loss would cost more than the wait: a result that
     exists nowhere else once its command is gone.
-
-    `data`: `message` as JSON already, from a caller that also stores those bytes (it is not
-    encoded twice).
 
     Sent on nats-py directly: four commands cross every turn, and FastStream's publish path
     (its middlewares, each with its own context and labels) was ~10% of context's CPU. What
@@ -259,8 +256,7 @@ async def publish_command(broker: NatsBroker, message: BaseModel, subject: str, 
             attributes={"messaging.system": "nats", "messaging.destination.name": family,
                         "messaging.message.id": msg_id}):
         propagate.inject(headers)
-        if data is None:
-            data = message.model_dump_json().encode()
+        data = message.model_dump_json().encode()
         publish = nc.jetstream().publish
         try:
             try:

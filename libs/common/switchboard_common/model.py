@@ -185,3 +185,7 @@ class ModelResult(Envelope):
     """With stop_reason `tool_use`: the calls, in the order the model made them."""
     canary_hit: bool = False
     """The answer repeated the request's canary: the text from it on was withheld."""
+    request: ModelRequest | None = None
+    """With tool_calls: the request this answers, so the requester continues the
+    conversation from it (its messages, tools and meta) without having stored it for every
+    call that ends without tools."""

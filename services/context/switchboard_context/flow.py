@@ -57,7 +57,7 @@ from switchboard_context.adapters.skills_cache import SkillResolver
 from switchboard_context.adapters.turn_queue import TurnQueue
 from switchboard_context.domain import complexity, dates, pricing, prompt, retrieval, tokens
 from switchboard_context.settings import Settings
-from switchboard_context.tool_loop import TAINTED_BY, ToolLoop
+from switchboard_context.tool_loop import AUTONOMY, TAINTED_BY, ToolLoop
 
 log = logging.getLogger(__name__)
 
@@ -228,24 +228,15 @@ class TurnFlow:
             meta={"prompt": built.kind, "memory": found.status, "timezone": zone,
                   HISTORY_TOKENS: str(tokens.count_messages(past.recent)),
                   **({"caused_by": turn.background.taint} if turn.background else {}),
-                  **({TAINTED_BY: json.dumps(taint)} if tools and taint else {})},
+                  **({TAINTED_BY: json.dumps(taint)} if tools and taint else {}),
+                  **({AUTONOMY: skills.autonomy.model_dump_json()} if tools else {})},
             tools=tools,
             canary=self.canary(turn.org_id, turn.client_id),
             leak_markers=list(prompt.LEAK_MARKERS))
-        encoded = request.model_dump_json().encode()  # published and, with tools, stored
-        publish = publish_command(self.broker, request, model_requested_subject(turn.org_id),
-                                  msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name,
-                                  data=encoded)
-        if tools and self.loop is not None:
-            # The loop's state is written while the request is published, not before it: a
-            # Valkey round trip off the turn's path. Both must succeed before the turn request
-            # is acked (else it is redelivered and both are redone; the request's msg id makes
-            # its second publish a no-op). A tool call answered before the state landed is
-            # retried by the loop (`ToolLoop.after_model`).
-            await asyncio.gather(self.loop.begin(request, encoded, skills, taint),
-                                 publish)
-        else:
-            await publish
+        # The tool loop keeps no state for this call: a result that calls tools carries the
+        # request back (`ModelResult.request`) and the loop starts from it.
+        await publish_command(self.broker, request, model_requested_subject(turn.org_id),
+                              msg_id=model_msg_id(turn.turn_id, 0), stream=MODEL.name)
         log.debug("turn %s started: %s prompt, ~%d tokens", turn_id, built.kind,
                   built.input_tokens)
 

@@ -40,7 +40,6 @@ from switchboard_common.bus import publish_command, publish_fast
 from switchboard_common.model import (
     ChatMessage,
     ContentBlock,
-    ModelRequest,
     ModelResult,
     TextBlock,
     ToolResultBlock,
@@ -48,9 +47,9 @@ from switchboard_common.model import (
     model_msg_id,
     model_requested_subject,
 )
-from switchboard_common.skills import Skills
+from switchboard_common.skills import Autonomy
 from switchboard_common.streams import ACTIONS, MODEL
-from switchboard_common.tools import CATALOG, model_tools, split_meta
+from switchboard_common.tools import CATALOG, split_meta
 from switchboard_common.turns import Delta, TurnAction, turn_events_subject
 from switchboard_common.untrusted import quote, source_id
 from switchboard_context.adapters.loop_state import LoopMeta, LoopState
@@ -74,9 +73,10 @@ began with (JSON list). A turn that ends with that call ran no tool, so its tain
 is not read back from the loop state (`ToolLoop.taint`)."""
 
 
-class LoopNotReady(Exception):
-    """A model result to continue a loop whose state is not written yet: the message is
-    redelivered with backoff (a plain exception: the consumer naks it)."""
+AUTONOMY = "autonomy"
+"""ModelRequest.meta of iteration 0 when the model may call tools (returned in its
+ModelResult.meta): the client's autonomy policy as the turn started (JSON), for the proposals
+of the calls the model makes."""
 
 
 @dataclass
@@ -85,16 +85,6 @@ class ToolLoop:
     state: LoopState
     max_iterations: int
     token_budget: int
-
-    @staticmethod
-    def tools_for(skills: Skills) -> list[str]:
-        return [t.name for t in model_tools(skills.enabled_tools)]
-
-    async def begin(self, request: ModelRequest, encoded: bytes, skills: Skills,
-                    tainted_by: tuple[str, ...] = ()) -> None:
-        """Remember what the loop needs (with iteration 0's request, `encoded` as published)."""
-        await self.state.start(request, skills.autonomy, self.tools_for(skills), tainted_by,
-                               encoded)
 
     async def taint(self, result: ModelResult) -> list[str]:
         """The turn's taint once it ended with `result`: what the loop began with when no
@@ -110,14 +100,11 @@ class ToolLoop:
             # The turn ends with its first model call (most do): its totals are that call's
             # own, so nothing is recorded or read back (three Valkey round trips per turn).
             return result if result.text.strip() else result.model_copy(update={"text": ""})
-        meta = await self.state.meta(result.org_id, result.turn_id)
-        if meta is None:
-            if result.iteration == 0:
-                # Tool calls, and the state the loop began with is not written yet: it is
-                # written while the request is published (`TurnFlow.start`), so it lands
-                # first in practice; if that write failed, the turn request is redone.
-                raise LoopNotReady(f"turn {result.turn_id}: tool calls before the loop's "
-                                   "state; retried")
+        if result.iteration == 0:
+            meta = await self._begin(result)
+            if meta is None:
+                return result.model_copy(update={"tool_calls": []})
+        elif (meta := await self.state.meta(result.org_id, result.turn_id)) is None:
             return result  # expired with its turn: nothing more to continue
         await self.state.record_call(result.org_id, result.turn_id, result.iteration, result.text,
                                      result.usage)
@@ -133,6 +120,22 @@ class ToolLoop:
             return await self._stop(final, limit)
         await self._propose(result, meta)
         return None
+
+    async def _begin(self, result: ModelResult) -> LoopMeta | None:
+        """The loop's state, once the first model call of a turn calls tools, from the request
+        that call answered (echoed in the result: turns that end without tools, most of them,
+        store nothing). A redelivered result writes the same state again. None: the result
+        does not carry what the loop needs (an llm_stream older than this service)."""
+        request, autonomy = result.request, result.meta.get(AUTONOMY)
+        if request is None or autonomy is None:
+            log.error("turn %s: tool calls without the request they answer; the turn ends "
+                      "without them", result.turn_id)
+            return None
+        meta = LoopMeta(Autonomy.model_validate_json(autonomy),
+                        [t.name for t in request.tools], request.canary)
+        await self.state.start(request, meta, tuple(json.loads(result.meta.get(TAINTED_BY,
+                                                                               "[]"))))
+        return meta
 
     async def actions(self, result: ModelResult) -> list[TurnAction]:
         """What the turn did, for its terminal frame: every action of the iterations before

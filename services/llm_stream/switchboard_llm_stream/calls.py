@@ -414,7 +414,8 @@ class ModelCalls:
             provider=self._provider.name, model=done.model, text=done.text,
             stop_reason=done.stop_reason, usage=done.usage, last_seq=last_seq,
             attempts=attempt, error=failure, purpose=request.purpose, meta=request.meta,
-            tool_calls=done.tool_calls, canary_hit=done.flagged)
+            tool_calls=done.tool_calls, canary_hit=done.flagged,
+            request=request if done.tool_calls else None)
 
     async def _publish_result(self, result: ModelResult) -> None:
         # Streamed and paid for: worth waiting for a server that is declaring its streams

@@ -39,7 +39,8 @@ def tool_use(req: ModelRequest, calls: list[ToolCall], *, tokens: int, text: str
                        client_id=req.client_id, conversation_id=req.conversation_id,
                        iteration=req.iteration, provider="test", model="m", text=text,
                        stop_reason="tool_use", tool_calls=calls, last_seq=3,
-                       usage=Usage(input_tokens=tokens, output_tokens=10))
+                       usage=Usage(input_tokens=tokens, output_tokens=10), meta=req.meta,
+                       request=req)  # as llm_stream answers a call that uses tools
 
 
 async def start_turn(nc, org: str, turn_id: str) -> ModelRequest:  # type: ignore[no-untyped-def]
@@ -128,37 +129,68 @@ async def test_the_token_budget_stops_the_loop(context_app: None, nats_url: str,
         assert info.state.messages == 0  # nothing was proposed
 
 
-async def test_tool_calls_that_outrun_the_loop_state_are_retried_not_ended(
+async def loop_keys(valkey_url: str, org: str, turn: str) -> list[bytes]:
+    valkey = await connect_valkey(valkey_url, 5.0)
+    try:
+        return sorted(await valkey.keys(f"ctx:loop:{org}:{turn}:*"))
+    finally:
+        await valkey.aclose()
+
+
+async def test_the_loop_keeps_state_only_once_the_model_calls_a_tool(
         context_app: None, nats_url: str, valkey_url: str, org: str) -> None:
-    """The loop's state is written while iteration 0 is published (off the turn's path). A
-    tool call answered before it landed must wait for it, not end the turn without tools."""
+    """A turn whose first answer calls no tool (most turns) stores nothing for the loop; the
+    first tool call starts the loop's state from the request its result carries back, and a
+    redelivered result starts it the same way and proposes nothing new."""
     async with nats_client(nats_url) as nc:
-        req = await start_turn(nc, org, "t3")
-        valkey = await connect_valkey(valkey_url, 5.0)
-        try:
-            meta_key = f"ctx:loop:{org}:t3:meta"
-            saved = await valkey.get(meta_key)
-            assert saved is not None  # written by the time the request was published
-            await valkey.delete(meta_key)  # as if the write had not landed yet
-            events = Collector()
-            await nc.subscribe(f"turns.events.{org}.t3", cb=events.handle)
-            js = nc.jetstream()
-            await js.publish(f"model.completed.{org}",
-                             tool_use(req, CALLS, tokens=100).model_dump_json().encode())
-            async with asyncio.timeout(10):  # delivered once, and not acked
-                while (info := await js.consumer_info("SB_RESULTS", "context-results")
-                       ).num_pending or not info.num_ack_pending:
-                    await asyncio.sleep(0.02)
-            await asyncio.sleep(0.1)  # its one Valkey read has failed; redelivery is at 0.5 s
-            assert events.items == []  # not completed as a turn without tools
-            await valkey.set(meta_key, saved)  # the write lands
-            sub = await js.pull_subscribe(f"actions.proposed.{org}", durable="test-exec3",
-                                          stream="SB_ACTIONS")
-            proposed: list[ActionProposed] = []
-            while len(proposed) < 2:
-                proposed += [ActionProposed.model_validate_json(m.data)
-                             for m in await sub.fetch(2, timeout=10)]
-            assert sorted(p.tool_use_id for p in proposed) == ["toolu_a", "toolu_b"]
-            assert events.items == []
-        finally:
-            await valkey.aclose()
+        js = nc.jetstream()
+        plain = await start_turn(nc, org, "t3")
+        events = Collector()
+        await nc.subscribe(f"turns.events.{org}.t3", cb=events.handle)
+        answer = tool_use(plain, [], tokens=100, text="Done.").model_copy(
+            update={"stop_reason": "end_turn", "request": None})
+        await js.publish(f"model.completed.{org}", answer.model_dump_json().encode())
+        await events.wait_for(lambda i: any(e["type"] == "turn_completed" for e in i))
+        assert await loop_keys(valkey_url, org, "t3") == []
+
+        req = await start_turn(nc, org, "t4")
+        assert await loop_keys(valkey_url, org, "t4") == []  # nothing stored before the answer
+        calls = tool_use(req, CALLS, tokens=100).model_dump_json().encode()
+        await js.publish(f"model.completed.{org}", calls)
+        sub = await js.pull_subscribe(f"actions.proposed.{org}", durable="test-exec3",
+                                      stream="SB_ACTIONS")
+        proposed: list[ActionProposed] = []
+        while len(proposed) < 2:
+            proposed += [ActionProposed.model_validate_json(m.data)
+                         for m in await sub.fetch(2, timeout=10)]
+        assert sorted(p.tool_use_id for p in proposed) == ["toolu_a", "toolu_b"]
+        assert all(p.autonomy.mode == "suggest" and "calendar_create" in p.enabled_tools
+                   for p in proposed)  # the policy and tools the turn started with
+        keys = await loop_keys(valkey_url, org, "t4")
+        prefix = f"ctx:loop:{org}:t4:"
+        assert {k.decode().removeprefix(prefix) for k in keys} >= {"meta", "req:0", "calls:0"}
+        await js.publish(f"model.completed.{org}", calls, headers={"Nats-Msg-Id": "again"})
+        async with asyncio.timeout(10):  # the redelivered result is handled and acked
+            while (info := await js.consumer_info("SB_RESULTS", "context-results")
+                   ).num_pending or info.num_ack_pending:
+                await asyncio.sleep(0.02)
+        assert (await js.stream_info("SB_ACTIONS")).state.messages == 2  # proposed once
+
+
+async def test_tool_calls_without_their_request_end_the_turn_without_them(
+        context_app: None, nats_url: str, valkey_url: str, org: str) -> None:
+    """A result from an llm_stream that does not carry the request back (an older version
+    during a rolling upgrade) cannot continue the loop: the turn ends with its text, and no
+    action is proposed."""
+    async with nats_client(nats_url) as nc:
+        req = await start_turn(nc, org, "t5")
+        events = Collector()
+        await nc.subscribe(f"turns.events.{org}.t5", cb=events.handle)
+        old = tool_use(req, CALLS, tokens=100, text="On it.").model_copy(
+            update={"request": None})
+        await nc.jetstream().publish(f"model.completed.{org}", old.model_dump_json().encode())
+        done = (await events.wait_for(
+            lambda i: any(e["type"] == "turn_completed" for e in i)))[-1]
+        assert done["text"] == "On it." and done["actions"] == []
+        assert (await nc.jetstream().stream_info("SB_ACTIONS")).state.messages == 0
+        assert await loop_keys(valkey_url, org, "t5") == []

@@ -40,16 +40,16 @@ class LoopState:
         self._r = client
         self._ttl = ttl_s
 
-    async def start(self, request: ModelRequest, autonomy: Autonomy, enabled: list[str],
-                    tainted_by: tuple[str, ...], encoded: bytes) -> None:
-        """The loop's meta and iteration 0's request (`encoded`: `request` as JSON, the bytes
-        that were published)."""
+    async def start(self, request: ModelRequest, meta: LoopMeta,
+                    tainted_by: tuple[str, ...]) -> None:
+        """The loop's meta, the request of the iteration it starts from and the taint it
+        began with."""
         pipe = self._r.pipeline(transaction=False)
         pipe.set(_k(request.org_id, request.turn_id, "meta"), json.dumps(
-            {"autonomy": autonomy.model_dump(mode="json"), "enabled": enabled,
-             "canary": request.canary}), ex=self._ttl)
+            {"autonomy": meta.autonomy.model_dump(mode="json"), "enabled": meta.enabled,
+             "canary": meta.canary}), ex=self._ttl)
         pipe.set(_k(request.org_id, request.turn_id, f"req:{request.iteration}"),
-                 encoded, ex=self._ttl)
+                 request.model_dump_json(), ex=self._ttl)
         if tainted_by:
             self._add_taint(pipe, request.org_id, request.turn_id, tainted_by)
         await pipe.execute()

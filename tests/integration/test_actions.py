@@ -5,7 +5,8 @@ server (Radicale) and a real SMTP server (aiosmtpd, mail kept in a Maildir).
 Covers: a tool call executed and its result fed back to the model; parallel calls becoming
 approval cards decided over the WebSocket (approve with edit, reject, twice); REST approvals
 with access control and batches; pending approvals surviving restarts; the executor killed right
-after the effect (one event, one mail); the iteration bound."""
+after the effect (one event, one mail); context killed mid-loop (one event, the turn
+finished); the iteration bound."""
 
 from __future__ import annotations
 
@@ -324,6 +325,37 @@ async def test_killed_after_the_effect_acts_once(stack: Stack, org: str, crash_p
     # Mail cannot be looked up over SMTP: killed between sending and storing the outcome, it is
     # reported as possibly sent and never sent twice (at most once).
     assert statuses["email_send"] == ("failed" if crash_point == "after_effect" else "executed")
+
+
+@pytest.mark.parametrize("crash_at", ["delta", "action_result"])
+async def test_context_killed_mid_loop_finishes_the_turn_once(
+        stack: Stack, org: str, crash_at: str, fake_anthropic: FakeAnthropic) -> None:
+    """SIGKILL context as the client sees the first model call's text (its tool call is on
+    its way, and the loop has no state yet) or the action's result (the loop is waiting for
+    it): a new context finishes the turn from what JetStream redelivers, with one effect."""
+    await setup_client(stack, org, "lee", "automate")
+    subject = f"Crash {crash_at} {org}"
+    script = fake_anthropic.script(f"crash-{crash_at}-{org}", [
+        [{"text": "Booking it."}, call("calendar_create", title=subject, start=START)],
+        [{"text": " Booked."}]])
+    killed: list[str] = []
+
+    async def crash(frame: dict[str, Any], _: list[dict[str, Any]]) -> None:
+        if frame["type"] == crash_at and not killed:
+            killed.append(frame["type"])
+            await asyncio.to_thread(stack.kill_service, "context", signal.SIGKILL)
+            stack.start_service("context")
+
+    async with websockets.connect(ws_url(stack, org=org)) as ws:
+        await send_message(ws, f"{script} book it", client="lee")
+        frames = await frames_until_terminal(ws, timeout=60, on_frame=crash)
+    assert killed == [crash_at]
+    done = frames[-1]
+    assert done["type"] == "turn_completed", json.dumps(done)
+    assert done["text"] == "Booking it.\n\n Booked."
+    assert [(f["tool"], f["status"]) for f in frames if f["type"] == "action_result"
+            ] == [("calendar_create", "executed")]
+    assert await titles(stack, org, "lee") == [subject]
 
 
 async def test_the_loop_stops_at_max_iterations(stack: Stack, org: str,

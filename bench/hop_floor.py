@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import nats  # noqa: E402
 from fastapi import FastAPI, WebSocket  # noqa: E402
-from monolith import serve, socket_app  # noqa: E402
+from monolith import serve, services_provider, socket_app  # noqa: E402
 from nats.js.api import RetentionPolicy, StorageType  # noqa: E402
 from pipeline import (  # noqa: E402
     CpuMeter,
@@ -75,7 +75,6 @@ from switchboard_common.streams import (  # noqa: E402
     ensure_consumer,
     ensure_streams,
 )
-from switchboard_llm_stream.adapters.anthropic import AnthropicProvider  # noqa: E402
 
 ME = str(Path(__file__).resolve())
 
@@ -132,8 +131,7 @@ async def _serve(role: str, nats_url: str, fake_url: str) -> None:
         consume("fl_ctx_turns", on_turn)
         consume("fl_ctx_results", on_result)
     else:
-        provider = AnthropicProvider(api_key="sk-bench", base_url=fake_url,
-                                     default_model="bench", timeout_s=30.0, max_tokens_cap=4096)
+        provider = services_provider(fake_url)
 
         async def on_model(msg: Raw, _: Delivery) -> None:
             request = msg.model_extra or {}

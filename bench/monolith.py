@@ -3,7 +3,8 @@
 other services). Run: python bench/monolith.py --port P --anthropic-url URL [--aiohttp]
 
 `socket_app` and `serve` are the socket loop and server every bench stand-in for the gateway
-uses (bench/monolith_duties.py, bench/hop_floor.py's edge)."""
+uses (bench/monolith_duties.py, bench/hop_floor.py's edge); `services_provider` is the model
+call those stand-ins make."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import argparse
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anthropic
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from switchboard_llm_stream.adapters.anthropic import AnthropicProvider
 
 Turn = Callable[[WebSocket, dict[str, Any]], Awaitable[None]]
 
@@ -42,6 +46,16 @@ def serve(app: FastAPI, port: int) -> None:
     """On loopback, with the gateway's default WebSocket settings (no permessage-deflate)."""
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning",
                 ws_per_message_deflate=False)
+
+
+def services_provider(anthropic_url: str) -> AnthropicProvider:
+    """The model as llm_stream calls it (its `AnthropicProvider`), for the stand-ins that
+    measure the services' model call rather than this baseline's (imported here: the
+    baseline itself does not load llm_stream)."""
+    from switchboard_llm_stream.adapters.anthropic import AnthropicProvider
+
+    return AnthropicProvider(api_key="sk-bench", base_url=anthropic_url, default_model="bench",
+                             timeout_s=30.0, max_tokens_cap=4096)
 
 
 def build(anthropic_url: str, aiohttp: bool = False) -> FastAPI:

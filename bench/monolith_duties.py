@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
-from monolith import serve, socket_app
+from monolith import serve, services_provider, socket_app
 from opentelemetry.trace import SpanKind
 
 from switchboard_common.conversations import ConversationStore, TurnRecord, conversation_key
@@ -42,26 +42,26 @@ from switchboard_common.valkey import valkey_client
 from switchboard_context.adapters.pending import PendingTurns
 from switchboard_context.adapters.turn_queue import TurnQueue
 from switchboard_context.domain import complexity, dates, pricing, prompt
+from switchboard_context.settings import Settings as ContextSettings
 from switchboard_gateway.adapters.limits import Limiter
 from switchboard_gateway.domain.identity import Identity
 from switchboard_gateway.domain.limits import OrgLimits
-from switchboard_llm_stream.adapters.anthropic import AnthropicProvider
 
 ORG, USER = "bench", "bench"
 
 
 def build(anthropic_url: str, valkey_url: str) -> FastAPI:
     tracer = setup_telemetry("monolith", "WARNING")
-    provider = AnthropicProvider(api_key="sk-bench", base_url=anthropic_url,
-                                 default_model="bench", timeout_s=30.0, max_tokens_cap=4096)
+    provider = services_provider(anthropic_url)
     skills = Skills.model_validate(SYSTEM_DEFAULTS)
     tools = model_tools(skills.enabled_tools)
     who = Identity(org=ORG, user=USER)
     valkey = valkey_client(valkey_url)  # connects on first use
     limiter = Limiter(valkey, valkey_url, OrgLimits(
         turns_per_minute_user=100_000, turns_per_minute_org=100_000, concurrent_turns_user=1000))
-    queue = TurnQueue(valkey, 620.0)  # context's defaults (active turn, pending record)
-    pending = PendingTurns(valkey, 24 * 3600)
+    ctx = ContextSettings.model_construct()  # context's defaults
+    queue = TurnQueue(valkey, ctx.turn_active_ttl_s)
+    pending = PendingTurns(valkey, ctx.pending_ttl_s)
     conversations = ConversationStore(valkey)
 
     async def turn(socket: WebSocket, msg: dict[str, Any]) -> None:
@@ -85,8 +85,8 @@ def build(anthropic_url: str, valkey_url: str) -> FastAPI:
                                     history=past.recent, user_text=request.text,
                                     now=dates.date_context(skills.timezone, utcnow(),
                                                            request.text)),
-                complexity.estimate(request.text), history_budget_tokens=2000,
-                lite_messages=4)  # context's defaults
+                complexity.estimate(request.text),
+                history_budget_tokens=ctx.history_token_budget, lite_messages=ctx.lite_messages)
             model_request = ModelRequest(
                 org_id=ORG, turn_id=key, user_id=USER, client_id=client_id,
                 conversation_id=request.conversation_id, system=built.system,

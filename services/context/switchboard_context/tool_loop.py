@@ -96,22 +96,23 @@ class ToolLoop:
     async def after_model(self, result: ModelResult) -> ModelResult | None:
         """None: the loop goes on (actions proposed). Otherwise the turn's final result, with
         the text and usage of all its model calls."""
-        if result.iteration == 0 and (result.stop_reason != "tool_use" or not result.tool_calls):
-            # The turn ends with its first model call (most do): its totals are that call's
-            # own, so nothing is recorded or read back (three Valkey round trips per turn).
-            return result if result.text.strip() else result.model_copy(update={"text": ""})
         if result.iteration == 0:
-            meta = await self._begin(result)
-            if meta is None:
+            # The first model call's totals are its own: nothing is read back.
+            final = result if result.text.strip() else result.model_copy(update={"text": ""})
+            if result.stop_reason != "tool_use" or not result.tool_calls:
+                return final  # the turn ends with it (most do): the loop stores nothing
+            if (meta := await self._begin(result)) is None:
                 return result.model_copy(update={"tool_calls": []})
-        elif (meta := await self.state.meta(result.org_id, result.turn_id)) is None:
-            return result  # expired with its turn: nothing more to continue
-        await self.state.record_call(result.org_id, result.turn_id, result.iteration, result.text,
-                                     result.usage)
-        text, usage = await self.state.totals(result.org_id, result.turn_id)
-        final = result.model_copy(update={"text": text, "usage": usage})
+        else:
+            if (meta := await self.state.meta(result.org_id, result.turn_id)) is None:
+                return result  # expired with its turn: nothing more to continue
+            await self.state.record_call(result.org_id, result.turn_id, result.iteration,
+                                         result.text, result.usage)
+            text, usage = await self.state.totals(result.org_id, result.turn_id)
+            final = result.model_copy(update={"text": text, "usage": usage})
         if result.stop_reason != "tool_use" or not result.tool_calls:
             return final
+        usage = final.usage
         spent = usage.input_tokens + usage.output_tokens + usage.cache_read_input_tokens + \
             usage.cache_creation_input_tokens
         limit = ("max_iterations" if result.iteration + 1 >= self.max_iterations else
@@ -124,8 +125,9 @@ class ToolLoop:
     async def _begin(self, result: ModelResult) -> LoopMeta | None:
         """The loop's state, once the first model call of a turn calls tools, from the request
         that call answered (echoed in the result: turns that end without tools, most of them,
-        store nothing). A redelivered result writes the same state again. None: the result
-        does not carry what the loop needs (an llm_stream older than this service)."""
+        store nothing), with that call recorded, in one round trip. A redelivered result
+        writes the same state again. None: the result does not carry what the loop needs (an
+        llm_stream older than this service)."""
         request, autonomy = result.request, result.meta.get(AUTONOMY)
         if request is None or autonomy is None:
             log.error("turn %s: tool calls without the request they answer; the turn ends "
@@ -133,8 +135,8 @@ class ToolLoop:
             return None
         meta = LoopMeta(Autonomy.model_validate_json(autonomy),
                         [t.name for t in request.tools], request.canary)
-        await self.state.start(request, meta, tuple(json.loads(result.meta.get(TAINTED_BY,
-                                                                               "[]"))))
+        await self.state.start(request, meta, tuple(await self.taint(result)), result.text,
+                               result.usage)
         return meta
 
     async def actions(self, result: ModelResult) -> list[TurnAction]:
@@ -163,7 +165,7 @@ class ToolLoop:
         cause = result.meta.get("caused_by")
         # The triggering event first, so the bound (MAX_TAINT) never drops it.
         tainted_by = [*([cause] if cause else []), *(
-            t for t in await self.state.taint(result.org_id, result.turn_id) if t != cause)]
+            t for t in await self.taint(result) if t != cause)]
         zone = result.meta.get("timezone", "UTC")
         for call in result.tool_calls:
             arguments, confidence, rationale = split_meta(call.input)

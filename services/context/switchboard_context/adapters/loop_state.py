@@ -40,18 +40,20 @@ class LoopState:
         self._r = client
         self._ttl = ttl_s
 
-    async def start(self, request: ModelRequest, meta: LoopMeta,
-                    tainted_by: tuple[str, ...]) -> None:
-        """The loop's meta, the request of the iteration it starts from and the taint it
-        began with."""
+    async def start(self, request: ModelRequest, meta: LoopMeta, tainted_by: tuple[str, ...],
+                    text: str, usage: Usage) -> None:
+        """The loop's meta, the request of the iteration it starts from, the taint it began
+        with and that iteration's model call (`record_call`), in one round trip."""
+        org, turn = request.org_id, request.turn_id
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(_k(request.org_id, request.turn_id, "meta"), json.dumps(
+        pipe.set(_k(org, turn, "meta"), json.dumps(
             {"autonomy": meta.autonomy.model_dump(mode="json"), "enabled": meta.enabled,
              "canary": meta.canary}), ex=self._ttl)
-        pipe.set(_k(request.org_id, request.turn_id, f"req:{request.iteration}"),
-                 request.model_dump_json(), ex=self._ttl)
+        pipe.set(_k(org, turn, f"req:{request.iteration}"), request.model_dump_json(),
+                 ex=self._ttl)
         if tainted_by:
-            self._add_taint(pipe, request.org_id, request.turn_id, tainted_by)
+            self._add_taint(pipe, org, turn, tainted_by)
+        self._record(pipe, org, turn, request.iteration, text, usage)
         await pipe.execute()
 
     async def meta(self, org: str, turn: str) -> LoopMeta | None:
@@ -84,12 +86,17 @@ class LoopState:
         await self._r.set(_k(request.org_id, request.turn_id, f"req:{request.iteration}"),
                           request.model_dump_json(), ex=self._ttl)
 
-    async def record_call(self, org: str, turn: str, iteration: int, text: str,
-                          usage: Usage) -> None:
-        pipe = self._r.pipeline(transaction=False)
+    def _record(self, pipe: Any, org: str, turn: str, iteration: int, text: str,
+                usage: Usage) -> None:
         for part, value in (("text", text), ("usage", usage.model_dump_json())):
             pipe.hset(_k(org, turn, part), str(iteration), value)
             pipe.expire(_k(org, turn, part), self._ttl)
+
+    async def record_call(self, org: str, turn: str, iteration: int, text: str,
+                          usage: Usage) -> None:
+        """The text and usage of one model call of the turn (for `totals`)."""
+        pipe = self._r.pipeline(transaction=False)
+        self._record(pipe, org, turn, iteration, text, usage)
         await pipe.execute()
 
     async def totals(self, org: str, turn: str) -> tuple[str, Usage]:

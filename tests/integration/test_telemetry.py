@@ -55,10 +55,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_anthropic: FakeAnthropi
         running.stop()
 
 
+def answer_calls(trace: list[Span]) -> list[Span]:
+    """The GenAI spans of the model calls that answered the turn."""
+    return [s for s in trace if s.attributes.get("gen_ai.operation.name") == "chat"
+            and s.attributes.get("switchboard.purpose") == "answer"]
+
+
 async def spans_of_turn(otlp: OtlpReceiver, turn_id: str, services: set[str],
-                        timeout: float = 20.0) -> list[Span]:
+                        model_calls: int = 0, timeout: float = 20.0) -> list[Span]:
     """Every exported span of the trace whose gateway `turn` span is `turn_id`, once spans
-    from all of `services` and the parent of every span have arrived."""
+    from all of `services`, `model_calls` answering model calls and the parent of every span
+    have arrived."""
     deadline = time.monotonic() + timeout
     while True:
         spans = otlp.snapshot()
@@ -70,7 +77,11 @@ async def spans_of_turn(otlp: OtlpReceiver, turn_id: str, services: set[str],
             # A consumer's span is exported when its handler returns, after the spans of what
             # the handler published: wait for the parents too.
             whole = all(s.parent_id in ids for s in trace if s is not roots[0])
-            if (services <= {s.service for s in trace} and whole) or time.monotonic() > deadline:
+            # Each process exports on its own schedule: the first model call's span and the
+            # action's can both be in while the second model call's is still batched.
+            arrived = (services <= {s.service for s in trace}
+                       and len(answer_calls(trace)) >= model_calls)
+            if (arrived and whole) or time.monotonic() > deadline:
                 return trace
         elif time.monotonic() > deadline:
             return []
@@ -92,14 +103,13 @@ async def test_one_trace_per_turn_spans_all_five_services(
         second = await frames_until_terminal(ws, timeout=40)
     assert first[-1]["type"] == "turn_completed" and second[-1]["type"] == "turn_completed"
 
-    trace = await spans_of_turn(otlp, first[0]["turn_id"], set(SERVICES))
+    trace = await spans_of_turn(otlp, first[0]["turn_id"], set(SERVICES), model_calls=2)
     assert {s.service for s in trace} == set(SERVICES), sorted({s.service for s in trace})
     by_id = {s.span_id: s for s in trace}
     roots = [s for s in trace if s.parent_id not in by_id]
     assert [r.name for r in roots] == ["turn"], [(r.service, r.name) for r in roots]
 
-    model_calls = [s for s in trace if s.attributes.get("gen_ai.operation.name") == "chat"
-                   and s.attributes.get("switchboard.purpose") == "answer"]
+    model_calls = answer_calls(trace)
     assert len(model_calls) == 2  # the tool-use loop: before and after the calendar entry
     for span in model_calls:
         assert span.service == "llm_stream" and span.attributes["gen_ai.provider.name"]

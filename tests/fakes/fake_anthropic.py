@@ -228,8 +228,8 @@ class FakeAnthropic:
         self._writers.add(writer)
         task = asyncio.current_task()
         if task is not None:
-            self._handlers.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self._handlers.discard)  # type: ignore[arg-type]
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

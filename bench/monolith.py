@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
-    from switchboard_llm_stream.adapters.anthropic import AnthropicProvider
+    from switchboard_llm_stream.domain.provider import Provider
 
 Turn = Callable[[WebSocket, dict[str, Any]], Awaitable[None]]
 
@@ -48,14 +48,15 @@ def serve(app: FastAPI, port: int) -> None:
                 ws_per_message_deflate=False)
 
 
-def services_provider(anthropic_url: str) -> AnthropicProvider:
-    """The model as llm_stream calls it (its `AnthropicProvider`), for the stand-ins that
-    measure the services' model call rather than this baseline's (imported here: the
-    baseline itself does not load llm_stream)."""
-    from switchboard_llm_stream.adapters.anthropic import AnthropicProvider
+def services_provider(anthropic_url: str) -> Provider:
+    """The model as llm_stream calls it (its own `select_provider` and defaults, on the
+    Anthropic protocol), for the stand-ins that measure the services' model call rather than
+    this baseline's (imported here: the baseline itself does not load llm_stream)."""
+    from switchboard_llm_stream.main import select_provider
+    from switchboard_llm_stream.settings import Settings
 
-    return AnthropicProvider(api_key="sk-bench", base_url=anthropic_url, default_model="bench",
-                             timeout_s=30.0, max_tokens_cap=4096)
+    return select_provider(Settings(provider="anthropic", anthropic_api_key="sk-bench",
+                                    anthropic_base_url=anthropic_url, anthropic_model="bench"))
 
 
 def build(anthropic_url: str, aiohttp: bool = False) -> FastAPI:

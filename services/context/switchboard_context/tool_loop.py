@@ -96,22 +96,27 @@ class ToolLoop:
     async def after_model(self, result: ModelResult) -> ModelResult | None:
         """None: the loop goes on (actions proposed). Otherwise the turn's final result, with
         the text and usage of all its model calls."""
+        calls = result.stop_reason == "tool_use" and bool(result.tool_calls)
+        if calls and (result.request is None
+                      or (result.iteration == 0 and AUTONOMY not in result.meta)):
+            # From a service older than this one (a rolling upgrade): nothing to go on from.
+            log.error("turn %s: tool calls without the request they answer; the turn ends "
+                      "without them", result.turn_id)
+            result, calls = result.model_copy(update={"tool_calls": []}), False
+        meta: LoopMeta | None
         if result.iteration == 0:
             # The first model call's totals are its own: nothing is read back.
             final = result if result.text.strip() else result.model_copy(update={"text": ""})
-            if result.stop_reason != "tool_use" or not result.tool_calls:
+            if not calls:
                 return final  # the turn ends with it (most do): the loop stores nothing
-            if (meta := await self._begin(result)) is None:
-                return result.model_copy(update={"tool_calls": []})
+            meta = await self._begin(result)
         else:
             if (meta := await self.state.meta(result.org_id, result.turn_id)) is None:
                 return result  # expired with its turn: nothing more to continue
-            await self.state.record_call(result.org_id, result.turn_id, result.iteration,
-                                         result.text, result.usage)
-            text, usage = await self.state.totals(result.org_id, result.turn_id)
+            text, usage = await self.state.record_call(result)
             final = result.model_copy(update={"text": text, "usage": usage})
-        if result.stop_reason != "tool_use" or not result.tool_calls:
-            return final
+            if not calls:
+                return final
         usage = final.usage
         spent = usage.input_tokens + usage.output_tokens + usage.cache_read_input_tokens + \
             usage.cache_creation_input_tokens
@@ -122,21 +127,14 @@ class ToolLoop:
         await self._propose(result, meta)
         return None
 
-    async def _begin(self, result: ModelResult) -> LoopMeta | None:
-        """The loop's state, once the first model call of a turn calls tools, from the request
-        that call answered (echoed in the result: turns that end without tools, most of them,
-        store nothing), with that call recorded, in one round trip. A redelivered result
-        writes the same state again. None: the result does not carry what the loop needs (an
-        llm_stream older than this service)."""
-        request, autonomy = result.request, result.meta.get(AUTONOMY)
-        if request is None or autonomy is None:
-            log.error("turn %s: tool calls without the request they answer; the turn ends "
-                      "without them", result.turn_id)
-            return None
-        meta = LoopMeta(Autonomy.model_validate_json(autonomy),
-                        [t.name for t in request.tools], request.canary)
-        await self.state.start(request, meta, tuple(await self.taint(result)), result.text,
-                               result.usage)
+    async def _begin(self, result: ModelResult) -> LoopMeta:
+        """The loop's state, once the first model call of a turn calls tools (turns that end
+        without tools, most of them, store nothing), with that call recorded, in one round
+        trip. A redelivered result writes the same state again."""
+        assert result.request is not None  # checked by after_model
+        meta = LoopMeta(Autonomy.model_validate_json(result.meta[AUTONOMY]),
+                        [t.name for t in result.request.tools], result.request.canary)
+        await self.state.start(result, meta, tuple(await self.taint(result)))
         return meta
 
     async def actions(self, result: ModelResult) -> list[TurnAction]:
@@ -219,7 +217,6 @@ class ToolLoop:
             "iteration": result.iteration + 1, "seq_base": last_seq,
             "messages": [*previous.messages, ChatMessage(role="assistant", content=assistant),
                          ChatMessage(role="user", content=results)]})
-        await self.state.save_request(request)
         await publish_command(self.broker, request, model_requested_subject(request.org_id),
                               msg_id=model_msg_id(request.turn_id, request.iteration),
                               stream=MODEL.name)

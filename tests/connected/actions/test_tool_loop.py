@@ -194,3 +194,41 @@ async def test_tool_calls_without_their_request_end_the_turn_without_them(
         assert done["text"] == "On it." and done["actions"] == []
         assert (await nc.jetstream().stream_info("SB_ACTIONS")).state.messages == 0
         assert await loop_keys(valkey_url, org, "t5") == []
+
+
+async def test_a_later_iterations_tool_calls_without_their_request_end_the_turn(
+        context_app: None, nats_url: str, org: str) -> None:
+    """Every iteration's request is kept from the result that answers it: one that calls
+    tools without it (an older llm_stream mid-loop) ends the turn with the text of all its
+    model calls and the actions already taken, and proposes nothing more."""
+    async with nats_client(nats_url) as nc:
+        js = nc.jetstream()
+        req = await start_turn(nc, org, "t6")
+        await js.publish(f"model.completed.{org}", tool_use(
+            req, CALLS, tokens=100, text="On it.").model_dump_json().encode())
+        sub = await js.pull_subscribe(f"actions.proposed.{org}", durable="test-exec6",
+                                      stream="SB_ACTIONS")
+        proposed: list[ActionProposed] = []
+        while len(proposed) < 2:
+            proposed += [ActionProposed.model_validate_json(m.data)
+                         for m in await sub.fetch(2, timeout=10)]
+        for p in proposed:
+            await js.publish(f"actions.results.{org}", ActionResult(
+                org_id=org, action_id=p.action_id, turn_id="t6", client_id="sarah",
+                tool_use_id=p.tool_use_id, tool=p.tool, status="executed",
+                message="done").model_dump_json().encode())
+        nxt = ModelRequest.model_validate_json(
+            (await fetch_one(nc, "SB_MODEL", f"model.requested.{org}", "test-llm")).data)
+        assert nxt.iteration == 1
+        events = Collector()
+        await nc.subscribe(f"turns.events.{org}.t6", cb=events.handle)
+        more = [ToolCall(id="toolu_c", name="task_add", input={"title": "Book a table"})]
+        old = tool_use(nxt, more, tokens=50, text="One more.").model_copy(
+            update={"request": None})
+        await js.publish(f"model.completed.{org}", old.model_dump_json().encode())
+        done = (await events.wait_for(
+            lambda i: any(e["type"] == "turn_completed" for e in i)))[-1]
+        assert done["text"] == "On it.\n\nOne more."
+        assert sorted(a["tool"] for a in done["actions"]) == ["calendar_create", "task_add"]
+        # The two proposals and their two results: nothing proposed since.
+        assert (await js.stream_info("SB_ACTIONS")).state.messages == 4

@@ -3,7 +3,7 @@ turn):
 
 - `meta`            autonomy policy, enabled tools and canary resolved when the turn started
 - `taint`           set of untrusted sources that entered the turn's context so far
-- `req:{i}`         the ModelRequest of iteration i
+- `req:{i}`         the ModelRequest of iteration i, once its answer called tools
 - `calls:{i}`       the tool calls of iteration i's answer (and its last seq), JSON
 - `results:{i}`     hash tool_use_id -> ActionResult JSON: the first result per call wins
 - `sent:{i}`        set once iteration i+1 was requested
@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import redis.asyncio as redis
 
 from switchboard_common.actions import ActionResult
-from switchboard_common.model import ModelRequest, ToolCall
+from switchboard_common.model import ModelRequest, ModelResult, ToolCall
 from switchboard_common.skills import Autonomy
 from switchboard_common.turns import Usage
 
@@ -40,20 +40,18 @@ class LoopState:
         self._r = client
         self._ttl = ttl_s
 
-    async def start(self, request: ModelRequest, meta: LoopMeta, tainted_by: tuple[str, ...],
-                    text: str, usage: Usage) -> None:
-        """The loop's meta, the request of the iteration it starts from, the taint it began
-        with and that iteration's model call (`record_call`), in one round trip."""
-        org, turn = request.org_id, request.turn_id
+    async def start(self, result: ModelResult, meta: LoopMeta,
+                    tainted_by: tuple[str, ...]) -> None:
+        """The loop's meta and the taint it began with, with the model call it starts from
+        (`record_call`), in one round trip."""
+        org, turn = result.org_id, result.turn_id
         pipe = self._r.pipeline(transaction=False)
         pipe.set(_k(org, turn, "meta"), json.dumps(
             {"autonomy": meta.autonomy.model_dump(mode="json"), "enabled": meta.enabled,
              "canary": meta.canary}), ex=self._ttl)
-        pipe.set(_k(org, turn, f"req:{request.iteration}"), request.model_dump_json(),
-                 ex=self._ttl)
         if tainted_by:
             self._add_taint(pipe, org, turn, tainted_by)
-        self._record(pipe, org, turn, request.iteration, text, usage)
+        self._record(pipe, result)
         await pipe.execute()
 
     async def meta(self, org: str, turn: str) -> LoopMeta | None:
@@ -82,28 +80,27 @@ class LoopState:
         raw = await self._r.get(_k(org, turn, f"req:{iteration}"))
         return ModelRequest.model_validate_json(raw) if raw else None
 
-    async def save_request(self, request: ModelRequest) -> None:
-        await self._r.set(_k(request.org_id, request.turn_id, f"req:{request.iteration}"),
-                          request.model_dump_json(), ex=self._ttl)
-
-    def _record(self, pipe: Any, org: str, turn: str, iteration: int, text: str,
-                usage: Usage) -> None:
-        for part, value in (("text", text), ("usage", usage.model_dump_json())):
-            pipe.hset(_k(org, turn, part), str(iteration), value)
+    def _record(self, pipe: Any, result: ModelResult) -> None:
+        org, turn, iteration = result.org_id, result.turn_id, str(result.iteration)
+        for part, value in (("text", result.text), ("usage", result.usage.model_dump_json())):
+            pipe.hset(_k(org, turn, part), iteration, value)
             pipe.expire(_k(org, turn, part), self._ttl)
+        if result.request is not None:
+            pipe.set(_k(org, turn, f"req:{iteration}"), result.request.model_dump_json(),
+                     ex=self._ttl)
 
-    async def record_call(self, org: str, turn: str, iteration: int, text: str,
-                          usage: Usage) -> None:
-        """The text and usage of one model call of the turn (for `totals`)."""
+    async def record_call(self, result: ModelResult) -> tuple[str, Usage]:
+        """One model call of the turn: its text and usage and, when it called tools, the
+        request it answered (`ModelResult.request`: the loop continues from it). Returns the
+        turn's totals with it, in the same round trip: the text of all its model calls (in
+        order, one paragraph each: two calls must not read as one glued sentence) and their
+        summed usage."""
+        org, turn = result.org_id, result.turn_id
         pipe = self._r.pipeline(transaction=False)
-        self._record(pipe, org, turn, iteration, text, usage)
-        await pipe.execute()
-
-    async def totals(self, org: str, turn: str) -> tuple[str, Usage]:
-        """Text of all model calls of the turn (in order, one paragraph each: two calls must
-        not read as one glued sentence) and their summed usage."""
-        texts = await self._r.hgetall(_k(org, turn, "text"))
-        usages = await self._r.hgetall(_k(org, turn, "usage"))
+        self._record(pipe, result)
+        pipe.hgetall(_k(org, turn, "text"))
+        pipe.hgetall(_k(org, turn, "usage"))
+        *_, texts, usages = await pipe.execute()
         parts = (_s(texts[k]) for k in sorted(texts, key=lambda k: int(_s(k))))
         text = "\n\n".join(p for p in parts if p.strip())
         total: dict[str, int] = {}

@@ -95,6 +95,10 @@ async def test_monthly_budget_warns_stops_and_is_reset_by_an_admin(
         assert (await admin.get("/limits")).json()["limits"]["monthly_token_budget"] is None
         refused = await member.put("/limits", json={"monthly_token_budget": 10})
         assert refused.status_code == 403
+        # Past what the admission script compares exactly (a double): a typed 422.
+        huge = await admin.put("/limits", json={"monthly_token_budget": 10**20})
+        assert huge.status_code == 422
+        assert huge.json()["detail"].startswith("monthly_token_budget: ")
         put = await admin.put("/limits", json={"monthly_token_budget": 1000})
         assert put.status_code == 200 and put.json()["limits"]["monthly_token_budget"] == 1000
         # Usage as context counts it when turns complete.

@@ -60,6 +60,12 @@ async def test_conversations_turns_and_usage(gateway: Gateway, org: str, valkey_
             assert (await ben.get("/clients/sarah/conversations/c1/turns")).status_code == 404
             bad = await ana.get("/clients/sarah/conversations", params={"limit": 0})
             assert bad.status_code == 422 and bad.json()["detail"].startswith("query.limit: ")
+            # Past any page, and past the 64-bit index Valkey takes: a typed 422, not a 503.
+            for path in ("/clients/sarah/conversations", "/clients/sarah/conversations/c1/turns",
+                         "/clients/sarah/audit"):
+                far = await ana.get(path, params={"offset": 10**20})
+                assert far.status_code == 422, (path, far.text)
+                assert far.json()["detail"].startswith("query.offset: ")
             assert (await ben.get("/clients/john/conversations")).status_code == 403
 
             # Usage: org (admin), user (self or admin), client (access).

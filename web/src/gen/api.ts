@@ -3525,6 +3525,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
+                /** @description how many items to skip */
                 offset?: number;
             };
             header?: never;

@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard_common.errors import ErrorCode
 
+MAX_TOKEN_BUDGET = 10**15
+"""A budget beyond any month's use, and still exact as a double (below 2**53), which is what
+the admission script compares it as (a Lua number): a larger one is a 422."""
+
 
 class OrgLimits(BaseModel):
     """The limits in force for one org (defaults merged with the org's overrides)."""
@@ -32,7 +36,7 @@ class OrgLimits(BaseModel):
     """Open WebSockets of one user on one gateway replica."""
     ingest_events_per_minute: int = Field(6000, ge=1, le=10_000_000)
     """Events one caller may upload to memory in any 60 s (moving window)."""
-    monthly_token_budget: int | None = Field(None, ge=0)
+    monthly_token_budget: int | None = Field(None, ge=0, le=MAX_TOKEN_BUDGET)
     """Tokens (input, cached input and output) the org may use per calendar month (UTC);
     None: unlimited. At the budget, new turns are refused with `quota_exceeded`."""
     budget_warning_fraction: float = Field(0.8, gt=0, le=1)
@@ -51,7 +55,7 @@ class LimitsUpdate(BaseModel):
     concurrent_turns_socket: int | None = Field(None, ge=1, le=1000)
     sockets_per_user: int | None = Field(None, ge=1, le=10_000)
     ingest_events_per_minute: int | None = Field(None, ge=1, le=10_000_000)
-    monthly_token_budget: int | None = Field(None, ge=0)
+    monthly_token_budget: int | None = Field(None, ge=0, le=MAX_TOKEN_BUDGET)
     budget_warning_fraction: float | None = Field(None, gt=0, le=1)
     reset: bool = False
 

@@ -15,6 +15,7 @@ from switchboard_common.errors import ErrorCode
 from switchboard_gateway.deps import AccessibleClient, Me
 from switchboard_gateway.handlers.actions import Actions
 from switchboard_gateway.routes.errors import COMMON, NOT_FOUND, ErrorBody
+from switchboard_gateway.routes.paging import Offset
 
 router = APIRouter(prefix="/v1", tags=["actions"], responses={**COMMON, **NOT_FOUND})
 
@@ -122,7 +123,7 @@ async def decide_many(body: BatchIn, me: Me, actions: Actions) -> list[BatchOutc
 @router.get("/clients/{client_id}/audit", response_model=list[AuditEntry],
             summary="The client's audit log, newest first")
 async def audit(client: AccessibleClient, me: Me, actions: Actions,
-                offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
+                offset: Offset = 0, limit: int = Query(100, ge=1, le=1000)
                 ) -> list[AuditEntry]:
     return await actions.store.audit_log(me.org, client.id, offset, limit)
 

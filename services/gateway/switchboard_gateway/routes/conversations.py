@@ -14,12 +14,12 @@ from switchboard_common.envelope import Id
 from switchboard_gateway.deps import AccessibleClient, Conversations, Me
 from switchboard_gateway.domain.access import NotFound
 from switchboard_gateway.routes.errors import COMMON, NOT_FOUND
+from switchboard_gateway.routes.paging import Offset
 
 router = APIRouter(prefix="/v1/clients/{client_id}/conversations", tags=["conversations"],
                    responses={**COMMON, **NOT_FOUND})
 
 T = TypeVar("T")
-Offset = Annotated[int, Query(ge=0, description="how many items to skip")]
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 
 

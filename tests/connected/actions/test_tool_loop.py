@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from nats.js.client import JetStreamContext
 
 from switchboard_common.actions import ActionProposed, ActionResult
 from switchboard_common.envelope import utcnow
@@ -129,6 +130,18 @@ async def test_the_token_budget_stops_the_loop(context_app: None, nats_url: str,
         assert info.state.messages == 0  # nothing was proposed
 
 
+async def proposed_actions(js: JetStreamContext, org: str, durable: str, n: int
+                    ) -> list[ActionProposed]:
+    """The first `n` actions proposed in the org (left unacked: the stream keeps them)."""
+    sub = await js.pull_subscribe(f"actions.proposed.{org}", durable=durable,
+                                  stream="SB_ACTIONS")
+    proposed: list[ActionProposed] = []
+    while len(proposed) < n:
+        proposed += [ActionProposed.model_validate_json(m.data)
+                     for m in await sub.fetch(n - len(proposed), timeout=10)]
+    return proposed
+
+
 async def loop_keys(valkey_url: str, org: str, turn: str) -> list[bytes]:
     valkey = await connect_valkey(valkey_url, 5.0)
     try:
@@ -157,12 +170,7 @@ async def test_the_loop_keeps_state_only_once_the_model_calls_a_tool(
         assert await loop_keys(valkey_url, org, "t4") == []  # nothing stored before the answer
         calls = tool_use(req, CALLS, tokens=100).model_dump_json().encode()
         await js.publish(f"model.completed.{org}", calls)
-        sub = await js.pull_subscribe(f"actions.proposed.{org}", durable="test-exec3",
-                                      stream="SB_ACTIONS")
-        proposed: list[ActionProposed] = []
-        while len(proposed) < 2:
-            proposed += [ActionProposed.model_validate_json(m.data)
-                         for m in await sub.fetch(2, timeout=10)]
+        proposed = await proposed_actions(js, org, "test-exec3", 2)
         assert sorted(p.tool_use_id for p in proposed) == ["toolu_a", "toolu_b"]
         assert all(p.autonomy.mode == "suggest" and "calendar_create" in p.enabled_tools
                    for p in proposed)  # the policy and tools the turn started with
@@ -206,12 +214,7 @@ async def test_a_later_iterations_tool_calls_without_their_request_end_the_turn(
         req = await start_turn(nc, org, "t6")
         await js.publish(f"model.completed.{org}", tool_use(
             req, CALLS, tokens=100, text="On it.").model_dump_json().encode())
-        sub = await js.pull_subscribe(f"actions.proposed.{org}", durable="test-exec6",
-                                      stream="SB_ACTIONS")
-        proposed: list[ActionProposed] = []
-        while len(proposed) < 2:
-            proposed += [ActionProposed.model_validate_json(m.data)
-                         for m in await sub.fetch(2, timeout=10)]
+        proposed = await proposed_actions(js, org, "test-exec6", 2)
         for p in proposed:
             await js.publish(f"actions.results.{org}", ActionResult(
                 org_id=org, action_id=p.action_id, turn_id="t6", client_id="sarah",
